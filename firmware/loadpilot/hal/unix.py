@@ -1,0 +1,255 @@
+# Unix-port hardware layer: a virtual board for the host. UARTs are pseudo-terminals, GPIO/PWM/ADC are
+# values that tests and the simulator set and read over a JSON-lines control socket, and flash wear is
+# modelled by FlashBlockDevice (see flashdev.py).
+import asyncio
+import json
+import os
+import select
+import time
+
+try:
+    import termios
+except ImportError:  # CPython unit tests import this module without a tty
+    termios = None
+
+
+def _env(name):
+    getenv = getattr(os, "getenv", None)
+    return getenv(name) if getenv else None
+
+
+class VirtualBoard:
+    """All pin levels, PWM duties and ADC voltages of the simulated board, by name."""
+
+    def __init__(self):
+        self.outputs = {}
+        self.inputs = {}
+        self.handlers = {}
+        self.pwm = {}
+        self.adc_mv = {}
+        self.wdt_feeds = 0
+        self.events = []  # (ticks_us, name, value) of output changes, bounded, for timing tests
+        self.max_events = 256
+
+    def set_output(self, name, v):
+        if self.outputs.get(name) != v:
+            self.outputs[name] = v
+            if len(self.events) >= self.max_events:
+                self.events.pop(0)
+            self.events.append((time.ticks_us(), name, v))
+
+    def set_input(self, name, v):
+        old = self.inputs.get(name, 0)
+        self.inputs[name] = v
+        h = self.handlers.get(name)
+        if h is not None and old != v:
+            h(name)
+
+    def snapshot(self):
+        return {"outputs": self.outputs, "inputs": self.inputs, "pwm": self.pwm, "adc_mv": self.adc_mv,
+                "wdt_feeds": self.wdt_feeds}
+
+
+class Output:
+    def __init__(self, vb, name):
+        self._vb = vb
+        self.name = name
+        vb.set_output(name, 0)
+
+    def value(self, v=None):
+        if v is None:
+            return self._vb.outputs.get(self.name, 0)
+        self._vb.set_output(self.name, 1 if v else 0)
+
+
+class Input:
+    def __init__(self, vb, name, handler):
+        self._vb = vb
+        self.name = name
+        vb.inputs.setdefault(name, 0)
+        if handler is not None:
+            vb.handlers[name] = handler
+
+    def value(self):
+        return self._vb.inputs.get(self.name, 0)
+
+
+class Pwm:
+    def __init__(self, vb, name, freq_hz):
+        self._vb = vb
+        self.name = name
+        self.freq_hz = freq_hz
+        vb.pwm[name] = [freq_hz, 0]
+
+    def duty_cpct(self, d=None):
+        if d is None:
+            return self._vb.pwm[self.name][1]
+        self._vb.pwm[self.name][1] = d
+
+
+class Adc:
+    def __init__(self, vb, name):
+        self._vb = vb
+        self.name = name
+        vb.adc_mv.setdefault(name, 0)
+
+    def read_mv(self):
+        return self._vb.adc_mv.get(self.name, 0)
+
+
+class Watchdog:
+    def __init__(self, vb, timeout_ms):
+        self._vb = vb
+        self.timeout_ms = timeout_ms
+
+    def feed(self):
+        self._vb.wdt_feeds += 1
+
+
+class Uart:
+    """An RS485 port on a pseudo-terminal. Transmission time is modelled from the baud rate, so the
+    driver-enable timing seen on the virtual board matches a real line."""
+
+    def __init__(self, vb, name, path, baud, bits, parity, stop):
+        self._vb = vb
+        self.name = name
+        self.path = path
+        self.baud = baud
+        bits_per_char = 1 + bits + (0 if parity is None else 1) + stop
+        self.char_us = (bits_per_char * 1000000 + baud - 1) // baud
+        self._f = open(path, "r+b")
+        if termios is not None:
+            termios.setraw(self._f.fileno())
+        self._poll = select.poll()
+        self._poll.register(self._f, select.POLLIN)
+        self._one = bytearray(1)
+        self._tx_end_us = time.ticks_us()
+        self._de = name + ".de"
+        vb.set_output(self._de, 0)
+
+    def set_de(self, v):
+        self._vb.set_output(self._de, 1 if v else 0)
+
+    def write(self, buf):
+        self._f.write(buf)
+        start = time.ticks_us()
+        if time.ticks_diff(self._tx_end_us, start) > 0:
+            start = self._tx_end_us
+        self._tx_end_us = time.ticks_add(start, len(buf) * self.char_us)
+        return len(buf)
+
+    def tx_done(self):
+        return time.ticks_diff(time.ticks_us(), self._tx_end_us) >= 0
+
+    def any(self):
+        return 1 if self._poll.poll(0) else 0
+
+    def readinto(self, buf, n=None):
+        # a pty read blocks until the buffer is full, so take one byte per ready poll: never blocks
+        limit = len(buf) if n is None else n
+        got = 0
+        one = self._one
+        while got < limit and self._poll.poll(0):
+            if self._f.readinto(one) != 1:
+                break
+            buf[got] = one[0]
+            got += 1
+        return got
+
+    def close(self):
+        self._f.close()
+
+
+class Hal:
+    name = "unix"
+
+    def __init__(self, board, fs_root=""):
+        self.board = board
+        self.fs_root = fs_root
+        self.vb = VirtualBoard()
+
+    def uart(self, name, baud=9600, bits=8, parity=None, stop=1):
+        spec = self.board["uarts"].get(name)
+        if spec is None:
+            raise ValueError("board has no UART %r" % name)
+        path = _env("LOADPILOT_UART_" + name.upper()) or spec.get("path")
+        if not path:
+            raise ValueError("UART %s: set LOADPILOT_UART_%s or uarts.%s.path to a pty" % (name, name.upper(), name))
+        return Uart(self.vb, name, path, baud, bits, parity, stop)
+
+    def output(self, name):
+        if name not in self.board["outputs"]:
+            raise ValueError("board has no output %r" % name)
+        return Output(self.vb, name)
+
+    def input(self, name, handler=None):
+        if name not in self.board["inputs"]:
+            raise ValueError("board has no input %r" % name)
+        return Input(self.vb, name, handler)
+
+    def pwm(self, name):
+        spec = self.board["pwm"].get(name)
+        if spec is None:
+            raise ValueError("board has no PWM %r" % name)
+        return Pwm(self.vb, name, spec["freq_hz"])
+
+    def adc(self, name):
+        if name not in self.board["adc"]:
+            raise ValueError("board has no ADC %r" % name)
+        return Adc(self.vb, name)
+
+    def watchdog(self, timeout_ms):
+        return Watchdog(self.vb, timeout_ms)
+
+    def network(self):
+        return (True, "127.0.0.1")
+
+    def reset(self):
+        raise SystemExit(0)
+
+    def ctl_address(self):
+        """LOADPILOT_CTL=host:port enables the control socket the tests and `make sim` use."""
+        addr = _env("LOADPILOT_CTL")
+        if not addr:
+            return None
+        host, _, port = addr.rpartition(":")
+        return (host or "127.0.0.1", int(port))
+
+    def serve_ctl(self, handlers):
+        addr = self.ctl_address()
+        handlers.setdefault("board", lambda req: self.vb.snapshot())
+        handlers.setdefault("set_adc", lambda req: self.vb.adc_mv.__setitem__(req["name"], int(req["mv"])))
+        handlers.setdefault("set_input", lambda req: self.vb.set_input(req["name"], 1 if req["value"] else 0))
+        return _ctl_server(addr, handlers)
+
+
+async def _ctl_client(reader, writer, handlers):
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            try:
+                req = json.loads(line)
+                fn = handlers.get(req.get("op"))
+                if fn is None:
+                    reply = {"error": "unknown op %r" % req.get("op")}
+                else:
+                    res = fn(req)
+                    if hasattr(res, "send"):  # an async handler
+                        res = await res
+                    reply = {"ok": res}
+            except Exception as e:  # the control channel answers every line, even a bad one
+                reply = {"error": "%s: %s" % (type(e).__name__, e)}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def _ctl_server(addr, handlers):
+    server = await asyncio.start_server(lambda r, w: _ctl_client(r, w, handlers), addr[0], addr[1])
+    print("ctl listening on %s:%d" % addr)
+    while True:
+        await asyncio.sleep_ms(3600000)

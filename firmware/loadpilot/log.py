@@ -1,0 +1,59 @@
+# System log: a fixed-size ring buffer with levels, echoed to the console and to listeners (MQTT later).
+import time
+
+DEBUG = 10
+INFO = 20
+WARN = 30
+ERROR = 40
+_NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARN: "WARN", ERROR: "ERROR"}
+
+
+class Log:
+    def __init__(self, size=64, console_level=INFO):
+        self._ring = [None] * size
+        self._next = 0
+        self.count = 0  # total lines ever logged; lets readers detect what they missed
+        self.console_level = console_level
+        self._listeners = []
+
+    def add_listener(self, fn):
+        self._listeners.append(fn)
+
+    def write(self, level, tag, msg):
+        entry = (time.ticks_ms(), level, tag, msg)
+        self._ring[self._next] = entry
+        self._next = (self._next + 1) % len(self._ring)
+        self.count += 1
+        if level >= self.console_level:
+            print("%s %s: %s" % (_NAMES.get(level, level), tag, msg))
+        for fn in self._listeners:
+            try:
+                fn(entry)
+            except Exception:  # a broken listener must not break logging
+                pass
+
+    def debug(self, tag, msg):
+        self.write(DEBUG, tag, msg)
+
+    def info(self, tag, msg):
+        self.write(INFO, tag, msg)
+
+    def warn(self, tag, msg):
+        self.write(WARN, tag, msg)
+
+    def error(self, tag, msg):
+        self.write(ERROR, tag, msg)
+
+    def lines(self, min_level=DEBUG):
+        """Entries oldest first, as (ticks_ms, level_name, tag, msg)."""
+        n = len(self._ring)
+        out = []
+        for i in range(n):
+            e = self._ring[(self._next + i) % n]
+            if e is not None and e[1] >= min_level:
+                out.append((e[0], _NAMES.get(e[1], e[1]), e[2], e[3]))
+        return out
+
+
+def level_name(level):
+    return _NAMES.get(level, str(level))

@@ -1,0 +1,157 @@
+"""Boot the firmware under the real MicroPython unix binary and talk to it over its control socket.
+
+Used by the integration tests, `make sim` and the benchmarks, so all three boot the firmware the same way.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRMWARE = os.path.join(ROOT, "firmware")
+BOARDS = os.path.join(ROOT, "boards")
+
+
+def micropython_binary():
+    venv_bin = os.path.join(ROOT, ".venv", "bin", "micropython")
+    if os.path.exists(venv_bin):
+        return venv_bin
+    found = shutil.which("micropython")
+    if not found:
+        raise RuntimeError("MicroPython unix binary not found: run `make setup`")
+    return found
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Firmware:
+    """One firmware process. fs_dir stands for the device's filesystem (config lives there)."""
+
+    def __init__(self, board="unix_sim", fs_dir=None, env=None, main=None, ctl=True):
+        self.board = board if os.path.isabs(board) else os.path.join(BOARDS, board + ".json")
+        self._tmp = None
+        if fs_dir is None:
+            self._tmp = tempfile.mkdtemp(prefix="loadpilot-fs-")
+            fs_dir = self._tmp
+        self.fs_dir = fs_dir
+        self.main = main or os.path.join(FIRMWARE, "main.py")
+        self.ctl_port = free_port() if ctl else None
+        self.env = dict(os.environ)
+        self.env.update({"LOADPILOT_BOARD": self.board, "LOADPILOT_FS": fs_dir})
+        if ctl:
+            self.env["LOADPILOT_CTL"] = "127.0.0.1:%d" % self.ctl_port
+        self.env.update(env or {})
+        self.proc = None
+        self.output = []
+        self._sock = None
+        self._rfile = None
+
+    def start(self, wait_ready=True, timeout=10):
+        self.proc = subprocess.Popen([micropython_binary(), self.main], cwd=self.fs_dir, env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        if wait_ready and self.ctl_port:
+            self._connect(timeout)
+        return self
+
+    def _connect(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("firmware exited %s:\n%s" % (self.proc.returncode, self.read_output()))
+            try:
+                self._sock = socket.create_connection(("127.0.0.1", self.ctl_port), timeout=2)
+                self._rfile = self._sock.makefile("rb")
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("firmware control socket never came up:\n" + self.read_output())
+                time.sleep(0.05)
+
+    def ctl(self, op, **args):
+        """Send one control request and return its result; raises on an error reply."""
+        req = dict(args, op=op)
+        self._sock.sendall(json.dumps(req).encode() + b"\n")
+        line = self._rfile.readline()
+        if not line:
+            raise RuntimeError("control socket closed:\n" + self.read_output())
+        reply = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError("ctl %s: %s" % (op, reply["error"]))
+        return reply["ok"]
+
+    def status(self):
+        return self.ctl("status")
+
+    def read_output(self):
+        """Everything the firmware printed so far (non-blocking once the process has ended)."""
+        if self.proc and self.proc.poll() is not None and self.proc.stdout:
+            rest = self.proc.stdout.read()
+            if rest:
+                self.output.append(rest)
+        return "".join(self.output)
+
+    def wait_output(self, needle, timeout=10):
+        """Read output lines until one contains needle."""
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(needle in chunk for chunk in self.output):
+                return True
+            if sel.select(max(0.0, deadline - time.monotonic())):
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                self.output.append(line)
+        return any(needle in chunk for chunk in self.output)
+
+    def stop(self):
+        if self._sock:
+            self._sock.close()
+            self._sock = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.read_output()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def run_snippet(code, timeout=30, cwd=None, env=None):
+    """Run a MicroPython snippet with firmware/ on its path; return (returncode, output)."""
+    fd, path = tempfile.mkstemp(suffix=".py")
+    with os.fdopen(fd, "w") as f:
+        f.write("import sys\nsys.path.insert(0, %r)\n" % FIRMWARE)
+        f.write(code)
+    try:
+        p = subprocess.run([micropython_binary(), path], capture_output=True, text=True, timeout=timeout,
+                           cwd=cwd, env=dict(os.environ, **(env or {})))
+        return p.returncode, p.stdout + p.stderr
+    finally:
+        os.unlink(path)
+
+
+if __name__ == "__main__":
+    sys.exit("import this module; see host_tests/README.md")
