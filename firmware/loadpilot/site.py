@@ -1,0 +1,47 @@
+# The site snapshot: the latest readings of every device and the Charging Manager's totals, in integer units.
+# Bus tasks and push inputs (HTTP/MQTT meters) write it; reporters (SunSpec, MQTT, HTTP) read it.
+
+
+class Reading:
+    """One meter or wallbox reading. Currents in mA (signed: negative = export), voltages in V, power in W
+    and VA, energies in Wh."""
+
+    def __init__(self):
+        self.current_ma = [0, 0, 0]
+        self.voltage_v = [230, 230, 230]
+        self.phase_w = None  # per-phase power if the device reports it, else derived from V x I
+        self.power_w = 0
+        self.power_va = 0
+        self.import_wh = 0
+        self.export_wh = 0
+        self.updated_ms = None  # ticks_ms of the last update, None = never
+
+    def phase_power_w(self, i):
+        if self.phase_w is not None:
+            return self.phase_w[i]
+        return self.voltage_v[i] * self.current_ma[i] // 1000
+
+    def update(self, current_ma=None, voltage_v=None, power_w=None, power_va=None, import_wh=None,
+               export_wh=None, phase_w=None, now_ms=None):
+        if current_ma is not None:
+            for i in range(3):
+                self.current_ma[i] = int(current_ma[i])
+        if voltage_v is not None:
+            for i in range(3):
+                self.voltage_v[i] = int(voltage_v[i])
+        if phase_w is not None:
+            self.phase_w = [int(phase_w[0]), int(phase_w[1]), int(phase_w[2])]
+        if power_w is not None:
+            self.power_w = int(power_w)
+        elif current_ma is not None:
+            self.power_w = sum(self.phase_power_w(i) for i in range(3))
+        self.power_va = int(power_va) if power_va is not None else abs(self.power_w)
+        if import_wh is not None:
+            self.import_wh = int(import_wh)
+        if export_wh is not None:
+            self.export_wh = int(export_wh)
+        self.updated_ms = now_ms
+
+    def view(self):
+        return {"current_ma": list(self.current_ma), "voltage_v": list(self.voltage_v), "power_w": self.power_w,
+                "import_wh": self.import_wh, "export_wh": self.export_wh}
