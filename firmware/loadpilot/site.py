@@ -45,3 +45,52 @@ class Reading:
     def view(self):
         return {"current_ma": list(self.current_ma), "voltage_v": list(self.voltage_v), "power_w": self.power_w,
                 "import_wh": self.import_wh, "export_wh": self.export_wh}
+
+
+TOTALS = ("grid", "consumers", "generators", "pv_surplus", "evse_used", "evse_available", "fault")
+
+# wallbox status as reported everywhere (HTTP get_dev_info "state", SunSpec 113 +62)
+ST_WAITING = 1
+ST_PLUGGED = 2
+ST_CHARGING = 3
+ST_VENTILATION = 4
+ST_ERROR = 5
+ST_OFFLINE = 6
+
+
+class DeviceState:
+    def __init__(self, dev_id):
+        self.dev_id = dev_id
+        self.is_evse = dev_id[0] == "E"
+        self.reading = Reading()
+        self.status = ST_OFFLINE if self.is_evse else 0
+        self.soc_pct = None  # storage meters
+
+    def view(self):
+        v = self.reading.view()
+        v["dev_id"] = self.dev_id
+        if self.is_evse:
+            v["state"] = self.status
+        return v
+
+
+class Site:
+    """The latest readings of every configured device plus the Charging Manager's seven totals."""
+
+    def __init__(self):
+        self.devices = {}
+        self.totals = [Reading() for _ in TOTALS]
+        self.version = 0  # bumped on every update so reporters can skip unchanged cycles
+
+    def configure(self, dev_ids):
+        keep = {}
+        for d in dev_ids:
+            keep[d] = self.devices.get(d) or DeviceState(d)
+        self.devices = keep
+        self.version += 1
+
+    def device(self, dev_id):
+        return self.devices.get(dev_id)
+
+    def total(self, name):
+        return self.totals[TOTALS.index(name)]
