@@ -6,7 +6,7 @@ from loadpilot.registers import powerbrain as pb
 def test_tables_do_not_overlap_and_fit_the_image():
     for kind in ("evse", "meter"):
         used = set()
-        for addr, n, _, _, key in pb.table(kind):
+        for addr, n, _, _, key, _ in pb.table(kind):
             regs = set(range(addr, addr + n))
             assert not regs & used, key
             assert pb.BASE <= addr and addr + n <= pb.BASE + pb.COUNT

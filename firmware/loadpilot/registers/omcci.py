@@ -1,0 +1,104 @@
+# The OMCCI-style station map, holding registers 100-1119 (seed charging-station-web-interface-and-omcci-
+# registers.md, "MODBUS REGISTER SET"; SPEC-NOTES). Served when this box is a slave; the Charging Manager's
+# OMCCI driver reads the same rows from third-party stations. Rows as in registers/table.py.
+#
+# Decisions: unmapped registers inside 100..1119 read 0 (one compact image, as such stations do); currents
+# written in A (131, 613-615, 1000) are mA inside; 141 always reads 0xEBEE; the charge point model is a
+# 20-byte string over 142-151; user IDs (720-729 read, 1110-1119 write) are 20-byte strings.
+from micropython import const
+
+from loadpilot.registers import table as _table
+from loadpilot.registers.table import R, RW, W
+
+BASE = const(100)
+COUNT = const(1020)  # 100..1119
+DEVICE_ID = const(0xEBEE)
+
+ROWS = (
+    (100, 2, R, "str", "firmware_version", 1),
+    (104, 1, R, "u16", "ocpp_status", 1),
+    (105, 2, R, "u32", "error_codes_1", 1),
+    (107, 2, R, "u32", "error_codes_2", 1),
+    (109, 2, R, "u32", "error_codes_3", 1),
+    (111, 2, R, "u32", "error_codes_4", 1),
+    (120, 2, R, "str", "protocol_version", 1),
+    (122, 1, R, "u16", "cp_state", 1),          # A=1 .. E=5
+    (123, 1, R, "u16", "cp_state_hex", 1),      # A=0x0A .. E=0x0E
+    (124, 1, RW, "u16", "available", 1),
+    (131, 1, RW, "u16", "safe_current_ma", 1000),
+    (132, 1, RW, "u16", "comm_timeout_s", 1),
+    (133, 1, R, "u16", "hw_current_limit_ma", 1000),
+    (134, 1, R, "u16", "operator_current_limit_ma", 1000),
+    (135, 1, R, "u16", "rcmb_mode", 1),
+    (136, 1, R, "u16", "rcmb_rms_int", 1),
+    (137, 1, R, "u16", "rcmb_rms_frac", 1),
+    (138, 1, R, "u16", "rcmb_dc_int", 1),
+    (139, 1, R, "u16", "rcmb_dc_frac", 1),
+    (140, 1, R, "u16", "relays_state", 1),
+    (141, 1, R, "u16", "device_id", 1),
+    (142, 10, R, "str", "model", 1),
+    (152, 1, R, "u16", "plug_lock", 1),
+    (200, 2, R, "u32", "energy_l1_wh", 1),
+    (202, 2, R, "u32", "energy_l2_wh", 1),
+    (204, 2, R, "u32", "energy_l3_wh", 1),
+    (206, 2, R, "i32", "power_l1_w", 1),
+    (208, 2, R, "i32", "power_l2_w", 1),
+    (210, 2, R, "i32", "power_l3_w", 1),
+    (212, 2, R, "i32", "current_l1_ma", 1),
+    (214, 2, R, "i32", "current_l2_ma", 1),
+    (216, 2, R, "i32", "current_l3_ma", 1),
+    (218, 2, R, "u32", "energy_wh", 1),
+    (220, 2, R, "i32", "power_w", 1),
+    (222, 2, R, "u32", "voltage_l1_v", 1),
+    (224, 2, R, "u32", "voltage_l2_v", 1),
+    (226, 2, R, "u32", "voltage_l3_v", 1),
+    (600, 1, R, "u16", "dlm_mode", 1),
+    (610, 1, R, "u16", "dlm_limit_l1_ma", 1000),
+    (611, 1, R, "u16", "dlm_limit_l2_ma", 1000),
+    (612, 1, R, "u16", "dlm_limit_l3_ma", 1000),
+    (613, 1, RW, "u16", "dlm_operator_limit_l1_ma", 1000),
+    (614, 1, RW, "u16", "dlm_operator_limit_l2_ma", 1000),
+    (615, 1, RW, "u16", "dlm_operator_limit_l3_ma", 1000),
+    (620, 1, R, "u16", "dlm_external_meter", 1),
+    (621, 1, R, "u16", "dlm_slaves", 1),
+    (630, 1, R, "u16", "dlm_applied_l1_ma", 1000),
+    (631, 1, R, "u16", "dlm_applied_l2_ma", 1000),
+    (632, 1, R, "u16", "dlm_applied_l3_ma", 1000),
+    (633, 1, R, "u16", "dlm_available_l1_ma", 1000),
+    (634, 1, R, "u16", "dlm_available_l2_ma", 1000),
+    (635, 1, R, "u16", "dlm_available_l3_ma", 1000),
+    (706, 1, R, "u16", "signaled_current_ma", 1000),
+    (707, 2, R, "u32", "start_time_hhmmss", 1),
+    (710, 2, R, "u32", "end_time_hhmmss", 1),
+    (712, 1, R, "u16", "min_current_ma", 1000),
+    (713, 2, R, "u32", "ev_required_wh", 1),
+    (715, 1, R, "u16", "ev_max_current_ma", 1000),
+    (716, 2, R, "u32", "session_energy_wh", 1),
+    (718, 2, R, "u32", "session_duration_s", 1),
+    (720, 10, R, "str", "user_id", 1),
+    (740, 1, R, "u16", "smart_vehicle", 1),
+    (1000, 1, RW, "u16", "hems_current_limit_ma", 1000),
+    (1110, 10, W, "str", "write_user_id", 1),
+)
+
+LIMITS = {
+    "available": (0, 1),
+    "safe_current_ma": (0, 80000),        # 0 = stop charging on communication loss
+    "comm_timeout_s": (0, 65535),         # 0 = no timeout
+    "dlm_operator_limit_l1_ma": (0, 1000000),
+    "dlm_operator_limit_l2_ma": (0, 1000000),
+    "dlm_operator_limit_l3_ma": (0, 1000000),
+    "hems_current_limit_ma": (0, 80000),  # 0 = no charging
+}
+
+# never saved: the HEMS limit may change every few seconds (an energy manager steering the box)
+VOLATILE = ("hems_current_limit_ma", "write_user_id", "available")
+
+CP_STATE = {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5, "F": 5}
+
+
+def decode_write(addr, values):
+    return _table.decode_write(ROWS, LIMITS, addr, values)
+
+
+encode = _table.encode

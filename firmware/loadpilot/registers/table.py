@@ -1,0 +1,79 @@
+# Register maps as data. A row is (address, registers, access, kind, key, scale):
+#   access  R, W or RW;  kind  u16, i16, u32, i32, u64 (high word first) or str (2 chars per register)
+#   key     the value's name in the source dict (reporting) and in the commands a write produces
+#   scale   internal units per wire unit (100 for mA inside / 0.1 A on the wire, 1000 for mA / A)
+# encode() fills an image (a modbus.image.RegisterImage) from a dict; decode_write() turns a Modbus write into
+# (key, value) commands, or an exception code with nothing changed.
+from micropython import const
+
+R = const(1)
+W = const(2)
+RW = const(3)
+
+
+def encode(img, rows, values):
+    for addr, n, access, kind, key, scale in rows:
+        if access == W or key not in values:
+            continue
+        v = values[key]
+        if v is None:
+            continue
+        if scale != 1:
+            v = v // scale if v >= 0 else -((-v) // scale)
+        if kind == "str":
+            img.set_string(addr, n, v)
+        elif kind == "u64":
+            img.set_u32(addr, (v >> 32) & 0xFFFFFFFF)
+            img.set_u32(addr + 2, v & 0xFFFFFFFF)
+        elif kind == "u32":
+            img.set_u32(addr, v)
+        elif kind == "i32":
+            img.set_i32(addr, v)
+        elif kind == "i16":
+            img.set_i16(addr, v)
+        else:
+            img.set_u16(addr, v)
+
+
+def _row_at(rows, a):
+    for r in rows:
+        if r[0] <= a < r[0] + r[1]:
+            return r
+    return None
+
+
+def decode_write(rows, limits, addr, values):
+    """values: uint16 registers written from addr on -> (exception_code, [(key, value), ...]).
+    Whole values only: a read-only or unmapped register gives 02, part of a multi-register value or a value
+    outside limits[key] (inclusive, internal units) gives 03."""
+    end = addr + len(values)
+    out = []
+    a = addr
+    while a < end:
+        row = _row_at(rows, a)
+        if row is None or not row[2] & W:
+            return 2, None
+        raddr, n, access, kind, key, scale = row
+        if a != raddr or a + n > end:
+            return 3, None
+        v = 0
+        if kind == "str":
+            raw = bytearray()
+            for r in values[a - addr:a - addr + n]:
+                raw.append(r >> 8)
+                raw.append(r & 0xFF)
+            v = bytes(raw).rstrip(b"\0").decode()
+        else:
+            for r in values[a - addr:a - addr + n]:
+                v = (v << 16) | r
+            if kind == "i16" and v & 0x8000:
+                v -= 0x10000
+            elif kind == "i32" and v & 0x80000000:
+                v -= 0x100000000
+            v *= scale
+            lo, hi = limits[key]
+            if not lo <= v <= hi:
+                return 3, None
+        out.append((key, v))
+        a += n
+    return 0, out
