@@ -131,3 +131,46 @@ def test_boot_paths_on_littlefs():
     for text in secrets[:-1]:
         assert "hunter2" not in json.dumps(text), text
     assert '"admin_pwd": "***"' in secrets[0] and "mqtt://u:***@b.lan" in secrets[0]
+
+
+ERRORS = r"""
+import flash_sim_mp as f
+from loadpilot.config.store import Store
+from loadpilot.config.schema import ConfigError
+s = Store("/tmp/none-such-dir-lp", f.quiet_log(), f.Clock())
+out = []
+cases = [("max_total_current", -5), ("lb_enabled", 1), ("modbus_rtu_port", "COM1,9600,8,x,1"),
+         ("mqtt_url", "ftp://u:hunter2@b"), ("admin_pwd", "x" * 99), ("colour", 1), ("max_total_cur_prc", 5),
+         ("devices", [{"dev_id": "E1", "driver": "x", "role": 2}]),
+         ("devices", [{"dev_id": "E1", "driver": "x"}, {"dev_id": "E1", "driver": "y"}])]
+for k, v in cases:
+    try:
+        s.set(k, v)
+        out.append("accepted")
+    except ConfigError as e:
+        out.append([e.field, str(e)])
+try:
+    s.set_many({"title": "t", "modbus_tcp_port": -1})
+except ConfigError as e:
+    out.append([e.field, s.get("title"), s.dirty])
+s.set("modbus_rtu_port", "COM2,19200,8,E,1")
+out.append(s.get("modbus_rtu_port"))
+f.report(out)
+"""
+
+
+def test_validation_errors_on_the_binary():
+    rc, out, results = run_mp(ERRORS)
+    assert rc == 0, out
+    r = results[0]
+    assert r[0] == ["max_total_current", "max_total_current: out of range 0..1000000, got -5"]
+    assert r[1][0] == "lb_enabled" and "true or false" in r[1][1]
+    assert r[2] == ["modbus_rtu_port", "modbus_rtu_port: parity must be n, e or o"]
+    assert r[3][0] == "mqtt_url" and "scheme" in r[3][1] and "hunter2" not in r[3][1]
+    assert r[4][0] == "admin_pwd" and "x" * 10 not in r[4][1]
+    assert r[5] == ["colour", "colour: unknown key"]
+    assert r[6][0] == "max_total_cur_prc" and "volatile" in r[6][1]
+    assert r[7] == ["devices[0].role", "devices[0].role: not allowed for a wallbox"]
+    assert r[8] == ["devices[1].dev_id", "devices[1].dev_id: duplicate E1"]
+    assert r[9] == ["modbus_tcp_port", "LoadPilot", False]
+    assert r[10] == "COM2,19200,8,e,1"

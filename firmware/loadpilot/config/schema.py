@@ -78,7 +78,7 @@ VOLATILE_PREFIXES = (("cm_var.", "number"), ("setpoint.", "int_any"))
 
 class ConfigError(ValueError):
     def __init__(self, field, reason):
-        ValueError.__init__(self, "%s: %s" % (field, reason))
+        super().__init__("%s: %s" % (field, reason))
         self.field = field
         self.reason = reason
 

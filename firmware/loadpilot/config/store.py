@@ -6,6 +6,7 @@
 #   store.set(key, value)       -> True if it changed; raises ConfigError(field, reason) and changes nothing
 #   store.set_many(dict)        all-or-nothing; -> list of changed keys
 #   store.view()                every setting with secrets redacted: what APIs, logs and the UI may show
+#   store.public(key)           one setting as view() shows it
 #   store.volatile              the namespace for values that never reach flash: max_total_cur_prc,
 #                               cm_flag1..cm_flag32, cm_var.<name>, setpoint.<dev_id> (same get/set/view)
 #   store.dirty                 a change waits for its commit
@@ -113,7 +114,11 @@ class Store:
         self.save_errors = 0
         self.volatile = Volatile()
         self._listeners = []
-        self.load()
+        try:
+            self.load()
+        except Exception as e:  # a bug here must not stop the boot: defaults, loudly
+            self._values = schema.defaults()
+            self.log.error("config", "loading failed (%s: %s): using defaults" % (type(e).__name__, e))
 
     def __repr__(self):
         return "<Store seq=%d dirty=%s saves=%d>" % (self.seq, self.dirty, self.saves)
@@ -127,6 +132,11 @@ class Store:
             schema.validate(key, None)  # raises the right ConfigError (unknown or volatile)
             raise
         return schema.wrap(key, _copy(v))
+
+    def public(self, key):
+        """One setting as view() shows it (secrets redacted)."""
+        self.get(key)  # unknown and volatile keys raise here
+        return schema.public_value(key, self._values[key])
 
     def secret(self, key):
         return _plain(self.get(key))
