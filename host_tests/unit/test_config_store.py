@@ -333,3 +333,14 @@ def test_flusher_task_commits_when_due(env):
         t.cancel()
     asyncio.run(run())
     assert s.saves == 1 and env.store().get("title") == "async"
+
+
+def test_free_form_volatile_keys_are_capped(env):
+    v = env.store().volatile
+    for i in range(schema.MAX_VOLATILE_FREE):
+        v.set("cm_var.v%d" % i, i)
+    with pytest.raises(ConfigError) as e:
+        v.set("cm_var.one_more", 1)
+    assert "too many" in str(e.value)
+    assert v.set("cm_var.v0", 5) is True  # existing keys still update
+    assert v.set("max_total_cur_prc", 40) is True

@@ -74,6 +74,7 @@ VOLATILE_FIELDS = (
     ("max_total_cur_prc", "int", 100, 0, 100, 0),
 ) + tuple(("cm_flag%d" % i, "int", 0, 0, 1, 0) for i in range(1, 33))
 VOLATILE_PREFIXES = (("cm_var.", "number"), ("setpoint.", "int_any"))
+MAX_VOLATILE_FREE = 128  # free-form volatile keys held at once: a runaway caller must not eat the heap
 
 
 class ConfigError(ValueError):
@@ -84,7 +85,9 @@ class ConfigError(ValueError):
 
 
 class Secret:
-    """A secret value as returned by Store.get(): str/repr show only the redacted form, reveal() the value."""
+    """A secret value as returned by Store.get(): str/repr show only the redacted form, reveal() the value.
+    json.dumps of one raises TypeError on CPython and writes the redacted text on MicroPython: for JSON
+    replies use Store.view()/public(), which hold plain redacted strings."""
 
     def __init__(self, value, shown=REDACTED):
         self._value = value
@@ -380,9 +383,11 @@ def public_value(key, value):
     return value
 
 
+_SECRET_KEYS = tuple(r[0] for r in FIELDS if r[5] & (SECRET | SECRET_URL))
+
+
 def wrap(key, value):
     """The value as Store.get() hands it out: secrets wrapped so printing them shows nothing."""
-    row = field(key)
-    if row is not None and row[5] & (SECRET | SECRET_URL):
+    if key in _SECRET_KEYS:
         return Secret(value, public_value(key, value))
     return value

@@ -72,6 +72,7 @@ class Volatile:
         self._values = {}
         for row in schema.VOLATILE_FIELDS:
             self._values[row[0]] = row[2]
+        self._fixed = len(self._values)
 
     def get(self, key, default=None):
         if key in self._values:
@@ -83,7 +84,9 @@ class Volatile:
 
     def set(self, key, value):
         v = schema.validate_volatile(key, value)
-        if self._values.get(key) == v:
+        if key not in self._values:
+            self._room_for(1)
+        elif self._values[key] == v:
             return False
         self._values[key] = v
         return True
@@ -92,8 +95,13 @@ class Volatile:
         checked = {}
         for k in values:
             checked[k] = schema.validate_volatile(k, values[k])
+        self._room_for(len([k for k in checked if k not in self._values]))
         for k in checked:
             self._values[k] = checked[k]
+
+    def _room_for(self, n):
+        if len(self._values) + n > self._fixed + schema.MAX_VOLATILE_FREE:
+            raise ConfigError("volatile", "too many values (at most %d free-form keys)" % schema.MAX_VOLATILE_FREE)
 
     def view(self):
         return dict(self._values)
@@ -199,7 +207,13 @@ class Store:
     async def flusher(self):
         while True:
             self.poll()
-            await asyncio.sleep_ms(1000)
+            wait = 1000
+            if self.dirty:  # wake exactly when due, so a change is in flash within the delay, not a second later
+                left = self._values["commit_delay_s"] * 1000 \
+                    - time.ticks_diff(self._clock.ticks_ms(), self._dirty_since)
+                if 0 < left < wait:
+                    wait = left
+            await asyncio.sleep_ms(wait)
 
     def flush(self):
         """Commit pending changes now. -> True if a slot was written. A failed save is logged and retried

@@ -36,8 +36,9 @@ class FlashBlockDevice:
 
     def detach(self):
         """Take this chip out of the circuit after a power cut: no later operation changes anything or
-        raises nothing (reads still see the data, writes and erases vanish). Files left open by the interrupted operation are closed by the garbage collector
-        with the heap locked; detaching keeps those finalizers from allocating or touching the data."""
+        raises (reads still see the data, writes and erases vanish). Files left open by the interrupted
+        operation are closed later by the garbage collector with the heap locked; detaching keeps those
+        finalizers from allocating or touching the data."""
         self.detached = True
 
     def total_erases(self):
