@@ -12,7 +12,7 @@
 #   store.dirty                 a change waits for its commit
 #   store.poll()                commits when the oldest pending change is commit_delay_s old; -> True if saved
 #   store.flush()               commits now (planned reboot, stop); -> True if it wrote
-#   store.flusher()             coroutine for the supervisor: poll() once a second
+#   store.flusher()             coroutine for the supervisor: poll() once a second and when a commit is due
 #   store.subscribe(fn)         fn(key) after each change of a persistent setting
 #
 # Wear: a change only marks the store dirty; all changes within commit_delay_s (150 s) go into one save, a
@@ -23,13 +23,16 @@
 # A save writes the slot that does *not* hold the current configuration, with seq+1. Boot reads both and
 # takes the newest slot whose length and CRC match. So a save cut at any instant leaves either the old slot
 # (newest valid) or the complete new one: never a mix. littlefs is copy-on-write on top of that, but the
-# scheme does not rely on it.
+# scheme does not rely on it. host_tests/integration/test_config_flash.py cuts power at every erase and
+# program of several saves on littlefs and boots each result.
 #
 # Boot: the newest valid slot, migrated to the current version (migrate.py). A field that no longer
 # validates falls back to its default with a warning naming it. No valid slot: defaults and a log line; an
 # unreadable slot is renamed to <name>.bad for inspection. Without a stored configuration, an installer's
 # config.json (a JSON object, partial is fine) is validated as a whole and imported; if it fails, the log
-# names the field and the reason, defaults stay, and the file is renamed config.json.bad.
+# names the field and the reason, defaults stay, and the file is renamed config.json.bad. An imported file is
+# committed at once and renamed config.json.imported; while a stored configuration exists config.json is
+# not read.
 import asyncio
 import json
 import os
@@ -48,7 +51,6 @@ SLOTS = ("lpconfig.a", "lpconfig.b")
 INSTALLER_FILE = "config.json"
 _MAGIC = "LPCFG"
 _MAX_FILE = 32768  # larger than any valid configuration; refuse before reading it into the heap
-_ENOENT = 2
 
 
 class _Unreadable(Exception):
