@@ -274,6 +274,7 @@ def test_installer_file_ignored_when_a_store_exists(env):
     with open(os.path.join(env.root, "config.json"), "w") as f:
         f.write('{"title": "installer"}')
     assert env.store().get("title") == "stored"
+    assert any("config.json ignored: a stored configuration exists" in l for l in env.lines())
 
 
 def test_secrets_never_in_view_repr_or_log(env, capsys):

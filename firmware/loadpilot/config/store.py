@@ -322,6 +322,11 @@ class Store:
                 # the usual cause is a save cut short by a power loss; the next save overwrites it
                 self.log.warn("config", "%s ignored: %s" % (name, why))
             self.log.info("config", "loaded seq %d from %s" % (seq, SLOTS[i]))
+            try:
+                os.stat(self._path(INSTALLER_FILE))
+                self.log.warn("config", "%s ignored: a stored configuration exists" % INSTALLER_FILE)
+            except OSError:
+                pass
             return
         if bad:
             for name, why in bad:
