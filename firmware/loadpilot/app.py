@@ -6,6 +6,8 @@ import sys
 import time
 
 from loadpilot import VERSION, board as board_mod, hal as hal_mod
+from loadpilot.config import ctl as config_ctl
+from loadpilot.config.store import Store
 from loadpilot.log import Log
 from loadpilot.looplag import LoopLagMonitor
 from loadpilot.supervisor import Supervisor
@@ -17,11 +19,13 @@ class App:
         self.fs_root = fs_root
         self.log = log or Log()
         self.hal = hal_mod.load(board, fs_root)
+        self.config = Store(fs_root, self.log)
         self.monitor = LoopLagMonitor()
         self.supervisor = Supervisor(self.log, self.monitor)
         self.started_ms = time.ticks_ms()
         self.devices = []  # device views; the Charging Manager fills this
         self.ctl_handlers = {"status": lambda req: self.status()}
+        self.ctl_handlers.update(config_ctl.handlers(self.config))
 
     def status(self):
         m = self.monitor
@@ -39,6 +43,7 @@ class App:
     def start(self):
         sup = self.supervisor
         sup.spawn("looplag", self.monitor.run)
+        sup.spawn("config", self.config.flusher)
         wdt = self.hal.watchdog(self.board["watchdog_ms"])
         sup.spawn("watchdog", lambda: sup.feed_watchdog(wdt))
         if self.hal.ctl_address() is not None:  # only the unix board has a host control socket
@@ -76,6 +81,7 @@ def main(board_path="board.json", fs_root=""):
     try:
         asyncio.run(app.run())
     except KeyboardInterrupt:
+        app.config.flush()  # a planned stop must not lose changes still inside the commit delay
         log.info("app", "stopped")
     finally:
         asyncio.new_event_loop()

@@ -1,0 +1,393 @@
+# The configuration schema as data: one row per setting (name, kind, default, lo, hi, flags). A later feature
+# adds rows, not code; a new *kind* of value adds one checker function to _CHECKS.
+#
+# Row meaning by kind:
+#   "int"    lo..hi inclusive (currents in mA, times in s)     "bool"  true/false
+#   "str"    lo..hi characters                                  "choice" lo is the tuple of allowed values
+#   "mqtt_url" broker URL (SPEC-NOTES: mqtt[s][3|5]://[user:pass@]host[:port]) or "" for none
+#   "rtu_port" "NAME,BAUD,BITS,PARITY,STOP" (e.g. COM1,9600,8,n,1) or "" for none
+#   "devices"  list of device objects checked against DEVICE_FIELDS
+# Flags: SECRET (never shown: "***"), SECRET_URL (the password inside the URL is never shown).
+# Names follow the HTTP API (get_dev_info params / devices) where it has one.
+#
+# validate(key, value, path) -> normalized value, or raises ConfigError(field, reason). Error text never
+# contains the value of a secret field.
+
+SECRET = 1
+SECRET_URL = 2
+REDACTED = "***"
+
+VERSION = 2  # version of the stored file format; migrate.py brings older files up to this
+
+_MA_MAX = 1000000  # 1000 A: above any house connection this controller will see
+
+FIELDS = (
+    ("title", "str", "LoadPilot", 0, 32, 0),
+    ("desc", "str", "", 0, 64, 0),
+    # SunSpec model 60000 persisted points (its +16 percent is volatile, see VOLATILE_FIELDS)
+    ("max_total_current", "int", 32000, 0, _MA_MAX, 0),
+    ("reserve_current", "int", 0, 0, _MA_MAX, 0),
+    ("overdraft_cur", "int", 0, 0, _MA_MAX, 0),
+    ("max_total_evse_current", "int", 0, 0, _MA_MAX, 0),  # 0: no limit beyond max_total_current
+    ("max_imbalance_current", "int", 20000, 0, _MA_MAX, 0),  # 20 A: the usual grid-code unbalance limit
+    ("lb_enabled", "bool", True, 0, 0, 0),
+    ("imbalance_add_home", "bool", False, 0, 0, 0),
+    ("disable_policy", "choice", 1, (-1, 0, 1), 0, 0),
+    # Modbus server
+    ("modbus_enabled", "bool", True, 0, 0, 0),
+    ("modbus_id", "int", 1, 1, 246, 0),  # 246: ID+1 serves the device map and must stay <= 247
+    ("modbus_tcp_port", "int", 1502, 0, 65535, 0),  # 0: TCP server off
+    ("modbus_rtu_port", "rtu_port", "", 0, 0, 0),
+    # MQTT
+    ("mqtt_enabled", "bool", False, 0, 0, 0),
+    ("mqtt_url", "mqtt_url", "", 0, 0, SECRET_URL),
+    ("mqtt_topic_root", "str", "cfos_mqtt", 1, 64, 0),
+    # access
+    ("admin_pwd", "str", "", 0, 64, SECRET),
+    # store behaviour
+    ("commit_delay_s", "int", 150, 1, 3600, 0),
+    ("devices", "devices", [], 0, 50, 0),
+)
+
+# Per-device rows, as above plus a last column naming the device kinds that take the field: "E" wallbox,
+# "M" meter.
+# A default of None means required.
+DEVICE_FIELDS = (
+    ("dev_id", "dev_id", None, 0, 0, 0, "EM"),
+    ("driver", "ident", None, 1, 32, 0, "EM"),
+    ("name", "str", "", 0, 32, 0, "EM"),
+    ("device_enabled", "bool", True, 0, 0, 0, "EM"),
+    ("address", "str", "", 0, 64, 0, "EM"),  # URL, IP address or COM port + parameters, as in the HTTP API
+    ("id", "int", 1, 1, 247, 0, "EM"),  # Modbus ID
+    ("role", "int", 0, 0, 6, 0, "M"),  # 0 display .. 6 storage all (SPEC-NOTES)
+    ("publish_modbus", "bool", False, 0, 0, 0, "EM"),
+    ("publish_mqtt", "bool", False, 0, 0, 0, "EM"),
+    ("min_charging_cur", "int", 6000, 0, 80000, 0, "E"),
+    ("max_charging_cur", "int", 16000, 0, 80000, 0, "E"),
+    ("prio", "int", 1, 1, 10, 0, "E"),
+)
+MAX_WALLBOXES = 25
+
+# Values that may change every second and must never reach flash (SPEC-NOTES: 60000 +16, 60001, 60002).
+# Keys with a prefix from VOLATILE_PREFIXES are free-form (Charging Manager variables, set-points).
+VOLATILE_FIELDS = (
+    ("max_total_cur_prc", "int", 100, 0, 100, 0),
+) + tuple(("cm_flag%d" % i, "int", 0, 0, 1, 0) for i in range(1, 33))
+VOLATILE_PREFIXES = (("cm_var.", "number"), ("setpoint.", "int_any"))
+MAX_VOLATILE_FREE = 128  # free-form volatile keys held at once: a runaway caller must not eat the heap
+
+
+class ConfigError(ValueError):
+    def __init__(self, field, reason):
+        super().__init__("%s: %s" % (field, reason))
+        self.field = field
+        self.reason = reason
+
+
+class Secret:
+    """A secret value as returned by Store.get(): str/repr show only the redacted form, reveal() the value.
+    json.dumps of one raises TypeError on CPython and writes the redacted text on MicroPython: for JSON
+    replies use Store.view()/public(), which hold plain redacted strings."""
+
+    def __init__(self, value, shown=REDACTED):
+        self._value = value
+        self._shown = shown
+
+    def reveal(self):
+        return self._value
+
+    def __str__(self):
+        return self._shown
+
+    def __repr__(self):
+        return self._shown
+
+    def __eq__(self, other):
+        if isinstance(other, Secret):
+            other = other._value
+        return self._value == other
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __bool__(self):
+        return bool(self._value)
+
+
+def _row(table, key):
+    for r in table:
+        if r[0] == key:
+            return r
+    return None
+
+
+def field(key):
+    return _row(FIELDS, key)
+
+
+def is_volatile(key):
+    if _row(VOLATILE_FIELDS, key) is not None:
+        return True
+    for p, _ in VOLATILE_PREFIXES:
+        if key.startswith(p):
+            return True
+    return False
+
+
+def defaults():
+    out = {}
+    for r in FIELDS:
+        d = r[2]
+        out[r[0]] = list(d) if isinstance(d, list) else d
+    return out
+
+
+def _shown(row, value):
+    # the value as it may appear in an error message
+    return "(hidden)" if row[5] & (SECRET | SECRET_URL) else repr(value)
+
+
+def _int(value, row, path):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, "expected an integer, got %s" % _shown(row, value))
+    if not row[3] <= value <= row[4]:
+        raise ConfigError(path, "out of range %d..%d, got %s" % (row[3], row[4], _shown(row, value)))
+    return value
+
+
+def _bool(value, row, path):
+    if not isinstance(value, bool):
+        raise ConfigError(path, "expected true or false, got %s" % _shown(row, value))
+    return value
+
+
+def _str(value, row, path):
+    if not isinstance(value, str):
+        raise ConfigError(path, "expected a string")
+    if not row[3] <= len(value) <= row[4]:
+        got = "" if row[5] & SECRET else ", got %d" % len(value)
+        raise ConfigError(path, "length must be %d..%d characters%s" % (row[3], row[4], got))
+    return value
+
+
+def _choice(value, row, path):
+    for c in row[3]:
+        if value == c and type(value) is type(c):
+            return value
+    raise ConfigError(path, "must be one of %s, got %s" % (", ".join(repr(c) for c in row[3]), _shown(row, value)))
+
+
+def _ident(value, row, path):
+    _str(value, row, path)
+    for ch in value:
+        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "_"):
+            raise ConfigError(path, "only a-z, 0-9 and _ allowed, got %r" % (value,))
+    return value
+
+
+_MQTT_SCHEMES = ("mqtt", "mqtts", "mqtt3", "mqtt5", "mqtts3", "mqtts5")
+
+
+def split_mqtt_url(url):
+    """-> (scheme, user, password, host, port) with the default port filled in; raises ValueError."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in _MQTT_SCHEMES:
+        raise ValueError("scheme must be one of %s" % ", ".join(_MQTT_SCHEMES))
+    user = password = None
+    if "@" in rest:
+        cred, _, rest = rest.rpartition("@")
+        user, _, password = cred.partition(":")
+    rest = rest.rstrip("/")
+    host, sep, port = rest.partition(":")
+    if not host or "/" in host:
+        raise ValueError("host missing")
+    if sep:
+        try:
+            port = int(port)
+        except ValueError:
+            raise ValueError("port must be a number")
+        if not 1 <= port <= 65535:
+            raise ValueError("port out of range 1..65535")
+    else:
+        port = 8883 if scheme.startswith("mqtts") else 1883
+    return scheme, user, password, host, port
+
+
+def _mqtt_url(value, row, path):
+    if not isinstance(value, str) or len(value) > 200:
+        raise ConfigError(path, "expected a broker URL string of at most 200 characters")
+    if value:
+        try:
+            split_mqtt_url(value)
+        except ValueError as e:
+            raise ConfigError(path, "bad broker URL: %s" % e)
+    return value
+
+
+def redact_url(url):
+    """The URL with the password replaced by ***; user and host stay visible for diagnosis."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    cred, _, hostpart = rest.rpartition("@")
+    user, colon, _ = cred.partition(":")
+    return "%s%s%s%s@%s" % (scheme, sep, user, ":" + REDACTED if colon else "", hostpart)
+
+
+_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def _rtu_port(value, row, path):
+    if not isinstance(value, str):
+        raise ConfigError(path, "expected a string like \"COM1,9600,8,n,1\"")
+    if not value:
+        return value
+    parts = value.split(",")
+    if len(parts) != 5:
+        raise ConfigError(path, "expected NAME,BAUD,BITS,PARITY,STOP like \"COM1,9600,8,n,1\", got %r" % value)
+    name, baud, bits, parity, stop = [p.strip() for p in parts]
+    if not name or " " in name:
+        raise ConfigError(path, "port name missing")
+    try:
+        baud, bits, stop = int(baud), int(bits), int(stop)
+    except ValueError:
+        raise ConfigError(path, "baud, bits and stop must be numbers, got %r" % value)
+    if baud not in _BAUDS:
+        raise ConfigError(path, "baud rate %d not supported" % baud)
+    if bits not in (7, 8):
+        raise ConfigError(path, "data bits must be 7 or 8")
+    if parity.lower() not in ("n", "e", "o"):
+        raise ConfigError(path, "parity must be n, e or o")
+    if stop not in (1, 2):
+        raise ConfigError(path, "stop bits must be 1 or 2")
+    return "%s,%d,%d,%s,%d" % (name, baud, bits, parity.lower(), stop)
+
+
+def _dev_id(value, row, path):
+    if not isinstance(value, str) or len(value) < 2 or value[0] not in "EM" or not value[1:].isdigit() \
+            or not 1 <= int(value[1:]) <= 99:
+        raise ConfigError(path, "expected E1..E99 (wallbox) or M1..M99 (meter), got %r" % (value,))
+    return value
+
+
+def _device(dev, path):
+    if not isinstance(dev, dict):
+        raise ConfigError(path, "expected an object")
+    if "dev_id" not in dev:
+        raise ConfigError(path + ".dev_id", "required")
+    kind = _dev_id(dev["dev_id"], None, path + ".dev_id")[0]
+    for k in dev:
+        row = _row(DEVICE_FIELDS, k)
+        if row is None:
+            raise ConfigError("%s.%s" % (path, k), "unknown key")
+        if kind not in row[6]:
+            raise ConfigError("%s.%s" % (path, k), "not allowed for a %s" % ("wallbox" if kind == "E" else "meter"))
+    out = {}
+    for row in DEVICE_FIELDS:
+        if kind not in row[6]:
+            continue
+        k = row[0]
+        if k in dev:
+            out[k] = _CHECKS[row[1]](dev[k], row, "%s.%s" % (path, k))
+        elif row[2] is None:
+            raise ConfigError("%s.%s" % (path, k), "required")
+        else:
+            out[k] = row[2]
+    if kind == "E" and out["min_charging_cur"] > out["max_charging_cur"]:
+        raise ConfigError(path + ".min_charging_cur", "must not exceed max_charging_cur")
+    return out
+
+
+def _devices(value, row, path):
+    if not isinstance(value, list):
+        raise ConfigError(path, "expected a list of devices")
+    if len(value) > row[4]:
+        raise ConfigError(path, "at most %d devices" % row[4])
+    out = []
+    seen = []
+    boxes = 0
+    for i, dev in enumerate(value):
+        p = "%s[%d]" % (path, i)
+        d = _device(dev, p)
+        if d["dev_id"] in seen:
+            raise ConfigError(p + ".dev_id", "duplicate %s" % d["dev_id"])
+        seen.append(d["dev_id"])
+        if d["dev_id"][0] == "E":
+            boxes += 1
+        out.append(d)
+    if boxes > MAX_WALLBOXES:
+        raise ConfigError(path, "at most %d wallboxes" % MAX_WALLBOXES)
+    return out
+
+
+def _number(value, row, path):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+            or value in (float("inf"), float("-inf")):
+        raise ConfigError(path, "expected a finite number, got %r" % (value,))
+    return value
+
+
+def _int_any(value, row, path):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, "expected an integer, got %r" % (value,))
+    return value
+
+
+_CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
+           "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "number": _number, "int_any": _int_any}
+
+
+def validate(key, value, path=None):
+    """Check one persistent setting; return the normalized value. Raises ConfigError naming the field."""
+    row = field(key) if isinstance(key, str) else None
+    if row is None:
+        if isinstance(key, str) and is_volatile(key):
+            raise ConfigError(key, "volatile value, never stored: set it through store.volatile")
+        raise ConfigError(key, "unknown key")
+    return _CHECKS[row[1]](value, row, path or key)
+
+
+def validate_volatile(key, value):
+    row = _row(VOLATILE_FIELDS, key) if isinstance(key, str) else None
+    if row is None:
+        if isinstance(key, str):
+            for p, kind in VOLATILE_PREFIXES:
+                if key.startswith(p) and len(key) > len(p):
+                    return _CHECKS[kind](value, None, key)
+            if field(key) is not None:
+                raise ConfigError(key, "persistent setting: set it through the store, not store.volatile")
+        raise ConfigError(key, "unknown volatile key")
+    return _CHECKS[row[1]](value, row, key)
+
+
+def validate_all(values):
+    """Check a dict of settings (e.g. an installer's config.json): -> normalized dict. First error raises."""
+    if not isinstance(values, dict):
+        raise ConfigError("config", "expected a JSON object")
+    out = {}
+    for k in sorted(values):
+        out[k] = validate(k, values[k])
+    return out
+
+
+def public_value(key, value):
+    """The value as it may be shown (view, logs, API replies): secrets redacted."""
+    row = field(key)
+    if row is not None and value:
+        if row[5] & SECRET:
+            return REDACTED
+        if row[5] & SECRET_URL:
+            return redact_url(value)
+    if isinstance(value, list):
+        return [dict(d) if isinstance(d, dict) else d for d in value]
+    return value
+
+
+_SECRET_KEYS = tuple(r[0] for r in FIELDS if r[5] & (SECRET | SECRET_URL))
+
+
+def wrap(key, value):
+    """The value as Store.get() hands it out: secrets wrapped so printing them shows nothing."""
+    if key in _SECRET_KEYS:
+        return Secret(value, public_value(key, value))
+    return value

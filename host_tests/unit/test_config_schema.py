@@ -1,0 +1,146 @@
+"""Schema and validation of the configuration (CPython)."""
+import pytest
+
+from loadpilot.config import migrate, schema
+from loadpilot.config.schema import ConfigError
+
+
+def err(key, value):
+    with pytest.raises(ConfigError) as e:
+        schema.validate(key, value)
+    return e.value
+
+
+def test_every_default_passes_its_own_check():
+    for key, value in schema.defaults().items():
+        assert schema.validate(key, value) == value
+    for row in schema.VOLATILE_FIELDS:
+        assert schema.validate_volatile(row[0], row[2]) == row[2]
+
+
+def test_documented_defaults():
+    d = schema.defaults()
+    assert d["modbus_id"] == 1 and d["modbus_tcp_port"] == 1502 and d["commit_delay_s"] == 150
+    assert d["modbus_rtu_port"] == "" and d["devices"] == []
+    # the SunSpec 60000 percent is not a stored setting at all
+    assert "max_total_cur_prc" not in d
+
+
+def test_range_error_names_field_and_reason():
+    e = err("max_total_current", -1)
+    assert e.field == "max_total_current" and "out of range 0..1000000" in e.reason and "-1" in e.reason
+    assert "expected an integer" in err("reserve_current", 12.5).reason
+    assert "expected an integer" in err("overdraft_cur", True).reason  # a bool is not a current
+    assert "true or false" in err("lb_enabled", 1).reason
+    assert "one of -1, 0, 1" in err("disable_policy", 2).reason
+    assert err("modbus_id", 247).field == "modbus_id"
+
+
+def test_unknown_and_volatile_keys_are_rejected_clearly():
+    assert str(err("max_totl_current", 1)) == "max_totl_current: unknown key"
+    assert "volatile" in str(err("max_total_cur_prc", 50))
+    assert "volatile" in str(err("cm_flag3", 1))
+    with pytest.raises(ConfigError) as e:
+        schema.validate_volatile("max_total_current", 1)
+    assert "persistent" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        schema.validate_volatile("max_total_cur_prc", 101)
+    assert "0..100" in str(e.value)
+
+
+def test_rtu_port_string():
+    assert schema.validate("modbus_rtu_port", "COM1,9600,8,N,1") == "COM1,9600,8,n,1"
+    assert schema.validate("modbus_rtu_port", "") == ""
+    assert "parity" in err("modbus_rtu_port", "COM1,9600,8,x,1").reason
+    assert "baud" in err("modbus_rtu_port", "COM1,9601,8,n,1").reason
+    assert "NAME,BAUD" in err("modbus_rtu_port", "COM1").reason
+
+
+def test_mqtt_url_and_redaction():
+    assert schema.validate("mqtt_url", "mqtts5://u:pw@broker.lan:8884") == "mqtts5://u:pw@broker.lan:8884"
+    assert schema.split_mqtt_url("mqtts://broker")[4] == 8883
+    assert schema.split_mqtt_url("mqtt://u:p@broker")[1:] == ("u", "p", "broker", 1883)
+    e = err("mqtt_url", "http://user:hunter2@broker")
+    assert e.field == "mqtt_url" and "scheme" in e.reason and "hunter2" not in str(e)
+    e = err("mqtt_url", "mqtt://user:hunter2@broker:99999")
+    assert "port" in e.reason and "hunter2" not in str(e)
+    assert schema.redact_url("mqtt://user:hunter2@broker:1883") == "mqtt://user:***@broker:1883"
+    assert schema.redact_url("mqtt://broker") == "mqtt://broker"
+
+
+def test_secret_errors_never_echo_the_value():
+    e = err("admin_pwd", "x" * 65)
+    assert "x" * 10 not in str(e) and "65" not in str(e)
+    assert "12345" not in str(err("admin_pwd", 12345))
+    assert "4242" not in str(err("mqtt_url", 4242))
+
+
+def test_secret_wrapper_prints_redacted():
+    s = schema.wrap("admin_pwd", "hunter2")
+    assert str(s) == repr(s) == "%s" % s == "***" and "hunter2" not in repr([s]) + repr({"a": s})
+    assert s == "hunter2" and s.reveal() == "hunter2"
+    u = schema.wrap("mqtt_url", "mqtt://u:hunter2@b")
+    assert str(u) == "mqtt://u:***@b"
+
+
+WALLBOX = {"dev_id": "E1", "driver": "evse_powerbrain", "address": "COM1,9600,8,n,1", "id": 2}
+METER = {"dev_id": "M1", "driver": "meter_sdm630", "role": 3, "publish_mqtt": True}
+
+
+def test_devices_filled_with_defaults():
+    out = schema.validate("devices", [WALLBOX, METER])
+    assert out[0]["min_charging_cur"] == 6000 and out[0]["prio"] == 1 and out[0]["publish_modbus"] is False
+    assert out[1]["role"] == 3 and "min_charging_cur" not in out[1]
+
+
+@pytest.mark.parametrize("devices, field, reason", [
+    ([{"driver": "x"}], "devices[0].dev_id", "required"),
+    ([{"dev_id": "X1", "driver": "x"}], "devices[0].dev_id", "E1..E99"),
+    ([{"dev_id": "E1"}], "devices[0].driver", "required"),
+    ([dict(WALLBOX, role=1)], "devices[0].role", "not allowed for a wallbox"),
+    ([dict(METER, prio=2)], "devices[0].prio", "not allowed for a meter"),
+    ([dict(METER, role=9)], "devices[0].role", "out of range 0..6"),
+    ([WALLBOX, dict(WALLBOX)], "devices[1].dev_id", "duplicate E1"),
+    ([dict(WALLBOX, min_charging_cur=20000)], "devices[0].min_charging_cur", "max_charging_cur"),
+    ([dict(WALLBOX, colour="red")], "devices[0].colour", "unknown key"),
+    ([dict(WALLBOX, driver="Bad Driver")], "devices[0].driver", "a-z"),
+    ({"E1": WALLBOX}, "devices", "list"),
+])
+def test_device_errors_name_the_field(devices, field, reason):
+    e = err("devices", devices)
+    assert e.field == field and reason in e.reason
+
+
+def test_at_most_25_wallboxes():
+    boxes = [{"dev_id": "E%d" % i, "driver": "x"} for i in range(1, 27)]
+    assert "25 wallboxes" in err("devices", boxes).reason
+    assert len(schema.validate("devices", boxes[:25])) == 25
+
+
+def test_validate_all_partial_and_first_error():
+    assert schema.validate_all({"title": "Garage", "modbus_id": 3}) == {"title": "Garage", "modbus_id": 3}
+    with pytest.raises(ConfigError) as e:
+        schema.validate_all({"title": "Garage", "modbus_tcp_port": 70000})
+    assert e.value.field == "modbus_tcp_port"
+    with pytest.raises(ConfigError):
+        schema.validate_all([1, 2])
+
+
+def test_migration_v1_renames_and_converts():
+    v1 = {"max_current": 25000, "power_reserve": 2000, "overdraw": 500, "max_wallbox_current": 22000,
+          "lm_active": 0, "mqtt_host": "broker.lan", "mqtt_port": 1884, "title": "Old"}
+    v2, steps = migrate.migrate(1, dict(v1))
+    assert steps == ["v1->v2"]
+    assert v2 == {"max_total_current": 25000, "reserve_current": 2000, "overdraft_cur": 500,
+                  "max_total_evse_current": 22000, "lb_enabled": False, "mqtt_url": "mqtt://broker.lan:1884",
+                  "title": "Old"}
+    assert schema.validate_all(v2)  # the result is valid v2
+
+
+def test_migration_refuses_newer_or_bogus_versions():
+    with pytest.raises(ValueError) as e:
+        migrate.migrate(schema.VERSION + 1, {})
+    assert "newer firmware" in str(e.value)
+    with pytest.raises(ValueError):
+        migrate.migrate(0, {})
+    assert migrate.migrate(schema.VERSION, {"a": 1}) == ({"a": 1}, [])
