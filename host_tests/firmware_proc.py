@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +38,7 @@ def free_port():
 class Firmware:
     """One firmware process. fs_dir stands for the device's filesystem (config lives there)."""
 
-    def __init__(self, board="unix_sim", fs_dir=None, env=None, main=None, ctl=True):
+    def __init__(self, board="unix_sim", fs_dir=None, env=None, main=None, ctl=True, mp_args=()):
         self.board = board if os.path.isabs(board) else os.path.join(BOARDS, board + ".json")
         self._tmp = None
         if fs_dir is None:
@@ -51,14 +52,20 @@ class Firmware:
         if ctl:
             self.env["LOADPILOT_CTL"] = "127.0.0.1:%d" % self.ctl_port
         self.env.update(env or {})
+        self.mp_args = list(mp_args)  # e.g. ["-X", "heapsize=4M"]
         self.proc = None
+        self._reader = None
         self.output = []
         self._sock = None
         self._rfile = None
 
     def start(self, wait_ready=True, timeout=10):
-        self.proc = subprocess.Popen([micropython_binary(), self.main], cwd=self.fs_dir, env=self.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.proc = subprocess.Popen([micropython_binary()] + self.mp_args + [self.main], cwd=self.fs_dir,
+                                     env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     bufsize=1)
+        # a reader thread owns stdout: select() on a buffered pipe misses lines already in the buffer
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
         if wait_ready and self.ctl_port:
             self._connect(timeout)
         return self
@@ -92,29 +99,27 @@ class Firmware:
     def status(self):
         return self.ctl("status")
 
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.output.append(line)
+
     def read_output(self):
-        """Everything the firmware printed so far (non-blocking once the process has ended)."""
-        if self.proc and self.proc.poll() is not None and self.proc.stdout:
-            rest = self.proc.stdout.read()
-            if rest:
-                self.output.append(rest)
+        """Everything the firmware printed so far."""
+        if self.proc and self.proc.poll() is not None and self._reader is not None:
+            self._reader.join(2)
         return "".join(self.output)
 
     def wait_output(self, needle, timeout=10):
-        """Read output lines until one contains needle."""
-        import selectors
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        """Wait until a printed line contains needle. -> True, or False after timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(needle in chunk for chunk in self.output):
+            if any(needle in line for line in list(self.output)):
                 return True
-            if sel.select(max(0.0, deadline - time.monotonic())):
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                self.output.append(line)
-        return any(needle in chunk for chunk in self.output)
+            if self.proc.poll() is not None:
+                self.read_output()
+                return any(needle in line for line in self.output)
+            time.sleep(0.02)
+        return False
 
     def stop(self):
         if self._sock:
