@@ -47,6 +47,8 @@ FIELDS = (
     # store behaviour
     ("commit_delay_s", "int", 150, 1, 3600, 0),
     ("devices", "devices", [], 0, 50, 0),
+    # Charging Manager variables: name and formula (system-configuration.md); values are volatile (cm_var.<name>)
+    ("cm_vars", "cm_vars", [], 0, 32, 0),
 )
 
 # Per-device rows, as above plus a last column naming the device kinds that take the field: "E" wallbox,
@@ -327,6 +329,31 @@ def _number(value, row, path):
     return value
 
 
+def _cm_vars(value, row, path):
+    if not isinstance(value, list) or len(value) > row[4]:
+        raise ConfigError(path, "expected a list of at most %d variables" % row[4])
+    out = []
+    names = []
+    for i, v in enumerate(value):
+        p = "%s[%d]" % (path, i)
+        if not isinstance(v, dict):
+            raise ConfigError(p, "expected an object with name and expr")
+        for k in v:
+            if k not in ("name", "expr"):
+                raise ConfigError("%s.%s" % (p, k), "unknown key")
+        name = v.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 40:
+            raise ConfigError(p + ".name", "expected 1..40 characters")
+        if name in names:
+            raise ConfigError(p + ".name", "duplicate variable %r" % name)
+        expr = v.get("expr", "")
+        if not isinstance(expr, str) or len(expr) > 200:
+            raise ConfigError(p + ".expr", "expected a formula of at most 200 characters")
+        names.append(name)
+        out.append({"name": name, "expr": expr})
+    return out
+
+
 def _int_any(value, row, path):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(path, "expected an integer, got %r" % (value,))
@@ -334,7 +361,7 @@ def _int_any(value, row, path):
 
 
 _CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
-           "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "number": _number, "int_any": _int_any}
+           "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars, "number": _number, "int_any": _int_any}
 
 
 def validate(key, value, path=None):
