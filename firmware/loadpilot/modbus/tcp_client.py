@@ -70,8 +70,9 @@ class ModbusTcpClient:
         return await self._read(4, addr, count, unit)
 
     async def write_single(self, addr, value, unit=None):
-        struct.pack_into(">BHH", self._tx, _MBAP, 6, addr, value & 0xFFFF)
-        await self._request(unit, 5, 6)
+        async with self._lock:  # the request is built in the shared tx buffer: hold the lock from here
+            struct.pack_into(">BHH", self._tx, _MBAP, 6, addr, value & 0xFFFF)
+            await self._request(unit, 5, 6)
 
     async def write_multiple(self, addr, values, unit=None):
         """values: a list of register values, or bytes-like holding the registers big-endian."""
@@ -83,51 +84,53 @@ class ModbusTcpClient:
             data = None
         if count < 1 or count > 123:
             raise ValueError("1..123 registers")
-        tx = self._tx
-        struct.pack_into(">BHHB", tx, _MBAP, 16, addr, count, count * 2)
-        for i in range(count):
-            j = _MBAP + 6 + 2 * i
-            if data is None:
-                v = values[i] & 0xFFFF
-                tx[j] = v >> 8
-                tx[j + 1] = v & 0xFF
-            else:
-                tx[j] = data[2 * i]
-                tx[j + 1] = data[2 * i + 1]
-        await self._request(unit, 6 + count * 2, 16)
+        async with self._lock:
+            tx = self._tx
+            struct.pack_into(">BHHB", tx, _MBAP, 16, addr, count, count * 2)
+            for i in range(count):
+                j = _MBAP + 6 + 2 * i
+                if data is None:
+                    v = values[i] & 0xFFFF
+                    tx[j] = v >> 8
+                    tx[j + 1] = v & 0xFF
+                else:
+                    tx[j] = data[2 * i]
+                    tx[j + 1] = data[2 * i + 1]
+            await self._request(unit, 6 + count * 2, 16)
 
     async def _read(self, fc, addr, count, unit):
         if count < 1 or count > 125:
             raise ValueError("1..125 registers")
-        struct.pack_into(">BHH", self._tx, _MBAP, fc, addr, count)
-        body = await self._request(unit, 5, fc)
+        async with self._lock:
+            struct.pack_into(">BHH", self._tx, _MBAP, fc, addr, count)
+            body = await self._request(unit, 5, fc)
         if len(body) != 2 + count * 2 or body[1] != count * 2:
             self._fail("short read reply")
             raise ModbusTransportError("reply has %d bytes for %d registers" % (len(body) - 2, count))
         return memoryview(body)[2:]
 
     async def _request(self, unit, pdu_len, fc):
+        # Called with self._lock held and the request PDU already in self._tx.
         unit = self.unit if unit is None else unit
-        async with self._lock:
-            self._tid = (self._tid + 1) & 0xFFFF
-            try:
-                body = await asyncio.wait_for_ms(self._exchange(unit, pdu_len, fc), self.timeout_ms)
-            except asyncio.TimeoutError:
-                self.timeouts += 1
-                self._fail("timeout")
-                self._drop()
-                raise ModbusTimeout("no answer from %s:%d unit %d in %d ms"
-                                    % (self.host, self.port, unit, self.timeout_ms))
-            except ModbusTransportError as e:
-                self.errors += 1
-                self._fail(str(e))
-                self._drop()
-                raise
-            except OSError as e:
-                self.errors += 1
-                self._fail("connection: %s" % e)
-                self._drop()
-                raise ModbusTransportError("%s:%d: %s" % (self.host, self.port, e))
+        self._tid = (self._tid + 1) & 0xFFFF
+        try:
+            body = await asyncio.wait_for_ms(self._exchange(unit, pdu_len, fc), self.timeout_ms)
+        except asyncio.TimeoutError:
+            self.timeouts += 1
+            self._fail("timeout")
+            self._drop()
+            raise ModbusTimeout("no answer from %s:%d unit %d in %d ms"
+                                % (self.host, self.port, unit, self.timeout_ms))
+        except ModbusTransportError as e:
+            self.errors += 1
+            self._fail(str(e))
+            self._drop()
+            raise
+        except (OSError, EOFError) as e:
+            self.errors += 1
+            self._fail("connection: %r" % (e,))
+            self._drop()
+            raise ModbusTransportError("%s:%d: %r" % (self.host, self.port, e))
         if body[0] == fc | 0x80:
             self.exceptions += 1
             code = body[1] if len(body) > 1 else 0
