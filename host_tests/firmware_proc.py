@@ -35,16 +35,32 @@ def free_port():
     return port
 
 
+def _has_stored_config(fs_dir):
+    return any(os.path.exists(os.path.join(fs_dir, n)) for n in ("lpconfig.a", "lpconfig.b"))
+
+
 class Firmware:
     """One firmware process. fs_dir stands for the device's filesystem (config lives there)."""
 
-    def __init__(self, board="unix_sim", fs_dir=None, env=None, main=None, ctl=True, mp_args=()):
+    def __init__(self, board="unix_sim", fs_dir=None, env=None, main=None, ctl=True, mp_args=(), config=None):
         self.board = board if os.path.isabs(board) else os.path.join(BOARDS, board + ".json")
         self._tmp = None
         if fs_dir is None:
             self._tmp = tempfile.mkdtemp(prefix="loadpilot-fs-")
             fs_dir = self._tmp
         self.fs_dir = fs_dir
+        # an installer-style config.json, imported at first boot; every server gets a free port so that
+        # firmware instances never collide (pass config={} to boot on the documented defaults)
+        # (a config.json the caller already put there, or a stored configuration, is left alone)
+        installer_file = os.path.join(fs_dir, "config.json")
+        self.sunspec_port = None
+        if not os.path.exists(installer_file) and not _has_stored_config(fs_dir):
+            if config is None:
+                config = {"modbus_tcp_port": free_port()}
+            self.sunspec_port = config.get("modbus_tcp_port", 1502)
+            if config:
+                with open(installer_file, "w") as f:
+                    json.dump(config, f)
         self.main = main or os.path.join(FIRMWARE, "main.py")
         self.ctl_port = free_port() if ctl else None
         self.env = dict(os.environ)
@@ -99,6 +115,18 @@ class Firmware:
     def status(self):
         return self.ctl("status")
 
+    def wait_port(self, port, timeout=10):
+        """Wait until a server of the firmware accepts connections on port (its tasks start after ctl)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("nothing listens on port %d:\n%s" % (port, self.read_output()))
+                time.sleep(0.05)
+
     def _pump(self):
         for line in self.proc.stdout:
             self.output.append(line)
@@ -138,7 +166,7 @@ class Firmware:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc):
         self.stop()

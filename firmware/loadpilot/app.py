@@ -6,11 +6,16 @@ import sys
 import time
 
 from loadpilot import VERSION, board as board_mod, hal as hal_mod
+from loadpilot.api.commands import Commands
 from loadpilot.config import ctl as config_ctl
 from loadpilot.config.store import Store
 from loadpilot.log import Log
 from loadpilot.looplag import LoopLagMonitor
+from loadpilot.modbus.pdu import Router
+from loadpilot.site import Site
 from loadpilot.supervisor import Supervisor
+
+_REBUILD_KEYS = ("devices", "modbus_id", "cm_vars", "title")  # changes that reshape the SunSpec images
 
 
 class App:
@@ -23,9 +28,28 @@ class App:
         self.monitor = LoopLagMonitor()
         self.supervisor = Supervisor(self.log, self.monitor)
         self.started_ms = time.ticks_ms()
-        self.devices = []  # device views; the Charging Manager fills this
-        self.ctl_handlers = {"status": lambda req: self.status()}
+        self.site = Site()
+        self.site.configure([d["dev_id"] for d in self.config.get("devices")])
+        self.commands = Commands(self.config, self.log)
+        self.sunspec_router = Router()  # units ID and ID+1 of the SunSpec server, shared by TCP and RTU
+        self.sunspec = None
+        self._rebuild = False
+        if self.config.get("modbus_enabled"):
+            from loadpilot.registers.sunspec_service import SunSpecService
+            self.sunspec = SunSpecService(self.config, self.commands, self.site, self.log, self.hal.serial())
+            self.sunspec.attach(self.sunspec_router)
+        self.config.subscribe(self._config_changed)
+        self.ctl_handlers = {"status": lambda req: self.status(), "site": self._ctl_site}
         self.ctl_handlers.update(config_ctl.handlers(self.config))
+
+    def _config_changed(self, key):
+        if key in _REBUILD_KEYS:
+            self._rebuild = True
+
+    def _ctl_site(self, req):
+        """Readings pushed by the simulator or a test: {"readings": {"M1": {...}, "totals": {"grid": {...}}}}."""
+        self.site.push(req["readings"], time.ticks_ms())
+        return self.site.version
 
     def status(self):
         m = self.monitor
@@ -37,7 +61,7 @@ class App:
             "tasks": self.supervisor.view(),
             "loop": m.view(),
             "heap": {"free": m.heap_free, "alloc": m.heap_alloc, "min_free": m.heap_free_min},
-            "devices": self.devices,
+            "devices": [d.view() for d in self.site.devices.values()],
         }
 
     def start(self):
@@ -48,6 +72,29 @@ class App:
         sup.spawn("watchdog", lambda: sup.feed_watchdog(wdt))
         if self.hal.ctl_address() is not None:  # only the unix board has a host control socket
             sup.spawn("ctl", lambda: self.hal.serve_ctl(self.ctl_handlers), critical=False)
+        if self.sunspec is not None:
+            self._start_sunspec()
+
+    def _start_sunspec(self):
+        from loadpilot.modbus.tcp_server import ModbusTcpServer
+        sup = self.supervisor
+        port = self.config.get("modbus_tcp_port")
+        if port:
+            sup.spawn("sunspec_tcp", lambda: ModbusTcpServer(self.sunspec_router, host=self.hal.listen_host,
+                                                             port=port, log=self.log).run())
+        sup.spawn("sunspec", self._sunspec_refresh)
+
+    async def _sunspec_refresh(self):
+        while True:
+            if self._rebuild:
+                self._rebuild = False
+                self.site.configure([d["dev_id"] for d in self.config.get("devices")])
+                self.sunspec.detach(self.sunspec_router)
+                self.sunspec.build()
+                self.sunspec.attach(self.sunspec_router)
+                self.log.info("sunspec", "images rebuilt for the new configuration")
+            self.sunspec.refresh()
+            await asyncio.sleep_ms(1000)
 
     async def run(self):
         self.start()

@@ -94,3 +94,29 @@ class Site:
 
     def total(self, name):
         return self.totals[TOTALS.index(name)]
+
+    def push(self, readings, now_ms):
+        """Apply pushed readings ({dev_id: reading, "totals": {name: reading}}), all checked before any is
+        applied. A reading is a dict with current_ma, voltage_v, power_w, import_wh, export_wh (all optional)
+        and, for wallboxes, status; storage meters may add soc_pct."""
+        targets = []
+        for key, obj in readings.items():
+            if key == "totals":
+                for name, r in obj.items():
+                    if name not in TOTALS:
+                        raise ValueError("unknown total %r" % name)
+                    targets.append((self.totals[TOTALS.index(name)], None, r))
+                continue
+            d = self.devices.get(key)
+            if d is None:
+                raise ValueError("unknown device %r" % key)
+            targets.append((d.reading, d, obj))
+        for reading, dev, obj in targets:
+            reading.update(obj.get("current_ma"), obj.get("voltage_v"), obj.get("power_w"), obj.get("power_va"),
+                           obj.get("import_wh"), obj.get("export_wh"), obj.get("phase_w"), now_ms)
+            if dev is not None:
+                if "status" in obj:
+                    dev.status = int(obj["status"])
+                if "soc_pct" in obj:
+                    dev.soc_pct = int(obj["soc_pct"])
+        self.version += 1

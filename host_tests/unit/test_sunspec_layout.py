@@ -51,10 +51,10 @@ def test_totals_are_encoded_as_float32_high_word_first(cm):
     r.update(current_ma=[16000, 15500, -200], voltage_v=[230, 231, 229], import_wh=1234567, export_wh=89)
     cm.set_total(0, r)
     a = 40070
-    assert cm.image.get_f32(a + 2) == pytest.approx(31.3)
-    assert cm.image.get_f32(a + 4) == 16.0 and cm.image.get_f32(a + 8) == pytest.approx(-0.2)
-    assert cm.image.get_f32(a + 28) == 230 * 16 + 231 * 15500 // 1000 + 229 * -200 // 1000
-    assert cm.image.get_f32(a + 68) == 1234567.0 and cm.image.get_f32(a + 60) == 89.0
+    assert cm.image.get_float32(a + 2) == pytest.approx(31.3)
+    assert cm.image.get_float32(a + 4) == 16.0 and cm.image.get_float32(a + 8) == pytest.approx(-0.2)
+    assert cm.image.get_float32(a + 28) == 230 * 16 + 231 * 15500 // 1000 + 229 * -200 // 1000
+    assert cm.image.get_float32(a + 68) == 1234567.0 and cm.image.get_float32(a + 60) == 89.0
 
 
 def test_write_decoding_accepts_good_values(cm):
@@ -115,4 +115,4 @@ def test_device_map_layout_follows_configuration_order():
     r = Reading()
     r.update(current_ma=[10000, 10000, 10000], import_wh=5000)
     dm.set_evse("E2", r, 3)
-    assert u16(img, e2 + 62) == 3 and img.get_f32(e2 + 2) == 30.0 and img.get_f32(e2 + 32) == 5000.0
+    assert u16(img, e2 + 62) == 3 and img.get_float32(e2 + 2) == 30.0 and img.get_float32(e2 + 32) == 5000.0

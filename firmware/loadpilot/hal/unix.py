@@ -162,6 +162,7 @@ class Uart:
 
 class Hal:
     name = "unix"
+    listen_host = "127.0.0.1"  # servers on the host never listen beyond loopback
 
     def __init__(self, board, fs_root=""):
         self.board = board
@@ -203,6 +204,9 @@ class Hal:
 
     def network(self):
         return (True, "127.0.0.1")
+
+    def serial(self):
+        return _env("LOADPILOT_SERIAL") or "unix-sim"
 
     def reset(self):
         raise SystemExit(0)

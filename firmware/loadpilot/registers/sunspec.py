@@ -1,6 +1,6 @@
 # SunSpec server images (seeds/sunspec-modbus-server.md, SPEC-NOTES "SunSpec server").
 #
-# Two compact bytearrays, built once from the configuration and rebuilt when devices change:
+# Two compact RegisterImages, built once from the configuration and rebuilt when devices change:
 #   ChargingManagerMap  under the Modbus ID:  SunS, model 1, 7 x model 213, 60000, 60001, 60002, end marker
 #   DeviceMap           under Modbus ID + 1:  113(+2) per wallbox, 213(+2) per meter, 124(+1) after storage
 # Values are filled from integer site readings (mA, V, W, Wh); floats exist only while encoding. Each float32
@@ -8,6 +8,8 @@
 # half an old and half a new value.
 import struct
 from micropython import const
+
+from loadpilot.modbus.image import RegisterImage
 
 BASE = const(40000)
 NAN_BITS = const(0x7FC00000)   # unimplemented float32
@@ -55,83 +57,56 @@ def _f(x):
     return float(x)
 
 
-class Image:
-    """A register image: bytearray of 2*count bytes starting at base. Big-endian, high word first."""
+def _f32(img, addr, v):
+    if v is None:
+        img.set_u32(addr, NAN_BITS)
+    else:
+        img.set_float32(addr, v)
 
-    def __init__(self, count, base=BASE):
-        self.base = base
-        self.count = count
-        self.buf = bytearray(2 * count)
 
-    def u16(self, addr, v):
-        struct.pack_into(">H", self.buf, 2 * (addr - self.base), v & 0xFFFF)
+def _header(img, addr, model_id, length):
+    img.set_u16(addr, model_id)
+    img.set_u16(addr + 1, length)
 
-    def i16(self, addr, v):
-        struct.pack_into(">h", self.buf, 2 * (addr - self.base), v)
 
-    def u32(self, addr, v):
-        struct.pack_into(">I", self.buf, 2 * (addr - self.base), v)
-
-    def f32(self, addr, v):
-        if v is None:
-            struct.pack_into(">I", self.buf, 2 * (addr - self.base), NAN_BITS)
-        else:
-            struct.pack_into(">f", self.buf, 2 * (addr - self.base), v)
-
-    def get_u16(self, addr):
-        return struct.unpack_from(">H", self.buf, 2 * (addr - self.base))[0]
-
-    def get_f32(self, addr):
-        return struct.unpack_from(">f", self.buf, 2 * (addr - self.base))[0]
-
-    def string(self, addr, regs, text):
-        # 2 characters per register, first in the high byte, NUL-padded, truncated to fit
-        raw = text.encode()[:2 * regs]
-        off = 2 * (addr - self.base)
-        self.buf[off:off + 2 * regs] = raw + bytes(2 * regs - len(raw))
-
-    def header(self, addr, model_id, length):
-        self.u16(addr, model_id)
-        self.u16(addr + 1, length)
-
-    def nan_fill(self, addr, n_floats):
-        for i in range(n_floats):
-            self.f32(addr + 2 * i, None)
+def _nan_fill(img, addr, n_floats):
+    for i in range(n_floats):
+        img.set_u32(addr + 2 * i, NAN_BITS)
 
 
 def _meter_floats(img, a, r):
     """Fill a model 213 at address a from reading r (None = unimplemented)."""
     if r is None:
-        img.nan_fill(a + 2, 61)
-        img.u32(a + _EVT, 0)
+        _nan_fill(img, a + 2, 61)
+        img.set_u32(a + _EVT, 0)
         return
     cur = r.current_ma
-    img.f32(a + _A, (cur[0] + cur[1] + cur[2]) / 1000)
+    _f32(img, a + _A, (cur[0] + cur[1] + cur[2]) / 1000)
     for i in range(3):
-        img.f32(a + _APH + 2 * i, cur[i] / 1000)
+        _f32(img, a + _APH + 2 * i, cur[i] / 1000)
     v = r.voltage_v
-    img.f32(a + _PHV, (v[0] + v[1] + v[2]) / 3)
+    _f32(img, a + _PHV, (v[0] + v[1] + v[2]) / 3)
     for i in range(3):
-        img.f32(a + _PHVPH + 2 * i, _f(v[i]))
-    img.f32(a + _HZ, 50.0)
-    img.f32(a + _W, _f(r.power_w))
+        _f32(img, a + _PHVPH + 2 * i, _f(v[i]))
+    _f32(img, a + _HZ, 50.0)
+    _f32(img, a + _W, _f(r.power_w))
     for i in range(3):
-        img.f32(a + _WPH + 2 * i, _f(r.phase_power_w(i)))
-    img.f32(a + _VA, _f(r.power_va))
-    img.f32(a + _EXP_WH, _f(r.export_wh))
-    img.f32(a + _IMP_WH, _f(r.import_wh))
+        _f32(img, a + _WPH + 2 * i, _f(r.phase_power_w(i)))
+    _f32(img, a + _VA, _f(r.power_va))
+    _f32(img, a + _EXP_WH, _f(r.export_wh))
+    _f32(img, a + _IMP_WH, _f(r.import_wh))
 
 
 def _evse_floats(img, a, r):
     cur = r.current_ma
-    img.f32(a + _E_A, (cur[0] + cur[1] + cur[2]) / 1000)
+    _f32(img, a + _E_A, (cur[0] + cur[1] + cur[2]) / 1000)
     for i in range(3):
-        img.f32(a + _E_APH + 2 * i, cur[i] / 1000)
-        img.f32(a + _E_PHVPH + 2 * i, _f(r.voltage_v[i]))
-    img.f32(a + _E_W, _f(r.power_w))
-    img.f32(a + _E_HZ, 50.0)
-    img.f32(a + _E_VA, _f(r.power_va))
-    img.f32(a + _E_WH, _f(r.import_wh))
+        _f32(img, a + _E_APH + 2 * i, cur[i] / 1000)
+        _f32(img, a + _E_PHVPH + 2 * i, _f(r.voltage_v[i]))
+    _f32(img, a + _E_W, _f(r.power_w))
+    _f32(img, a + _E_HZ, 50.0)
+    _f32(img, a + _E_VA, _f(r.power_va))
+    _f32(img, a + _E_WH, _f(r.import_wh))
 
 
 class ChargingManagerMap:
@@ -145,30 +120,30 @@ class ChargingManagerMap:
         self.addr_flags = self.addr_params + 2 + L_PARAMS
         self.addr_vars = self.addr_flags + 2 + L_FLAGS
         self.addr_end = self.addr_vars + 2 + VAR_REGS * len(self.var_names)
-        img = self.image = Image(self.addr_end + 2 - BASE)
-        img.string(BASE, 2, "SunS")
+        img = self.image = RegisterImage(BASE, self.addr_end + 2 - BASE)
+        img.set_string(BASE, 2, "SunS")
         c = self.addr_common
-        img.header(c, 1, L_COMMON)
-        img.string(c + 2, 16, ident.get("manufacturer", "LoadPilot"))
-        img.string(c + 18, 16, ident.get("model", "LoadPilot Charging Manager"))
-        img.string(c + 34, 8, ident.get("options", ""))
-        img.string(c + 42, 8, ident.get("version", ""))
-        img.string(c + 50, 16, ident.get("serial", ""))
-        img.u16(c + 66, modbus_id)
-        img.u16(c + 67, I16_NA)
+        _header(img, c, 1, L_COMMON)
+        img.set_string(c + 2, 16, ident.get("manufacturer", "LoadPilot"))
+        img.set_string(c + 18, 16, ident.get("model", "LoadPilot Charging Manager"))
+        img.set_string(c + 34, 8, ident.get("options", ""))
+        img.set_string(c + 42, 8, ident.get("version", ""))
+        img.set_string(c + 50, 16, ident.get("serial", ""))
+        img.set_u16(c + 66, modbus_id)
+        img.set_u16(c + 67, I16_NA)
         for a in self.addr_totals:
-            img.header(a, 213, L_METER)
+            _header(img, a, 213, L_METER)
             _meter_floats(img, a, None)
-        img.header(self.addr_params, 60000, L_PARAMS)
-        img.nan_fill(self.addr_params + 2, 8)
-        img.header(self.addr_flags, 60001, L_FLAGS)
-        img.header(self.addr_vars, 60002, VAR_REGS * len(self.var_names))
+        _header(img, self.addr_params, 60000, L_PARAMS)
+        _nan_fill(img, self.addr_params + 2, 8)
+        _header(img, self.addr_flags, 60001, L_FLAGS)
+        _header(img, self.addr_vars, 60002, VAR_REGS * len(self.var_names))
         for i, name in enumerate(self.var_names):
             a = self.addr_vars + 2 + i * VAR_REGS
-            img.string(a, 20, name)
-            img.f32(a + 20, None)
-        img.u16(self.addr_end, 0xFFFF)
-        img.u16(self.addr_end + 1, 0)
+            img.set_string(a, 20, name)
+            _f32(img, a + 20, None)
+        img.set_u16(self.addr_end, 0xFFFF)
+        img.set_u16(self.addr_end + 1, 0)
 
     # --- reporting: called by the reporter once per cycle, never by the read path
     def set_total(self, index, reading):
@@ -179,13 +154,13 @@ class ChargingManagerMap:
         for off, key, kind in PARAMS_60000:
             if key in params:
                 v = params[key]
-                self.image.f32(self.addr_params + off, None if v is None else (1.0 if v is True else _f(v)))
+                _f32(self.image, self.addr_params + off, None if v is None else (1.0 if v is True else _f(v)))
 
     def set_flag(self, index, value):
-        self.image.i16(self.addr_flags + 2 + index, 1 if value else 0)
+        self.image.set_i16(self.addr_flags + 2 + index, 1 if value else 0)
 
     def set_var(self, index, value):
-        self.image.f32(self.addr_vars + 2 + index * VAR_REGS + 20, value)
+        _f32(self.image, self.addr_vars + 2 + index * VAR_REGS + 20, value)
 
     # --- writes: decode a Modbus write into commands without changing anything
     def decode_write(self, addr, values):
@@ -280,34 +255,34 @@ class DeviceMap:
                     self.entries.append((dev_id, "storage", a))
                     a += 2 + L_STORAGE_DEV
         self.addr_end = a
-        img = self.image = Image(a + 2 - BASE)
-        img.string(BASE, 2, "SunS")
+        img = self.image = RegisterImage(BASE, a + 2 - BASE)
+        img.set_string(BASE, 2, "SunS")
         roles = {d["dev_id"]: d.get("role", 0) for d in devices}
         for dev_id, kind, a in self.entries:
             number = int(dev_id[1:])
             if kind == "evse":
-                img.header(a, 113, L_EVSE_DEV)
-                img.nan_fill(a + 2, 23)
-                img.u16(a + _E_ST, U16_NA)
-                img.u16(a + _E_ST + 1, U16_NA)
+                _header(img, a, 113, L_EVSE_DEV)
+                _nan_fill(img, a + 2, 23)
+                img.set_u16(a + _E_ST, U16_NA)
+                img.set_u16(a + _E_ST + 1, U16_NA)
                 for i in range(6):
-                    img.u32(a + 50 + 2 * i, 0)
-                img.u16(a + 62, 5)  # error/offline until the first reading arrives
-                img.u16(a + 63, number)
+                    img.set_u32(a + 50 + 2 * i, 0)
+                img.set_u16(a + 62, 5)  # error/offline until the first reading arrives
+                img.set_u16(a + 63, number)
             elif kind == "meter":
-                img.header(a, 213, L_METER_DEV)
+                _header(img, a, 213, L_METER_DEV)
                 _meter_floats(img, a, None)
-                img.i16(a + 126, roles[dev_id])
-                img.i16(a + 127, -number)
+                img.set_i16(a + 126, roles[dev_id])
+                img.set_i16(a + 127, -number)
             else:
-                img.header(a, 124, L_STORAGE_DEV)
+                _header(img, a, 124, L_STORAGE_DEV)
                 for off in range(2, 18):
-                    img.u16(a + off, U16_NA)
+                    img.set_u16(a + off, U16_NA)
                 for off in range(18, 26):
-                    img.u16(a + off, I16_NA)
-                img.i16(a + 26, -number)
-        img.u16(self.addr_end, 0xFFFF)
-        img.u16(self.addr_end + 1, 0)
+                    img.set_u16(a + off, I16_NA)
+                img.set_i16(a + 26, -number)
+        img.set_u16(self.addr_end, 0xFFFF)
+        img.set_u16(self.addr_end + 1, 0)
 
     def find(self, dev_id, kind):
         for d, k, a in self.entries:
@@ -322,7 +297,7 @@ class DeviceMap:
             return
         if reading is not None:
             _evse_floats(self.image, a, reading)
-        self.image.u16(a + 62, status)
+        self.image.set_u16(a + 62, status)
 
     def set_meter(self, dev_id, reading):
         a = self.find(dev_id, "meter")
@@ -336,6 +311,6 @@ class DeviceMap:
             return
         img = self.image
         for off, v in ((2, max_power_w), (3, charge_limit_pct), (4, discharge_limit_pct), (8, soc_pct)):
-            img.u16(a + off, U16_NA if v is None else v)
+            img.set_u16(a + off, U16_NA if v is None else v)
         for off in (18, 19, 22):
-            img.i16(a + off, 0)
+            img.set_i16(a + off, 0)
