@@ -171,13 +171,28 @@ if _isdir('%(package)s'):
 _sizes = {}
 for _p in list(_m.get('files', {})) + _files:
     _sizes[_p] = _size(_p)
+_wdt = None
+if %(wdt_ms)d:
+    # The app's watchdog keeps running after mpremote stops the app, and nothing feeds it at the REPL: stretch
+    # it over the copy (the reset at the end clears it). The unix port has no machine.WDT.
+    try:
+        import machine
+        if hasattr(machine, 'WDT'):
+            machine.WDT(timeout=%(wdt_ms)d).feed()
+            _wdt = %(wdt_ms)d
+    except Exception as e:
+        _wdt = repr(e)
 print('%(mark)s' + json.dumps({'manifest': _m, 'package_files': _files, 'sizes': _sizes,
-      'config': _size('config.json') >= 0, 'cwd': os.getcwd()}))
+      'config': _size('config.json') >= 0, 'cwd': os.getcwd(), 'wdt': _wdt}))
 """
 
 
-def read_device(dev):
-    out = dev.exec(_QUERY % {"manifest": MANIFEST, "package": PACKAGE, "mark": MARK})
+def query_script(wdt_ms=0):
+    return _QUERY % {"manifest": MANIFEST, "package": PACKAGE, "mark": MARK, "wdt_ms": wdt_ms}
+
+
+def read_device(dev, wdt_ms=0):
+    out = dev.exec(query_script(wdt_ms))
     for line in out.splitlines():
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])
@@ -233,7 +248,14 @@ def deploy(args):
     print("compiled %d modules with mpy-cross into %s (%.1f s)" % (len(files) - 2, build_dir, t_compiled - t0))
 
     dev = Device(args.port, resume=args.resume, verbose=args.verbose)
-    state = read_device(dev)
+    state = read_device(dev, 0 if args.dry_run else args.wdt_ms)
+    if isinstance(state.get("wdt"), int):
+        print("watchdog stretched to %d s for the copy" % (state["wdt"] // 1000))
+        if args.no_reset:
+            print("note: --no-reset leaves that watchdog running: the board resets itself in %d s" % (
+                state["wdt"] // 1000))
+    elif state.get("wdt"):
+        print("warning: could not stretch the watchdog (%s): a long copy may be cut by a reset" % state["wdt"])
     to_copy, stale, manifest = plan(files, state)
     need_config = not state["config"]
     print("device %s (cwd %s): %d of %d files changed, %d stale%s" % (
@@ -305,6 +327,8 @@ def main(argv=None):
     ap.add_argument("--dry-run", action="store_true", help="compile and compare, write nothing")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build", "mpy"), help="where the .mpy files go")
     ap.add_argument("--march", help="mpy-cross -march (only needed for @micropython.native code)")
+    ap.add_argument("--wdt-ms", type=int, default=600000,
+                    help="watchdog timeout set for the copy on boards with machine.WDT (0: leave it)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every mpremote command")
     args = ap.parse_args(argv)
     try:

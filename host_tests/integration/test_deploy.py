@@ -189,3 +189,35 @@ def test_clear_errors_for_a_missing_port_and_an_unknown_board(tmp_path):
     p = subprocess.run([sys.executable, DEPLOY, "--port", "/dev/null", "--board", str(bad)],
                        capture_output=True, text=True)
     assert p.returncode == 2 and "board uarts.rs485_1.tx: expected a GPIO number" in p.stderr
+
+
+def _run_query(tmp_path, with_fakes):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import deploy
+    finally:
+        sys.path.pop(0)
+    code = "import sys\n"
+    if with_fakes:
+        code += "sys.path.insert(0, %r)\n" % os.path.join(os.path.dirname(os.path.dirname(__file__)), "mp_fakes")
+    code += deploy.query_script(600000)
+    if with_fakes:
+        code += "\nimport machine\nprint('timeouts', machine.WDT.timeouts)\n"
+    script = tmp_path / "q.py"
+    script.write_text(code)
+    p = subprocess.run([firmware_proc.micropython_binary(), str(script)], capture_output=True, text=True,
+                       cwd=str(tmp_path), timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    line = [l for l in p.stdout.splitlines() if l.startswith(deploy.MARK)][0]
+    return json.loads(line[len(deploy.MARK):]), p.stdout
+
+
+def test_the_device_query_stretches_a_running_watchdog_over_the_copy(tmp_path):
+    # on a board with machine.WDT (here the fake ESP32 machine module) the app's watchdog would reset the
+    # board mid-copy once mpremote has stopped the app: the query sets it to the deploy's budget
+    state, out = _run_query(tmp_path, with_fakes=True)
+    assert state["wdt"] == 600000 and "timeouts [600000]" in out
+    assert state["config"] is False and state["manifest"] == {}
+    # the unix port has no machine.WDT: nothing to stretch, nothing claimed
+    state, _ = _run_query(tmp_path, with_fakes=False)
+    assert state["wdt"] is None

@@ -57,8 +57,10 @@ class ADC:
 
 
 class WDT:
+    timeouts = []  # every timeout asked for, so a check can see who started or stretched it
+
     def __init__(self, timeout=5000):
-        pass
+        WDT.timeouts.append(timeout)
 
     def feed(self):
         pass
