@@ -1,11 +1,5 @@
-"""`tools/deploy.py` into a MicroPython unix-port REPL on a pseudo-terminal (the "device"), then boot what
-landed there on the real binary.
-
-The device: socat runs the micropython REPL on a pty, in a temporary directory that stands for the device's
-filesystem. mpremote maps a relative `:path` to the REPL's current directory (and `:/x` to the host's /), so
-the deploy's relative paths land in that directory. `--resume` keeps mpremote from soft-resetting: Ctrl-D in
-the unix REPL ends the interpreter.
-"""
+"""`tools/deploy.py --resume` into a MicroPython unix-port REPL on a pseudo-terminal (the "device", see
+repl_device.py), then boot what landed there on the real binary."""
 import json
 import os
 import shutil
@@ -16,6 +10,7 @@ import time
 import pytest
 
 import firmware_proc
+from repl_device import ReplDevice
 
 ROOT = firmware_proc.ROOT
 DEPLOY = os.path.join(ROOT, "tools", "deploy.py")
@@ -33,36 +28,6 @@ def package_files():
                 rel = os.path.relpath(os.path.join(dirpath, f), firmware_proc.FIRMWARE)
                 out.append(rel.replace(os.sep, "/")[:-3] + ".mpy")
     return sorted(out)
-
-
-class ReplDevice:
-    """The unix-port REPL on a pty, running in fs_dir."""
-
-    def __init__(self, base):
-        self.fs_dir = os.path.join(base, "device-fs")
-        os.makedirs(self.fs_dir)
-        self.port = os.path.join(base, "ttyDEV")  # outside fs_dir, so it is not a file "on the device"
-        self.proc = subprocess.Popen(
-            ["socat", "PTY,link=%s,raw,echo=0" % self.port,
-             "EXEC:%s,pty,raw,echo=0" % firmware_proc.micropython_binary()],
-            cwd=self.fs_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("socat did not create the pty: %s" % self.proc.stderr.read())
-            time.sleep(0.02)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def run_deploy(dev, build_dir, *extra):
