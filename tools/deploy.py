@@ -5,8 +5,9 @@
    it is the boot file);
 2. reads the device's manifest (/.loadpilot-manifest.json: path -> sha256 and size of what the last deploy
    wrote) and copies only the files that differ, then writes the new manifest last;
-3. writes the board file as board.json and, only if the device has none, a default config.json ({}: the
-   config store fills in its defaults and imports a plain config.json while it has no committed store);
+3. writes the board file as board.json and, only if the device has no configuration at all (no config.json
+   and nothing the config store made of one), a default config.json ({}: the config store fills in its
+   defaults and imports a plain config.json while it has no committed store);
 4. resets the board.
 
 Remote paths are relative to the device's current directory ("/" after boot on an ESP32; on the unix-port
@@ -29,6 +30,9 @@ BOARDS = os.path.join(ROOT, "boards")
 MANIFEST = ".loadpilot-manifest.json"
 PACKAGE = "loadpilot"
 MARK = "LOADPILOT-DEVICE "
+# Any of these means the device has a configuration: the installer's file, and what the config store leaves
+# after importing it (it commits to its slots and renames config.json to config.json.imported).
+CONFIG_FILES = ("config.json", "config.json.imported", "lpconfig.a", "lpconfig.b")
 MPREMOTE_TIMEOUT_S = 300
 
 
@@ -183,12 +187,13 @@ if %(wdt_ms)d:
     except Exception as e:
         _wdt = repr(e)
 print('%(mark)s' + json.dumps({'manifest': _m, 'package_files': _files, 'sizes': _sizes,
-      'config': _size('config.json') >= 0, 'cwd': os.getcwd(), 'wdt': _wdt}))
+      'config': [p for p in %(config_files)r if _size(p) >= 0], 'cwd': os.getcwd(), 'wdt': _wdt}))
 """
 
 
 def query_script(wdt_ms=0):
-    return _QUERY % {"manifest": MANIFEST, "package": PACKAGE, "mark": MARK, "wdt_ms": wdt_ms}
+    return _QUERY % {"manifest": MANIFEST, "package": PACKAGE, "mark": MARK, "wdt_ms": wdt_ms,
+                     "config_files": CONFIG_FILES}
 
 
 def read_device(dev, wdt_ms=0):
@@ -213,7 +218,7 @@ def plan(files, state):
     wanted = set(new)
     stale = set(p for p in old if p not in wanted)
     stale.update(p for p in state["package_files"] if p not in wanted)
-    stale.discard("config.json")  # the configuration belongs to the installer, never deleted here
+    stale.difference_update(CONFIG_FILES)  # the configuration belongs to the installer, never deleted here
     return to_copy, sorted(stale), {"version": 1, "files": new}
 
 

@@ -51,6 +51,13 @@ def device(tmp_path_factory):
     dev.stop()
 
 
+def baseline(dev):
+    """The shared device with the current tree on it, whatever ran before."""
+    p = run_deploy(dev, dev.build_dir, "--board", "unix_sim", "--no-reset")
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
 def boot(dev):
     return firmware_proc.Firmware(board=os.path.join(dev.fs_dir, "board.json"), fs_dir=dev.fs_dir,
                                   main=os.path.join(dev.fs_dir, "main.py"))
@@ -82,6 +89,7 @@ def test_first_deploy_copies_the_compiled_tree_and_it_boots(device):
 
 
 def test_second_deploy_copies_nothing(device):
+    baseline(device)
     p = run_deploy(device, device.build_dir, "--board", "unix_sim", "--no-reset")
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.copied == [] and p.deleted == []
@@ -94,6 +102,7 @@ def test_a_changed_board_file_is_copied_alone_and_boots(device, tmp_path):
     board["name"] = "unix_sim_renamed"
     path = tmp_path / "renamed.json"
     path.write_text(json.dumps(board))
+    baseline(device)
     mtimes = {f: os.stat(os.path.join(device.fs_dir, f)).st_mtime_ns for f in package_files()}
     p = run_deploy(device, device.build_dir, "--board", str(path), "--no-reset")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -105,6 +114,7 @@ def test_a_changed_board_file_is_copied_alone_and_boots(device, tmp_path):
 
 
 def test_a_damaged_or_stray_file_on_the_device_is_repaired(device):
+    baseline(device)
     fs = device.fs_dir
     with open(os.path.join(fs, "loadpilot", "log.mpy"), "ab") as f:
         f.write(b"garbage")  # a copy cut short or edited by hand: the size no longer matches the manifest
@@ -115,7 +125,7 @@ def test_a_damaged_or_stray_file_on_the_device_is_repaired(device):
         f.write('{"keep": 1}\n')
     p = run_deploy(device, device.build_dir, "--board", "unix_sim", "--no-reset")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.copied == ["board.json", "loadpilot/log.mpy"]  # board.json: back from the renamed one
+    assert p.copied == ["loadpilot/log.mpy"]
     assert p.deleted == ["loadpilot/app.py"]
     assert not os.path.exists(stray)
     assert json.load(open(os.path.join(fs, "config.json"))) == {"keep": 1}  # the installer's config stays
@@ -123,7 +133,22 @@ def test_a_damaged_or_stray_file_on_the_device_is_repaired(device):
         assert fw.status()["board"] == "unix_sim"
 
 
+def test_a_configuration_the_store_already_imported_is_left_alone(tmp_path):
+    # what the config store leaves after its first boot: config.json renamed, the configuration in its slots
+    with ReplDevice(str(tmp_path)) as dev:
+        fs = dev.fs_dir
+        for name in ("config.json.imported", "lpconfig.a"):
+            with open(os.path.join(fs, name), "w") as f:
+                f.write("stored\n")
+        p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "unix_sim", "--no-reset")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert p.copied == package_files() and "config.json (defaults)" not in p.stdout
+        assert not os.path.exists(os.path.join(fs, "config.json"))
+        assert open(os.path.join(fs, "lpconfig.a")).read() == "stored\n"
+
+
 def test_dry_run_writes_nothing_and_reset_is_tolerated_by_the_repl(device):
+    baseline(device)
     os.remove(os.path.join(device.fs_dir, "main.py"))
     p = run_deploy(device, device.build_dir, "--board", "unix_sim", "--dry-run")
     assert p.returncode == 0, p.stdout + p.stderr
@@ -182,7 +207,7 @@ def test_the_device_query_stretches_a_running_watchdog_over_the_copy(tmp_path):
     # board mid-copy once mpremote has stopped the app: the query sets it to the deploy's budget
     state, out = _run_query(tmp_path, with_fakes=True)
     assert state["wdt"] == 600000 and "timeouts [600000]" in out
-    assert state["config"] is False and state["manifest"] == {}
+    assert state["config"] == [] and state["manifest"] == {}
     # the unix port has no machine.WDT: nothing to stretch, nothing claimed
     state, _ = _run_query(tmp_path, with_fakes=False)
     assert state["wdt"] is None
