@@ -209,6 +209,21 @@ def test_de_goes_high_before_the_write_and_low_only_after_tx_done(fakes):
     assert polls == [False, False, False, True]  # DE stayed high while the UART was still sending
 
 
+def test_de_stays_high_for_the_frame_time_even_if_txdone_answers_early(fakes):
+    clock = mpshim.FakeClock(1000)
+    mpshim.use_clock(clock)
+    try:
+        u = fakes.esp.Hal(devkit()).uart("rs485_1", 9600)
+        u.write(b"x" * 10)
+        fakes.machine.uarts[2].tx_pending = 0  # the driver claims idle while the bytes are still queued
+        clock.advance_ms(10)
+        assert not u.tx_done()  # 10 characters at 9600 Bd are 10.4 ms on the wire
+        clock.advance_ms(0.5)
+        assert u.tx_done()
+    finally:
+        mpshim.use_clock(None)
+
+
 @pytest.mark.parametrize("fakes", [False], indirect=True)
 def test_tx_done_falls_back_to_the_baud_rate_estimate(fakes):
     clock = mpshim.FakeClock(1000)

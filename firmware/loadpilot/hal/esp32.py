@@ -60,10 +60,15 @@ class Uart:
 
     def tx_done(self):
         """True once the last stop bit has left the pin, so DE may drop without cutting the frame."""
+        now = time.ticks_us()
+        # never before the frame's time on the wire: right after write() the bytes can still sit in the
+        # driver's ring buffer with the shifter idle, and txdone() would say "done" before the first bit
+        if time.ticks_diff(now, self._tx_end_us) < 0:
+            return False
         if self._has_txdone:
             return bool(self._u.txdone())
-        # ports without txdone(): the estimate from the baud rate, one character of margin
-        return time.ticks_diff(time.ticks_us(), time.ticks_add(self._tx_end_us, self.char_us)) >= 0
+        # ports without txdone(): the estimate alone, one character of margin
+        return time.ticks_diff(now, time.ticks_add(self._tx_end_us, self.char_us)) >= 0
 
     def any(self):
         return self._u.any()
