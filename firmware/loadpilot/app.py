@@ -22,6 +22,11 @@ class App:
         self.started_ms = time.ticks_ms()
         self.devices = []  # device views; the Charging Manager fills this
         self.ctl_handlers = {"status": lambda req: self.status()}
+        self.evse = None
+        if board["features"].get("evse"):
+            from loadpilot.evse.task import EvseTask
+            self.evse = EvseTask(self.hal, board, log=self.log)
+            self.ctl_handlers.update(self.evse.ctl_handlers())
 
     def status(self):
         m = self.monitor
@@ -41,6 +46,8 @@ class App:
         sup.spawn("looplag", self.monitor.run)
         wdt = self.hal.watchdog(self.board["watchdog_ms"])
         sup.spawn("watchdog", lambda: sup.feed_watchdog(wdt))
+        if self.evse is not None:
+            sup.spawn("evse", self.evse.run)
         if self.hal.ctl_address() is not None:  # only the unix board has a host control socket
             sup.spawn("ctl", lambda: self.hal.serve_ctl(self.ctl_handlers), critical=False)
 

@@ -105,7 +105,11 @@ class ChargeStateMachine:
             return "unchanged"
         self._target_phases = n
         self._start_pending_switch(now_ms)
-        return "accepted" if self._action == ACT_PHASES or self._target_phases == 0 else "deferred"
+        if self._target_phases == 0 or self._action == ACT_PHASES:
+            return "accepted"
+        if self.state == IDLE and self._switch_interval_ok(now_ms):
+            return "accepted"  # switches once the contactor has been open relay_dead_ms
+        return "deferred"
 
     def pending_phases(self):
         return self._target_phases

@@ -118,6 +118,7 @@ class EvseTask:
             self._contactor.value(0)
             self._applied_contactor = 0
             self._rcd_latched = True
+            self._virtual_feedback(0)
 
     def _s0_handler(self, idx):
         def handler(pin):
@@ -187,6 +188,7 @@ class EvseTask:
         if c == 0 and self._applied_contactor:
             self._contactor.value(0)  # open first, before anything else changes
             self._applied_contactor = 0
+            self._virtual_feedback(0)
         if self._relay is not None and sm.phase_relay != self._relay.value():
             self._relay.value(sm.phase_relay)  # the state machine changes it only while the contactor is open
         if sm.duty_cpct != self._applied_duty:
@@ -195,6 +197,13 @@ class EvseTask:
         if c and not self._applied_contactor and not self._rcd_latched:
             self._contactor.value(1)
             self._applied_contactor = 1
+            self._virtual_feedback(1)
+
+    def _virtual_feedback(self, v):
+        # the virtual board's contactor is healthy: its feedback follows each command; a test that sets
+        # the input afterwards simulates a welded or dead contactor
+        if self._virtual and self._feedback is not None:
+            self.hal.vb.set_input("contactor_feedback", v)
 
     def _log_change(self):
         sm = self.sm
