@@ -6,7 +6,7 @@
 # board file's scale_num/scale_den/offset_mv map the ADC pin to the line (read_mv() applies them). On the
 # unix virtual board the test or simulator sets `cp` to the line voltage the virtual EV produces (the high
 # half of the PWM); the low half is the optional ADC `cp_low` (a diode-fault test sets it), else a healthy
-# -12 V. On a real board the high and low halves are the max and min of a burst of samples.
+# -12 V. On a real board the high and low halves are the max and min of ~1.1 ms of samples.
 #
 # Safety: the RCD input's handler opens the contactor itself (in the IRQ on ESP32), it does not wait for the
 # next tick. Leaving C is seen by the next CP tick (period_ms, default 10 ms) and opened in that tick.
@@ -23,7 +23,8 @@ from loadpilot.evse.state_machine import ChargeStateMachine, Config, STATE_NAMES
 PERIOD_MS = const(10)
 PP_PERIOD_MS = const(100)
 S0_PERIOD_MS = const(1000)
-_BURST = const(16)  # ADC samples per tick on real boards: spans both halves of the 1 kHz PWM
+_BURST_US = const(1100)  # real boards: sample a little over one PWM period per tick...
+_BURST_MAX = const(200)  # ...but never more reads than this
 HEALTHY_LOW_MV = const(-12000)
 
 DEFAULTS = {
@@ -138,14 +139,23 @@ class EvseTask:
             if pwm_on:
                 lo = self._cp_low_adc.read_mv() if self._cp_low_adc is not None else HEALTHY_LOW_MV
         else:
+            # with PWM on, sample for a little more than one 1 kHz period so both halves are seen even at
+            # 10 % duty (100 us high); a constant output needs only a few reads
             hi = -100000
             lo = 100000
-            for _ in range(_BURST):
+            t0 = time.ticks_us()
+            n = 0
+            while True:
                 v = adc.read_mv()
                 if v > hi:
                     hi = v
                 if v < lo:
                     lo = v
+                n += 1
+                if n >= _BURST_MAX:
+                    break
+                if n >= 4 and (not pwm_on or time.ticks_diff(time.ticks_us(), t0) >= _BURST_US):
+                    break
         self.cp_mv = hi
         self.cp_low_mv = lo
         self.cp_state = pilot.classify_cp(hi, lo if pwm_on else None, self.cp_state)
