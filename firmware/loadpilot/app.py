@@ -24,9 +24,12 @@ class App:
         self.ctl_handlers = {"status": lambda req: self.status()}
         self.evse = None
         if board["features"].get("evse"):
-            from loadpilot.evse.task import EvseTask
-            self.evse = EvseTask(self.hal, board, log=self.log)
-            self.ctl_handlers.update(self.evse.ctl_handlers())
+            try:
+                from loadpilot.evse.task import EvseTask
+                self.evse = EvseTask(self.hal, board, log=self.log)
+                self.ctl_handlers.update(self.evse.ctl_handlers())
+            except Exception as e:  # a bad EVSE pin must not take the manager and the APIs down with it
+                self.log.error("evse", "local charge point disabled: %s: %s" % (type(e).__name__, e))
 
     def status(self):
         m = self.monitor

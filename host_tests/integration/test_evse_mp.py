@@ -190,3 +190,17 @@ def test_welded_contactor_blocks_charging_until_reset(fw):
     time.sleep(0.1)
     fw.ctl("set_adc", name="cp", mv=6000)
     wait_for(lambda: fw.ctl("board")["outputs"]["contactor"] == 1)
+
+
+def test_a_board_without_cp_pwm_boots_with_the_evse_disabled():
+    with open(os.path.join(BOARDS, "unix_sim.json")) as f:
+        board = json.load(f)
+    board["pwm"] = {}
+    d = tempfile.mkdtemp(prefix="loadpilot-board-")
+    path = os.path.join(d, "board.json")
+    with open(path, "w") as f:
+        json.dump(board, f)
+    with Firmware(board=path) as fw:
+        assert fw.wait_output("local charge point disabled")
+        assert fw.status()["board"] == "unix_sim"
+        assert "evse" not in [t["name"] for t in fw.status()["tasks"]]
