@@ -41,6 +41,14 @@ class App:
         self.config.subscribe(self._config_changed)
         self.ctl_handlers = {"status": lambda req: self.status(), "site": self._ctl_site}
         self.ctl_handlers.update(config_ctl.handlers(self.config))
+        self.evse = None
+        if board["features"].get("evse"):
+            try:
+                from loadpilot.evse.task import EvseTask
+                self.evse = EvseTask(self.hal, board, log=self.log)
+                self.ctl_handlers.update(self.evse.ctl_handlers())
+            except Exception as e:  # a bad EVSE pin must not take the manager and the APIs down with it
+                self.log.error("evse", "local charge point disabled: %s: %s" % (type(e).__name__, e))
 
     def _config_changed(self, key):
         if key in _REBUILD_KEYS:
@@ -70,6 +78,8 @@ class App:
         sup.spawn("config", self.config.flusher)
         wdt = self.hal.watchdog(self.board["watchdog_ms"])
         sup.spawn("watchdog", lambda: sup.feed_watchdog(wdt))
+        if self.evse is not None:
+            sup.spawn("evse", self.evse.run)
         if self.hal.ctl_address() is not None:  # only the unix board has a host control socket
             sup.spawn("ctl", lambda: self.hal.serve_ctl(self.ctl_handlers), critical=False)
         if self.sunspec is not None:

@@ -34,9 +34,16 @@ class VirtualBoard:
     def set_output(self, name, v):
         if self.outputs.get(name) != v:
             self.outputs[name] = v
-            if len(self.events) >= self.max_events:
-                self.events.pop(0)
-            self.events.append((time.ticks_us(), name, v))
+            self._event(name, v)
+
+    def _event(self, name, v):
+        if len(self.events) >= self.max_events:
+            self.events.pop(0)
+        self.events.append((time.ticks_us(), name, v))
+
+    def set_adc(self, name, mv):
+        self.adc_mv[name] = mv
+        self._event("adc." + name, mv)  # so timing tests see when the virtual EV changed the line
 
     def set_input(self, name, v):
         old = self.inputs.get(name, 0)
@@ -211,6 +218,13 @@ class Hal:
     def reset(self):
         raise SystemExit(0)
 
+    def _ctl_events(self, req):
+        """The output/ADC event log [(ticks_us, name, value)]; {"clear": true} empties it after reading."""
+        ev = list(self.vb.events)
+        if req.get("clear"):
+            del self.vb.events[:]
+        return ev
+
     def ctl_address(self):
         """LOADPILOT_CTL=host:port enables the control socket the tests and `make sim` use."""
         addr = _env("LOADPILOT_CTL")
@@ -222,7 +236,8 @@ class Hal:
     def serve_ctl(self, handlers):
         addr = self.ctl_address()
         handlers.setdefault("board", lambda req: self.vb.snapshot())
-        handlers.setdefault("set_adc", lambda req: self.vb.adc_mv.__setitem__(req["name"], int(req["mv"])))
+        handlers.setdefault("set_adc", lambda req: self.vb.set_adc(req["name"], int(req["mv"])))
+        handlers.setdefault("events", self._ctl_events)
         handlers.setdefault("set_input", lambda req: self.vb.set_input(req["name"], 1 if req["value"] else 0))
         return _ctl_server(addr, handlers)
 
