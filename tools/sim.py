@@ -1,22 +1,84 @@
-"""`make sim`: boot the firmware on the real MicroPython binary with the unix_sim board and show its live
-status (tasks, loop lag, heap, devices) until Ctrl-C.
+"""`make sim`: the firmware on the real MicroPython binary, driving a virtual site, with a live status table
+until Ctrl-C.
+
+The virtual site (tools/site_model.py) has house load, a PV curve and EVs arriving at three wallboxes. The
+EV at the local charge point E1 plugs into the firmware's control pilot on the virtual board: the sim sets
+the CP voltage the car would produce and reads back the current the firmware offers. Until the Charging
+Manager drives E2 and E3, they are offered their maximum current. The SunSpec server listens on
+127.0.0.1:1502 (scan it with pysunspec2 while the sim runs).
 
 The device filesystem is ./sim-state (kept between runs, like a board's flash). Options:
   --board NAME   a board file from boards/ (default unix_sim)
   --fs DIR       the directory that stands for the device's filesystem
-  --once         print one status screen and exit (used by the tests)
+  --speed N      simulated seconds per real second (default 60: a day in 24 minutes)
+  --start HH     time of day the simulation starts at (default 16)
+  --once         run a few steps, print one status screen and exit (used by the tests)
 """
 import argparse
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "host_tests"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "host_tests"))
+sys.path.insert(0, HERE)
 from firmware_proc import ROOT, Firmware  # noqa: E402
+from site_model import SiteModel  # noqa: E402
+
+SIM_CONFIG = {
+    "title": "LoadPilot sim",
+    "modbus_tcp_port": 1502,
+    "max_total_current": 35000,
+    "devices": [
+        {"dev_id": "E1", "driver": "evse_local", "name": "Carport", "address": "evse", "publish_modbus": True},
+        {"dev_id": "E2", "driver": "evse_powerbrain", "name": "Garage left", "address": "COM1,19200,8,n,1",
+         "id": 2, "publish_modbus": True},
+        {"dev_id": "E3", "driver": "evse_powerbrain", "name": "Garage right", "address": "COM1,19200,8,n,1",
+         "id": 3, "publish_modbus": True},
+        {"dev_id": "M1", "driver": "meter_sdm630", "name": "Grid", "role": 3, "publish_modbus": True},
+        {"dev_id": "M2", "driver": "meter_sunspec", "name": "PV", "role": 2, "publish_modbus": True},
+    ],
+}
+CP_MV = {"A": 12000, "B": 9000, "C": 6000}
+WALLBOX_MAX_MA = 16000
 
 
-def render(st):
-    lines = ["LoadPilot %s on %s   uptime %.1f s" % (st["version"], st["board"], st["uptime_ms"] / 1000.0), ""]
+class Sim:
+    def __init__(self, fw, speed, start_h):
+        self.fw = fw
+        self.speed = speed
+        self.t_s = start_h * 3600
+        self.model = SiteModel()
+        self.cp = None
+        self.last = {}
+
+    def step(self):
+        ev = self.fw.ctl("evse")
+        offers = {"E2": WALLBOX_MAX_MA, "E3": WALLBOX_MAX_MA,
+                  "E1": ev["offered_ma"] if ev["contactor"] else 0}
+        readings = self.model.step(self.t_s, self.speed, offers)
+        car = self.model.evs["E1"]
+        if not car.present(self.t_s):
+            cp = "A"
+        elif car.charged_wh < car.need_wh and ev["offered_ma"] >= 6000:
+            cp = "C"  # the car asks for power once it is offered
+        else:
+            cp = "B"
+        if cp != self.cp:
+            self.fw.ctl("set_adc", name="cp", mv=CP_MV[cp])
+            self.cp = cp
+        totals = readings.pop("totals")
+        readings["E1"]["status"] = {"A": 1, "B": 2, "C": 3}[cp]
+        self.fw.ctl("site", readings=dict(readings, totals=totals))
+        self.last = readings
+        self.last["evse"] = ev
+        self.t_s += self.speed
+
+
+def render(st, sim):
+    t = sim.t_s % 86400
+    lines = ["LoadPilot %s on %s   uptime %.1f s   site time %02d:%02d (x%d)" % (
+        st["version"], st["board"], st["uptime_ms"] / 1000.0, t // 3600, t % 3600 // 60, sim.speed), ""]
     loop, heap = st["loop"], st["heap"]
     lines.append("loop lag   worst %d ms   p99 %d ms   (%d samples)" % (loop["worst_ms"], loop["p99_ms"],
                                                                          loop["samples"]))
@@ -24,17 +86,21 @@ def render(st):
                                                                            heap["min_free"]))
     lines.append("")
     lines.append("%-14s %-9s %8s  %s" % ("task", "state", "restarts", "last error"))
-    for t in st["tasks"]:
-        lines.append("%-14s %-9s %8d  %s" % (t["name"], t["state"], t["restarts"], t["last_error"] or ""))
+    for task in st["tasks"]:
+        lines.append("%-14s %-9s %8d  %s" % (task["name"], task["state"], task["restarts"], task["last_error"] or ""))
     lines.append("")
-    if st["devices"]:
-        lines.append("%-6s %-10s %-8s %10s %10s  %s" % ("dev", "type", "state", "cur mA", "power W", "reason"))
-        for d in st["devices"]:
-            lines.append("%-6s %-10s %-8s %10s %10s  %s" % (d.get("dev_id"), d.get("type", ""),
-                                                           d.get("state", ""), d.get("cur_ma", ""),
-                                                           d.get("power_w", ""), d.get("reason", "")))
-    else:
-        lines.append("devices: none configured yet")
+    lines.append("%-4s %-7s %26s %9s %11s" % ("dev", "state", "current mA L1/L2/L3", "power W", "import Wh"))
+    for d in st["devices"]:
+        cur = "/".join(str(c) for c in d["current_ma"])
+        state = {1: "waiting", 2: "plugged", 3: "charging", 4: "vent", 5: "error", 6: "offline"}.get(
+            d.get("state"), "")
+        lines.append("%-4s %-7s %26s %9d %11d" % (d["dev_id"], state, cur, d["power_w"], d["import_wh"]))
+    ev = sim.last.get("evse")
+    if ev:
+        lines.append("")
+        lines.append("local charge point E1: CP %s, %s, offering %d mA (limited by %s), contactor %s" % (
+            ev["cp"], ev["state"], ev["offered_ma"], ev["limit"].get("reason", "?"),
+            "closed" if ev["contactor"] else "open"))
     return "\n".join(lines)
 
 
@@ -42,19 +108,25 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--board", default="unix_sim")
     ap.add_argument("--fs", default=os.path.join(ROOT, "sim-state"))
+    ap.add_argument("--speed", type=int, default=60)
+    ap.add_argument("--start", type=int, default=16)
     ap.add_argument("--once", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.fs, exist_ok=True)
-    fw = Firmware(board=args.board, fs_dir=args.fs)
+    fw = Firmware(board=args.board, fs_dir=args.fs, config=SIM_CONFIG)
     fw.start()
+    sim = Sim(fw, args.speed, args.start)
     try:
         if args.once:
-            time.sleep(1.0)
-            print(render(fw.status()))
+            for _ in range(3):
+                sim.step()
+                time.sleep(0.4)
+            print(render(fw.status(), sim))
             return 0
         while True:
-            screen = render(fw.status())
-            sys.stdout.write("\x1b[2J\x1b[H" + screen + "\n\nCtrl-C to stop\n")
+            sim.step()
+            screen = render(fw.status(), sim)
+            sys.stdout.write("\x1b[2J\x1b[H" + screen + "\n\nSunSpec on 127.0.0.1:1502   Ctrl-C to stop\n")
             sys.stdout.flush()
             time.sleep(1.0)
     except KeyboardInterrupt:

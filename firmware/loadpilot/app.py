@@ -39,7 +39,7 @@ class App:
             self.sunspec = SunSpecService(self.config, self.commands, self.site, self.log, self.hal.serial())
             self.sunspec.attach(self.sunspec_router)
         self.config.subscribe(self._config_changed)
-        self.ctl_handlers = {"status": lambda req: self.status(), "site": self._ctl_site}
+        self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site}
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         self.evse = None
         if board["features"].get("evse"):
@@ -59,8 +59,10 @@ class App:
         self.site.push(req["readings"], time.ticks_ms())
         return self.site.version
 
-    def status(self):
+    def status(self, collect=False):
         m = self.monitor
+        if collect:  # live objects only: what the heap baseline is measured on
+            gc.collect()
         m.sample_heap()
         return {
             "version": VERSION,
