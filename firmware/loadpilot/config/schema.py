@@ -38,6 +38,29 @@ FIELDS = (
     ("modbus_id", "int", 1, 1, 246, 0),  # 246: ID+1 serves the device map and must stay <= 247
     ("modbus_tcp_port", "int", 1502, 0, 65535, 0),  # 0: TCP server off
     ("modbus_rtu_port", "rtu_port", "", 0, 0, 0),
+    # the local charge point as a Modbus slave: Power Brain map (reference/modbus-registers.md) and OMCCI map
+    ("pb_tcp_port", "int", 4701, 0, 65533, 0),  # EVSE on this port, S0 meters on +1 and +2; 0: off
+    ("pb_evse_id", "int", 1, 1, 247, 0),
+    ("pb_s0_1_id", "int", 2, 1, 247, 0),
+    ("pb_s0_2_id", "int", 3, 1, 247, 0),
+    ("slave_rtu_port", "rtu_port", "", 0, 0, 0),  # serve the maps on this RS485 port (the bus is then a slave)
+    ("slave_rtu_map", "choice", "powerbrain", ("powerbrain", "omcci"), 0, 0),
+    ("omcci_tcp_port", "int", 0, 0, 65535, 0),  # 502 is the usual port; 0: off
+    ("omcci_unit_id", "int", 1, 1, 247, 0),
+    ("evse_def_fixed_current", "int", 0, 0, 63000, 0),      # 8080: 0 = none
+    ("evse_def_cur_limit", "int", 32000, 6000, 63000, 0),   # 8081
+    ("evse_def_enable", "bool", True, 0, 0, 0),             # 8082
+    ("fail_safe_duration", "int", 300, 0, 86400, 0),        # 8083, s; 0 = no fail-safe
+    ("fail_safe_current", "int", 6000, 0, 63000, 0),        # 8085, mA; 0 = stop charging
+    ("omcci_safe_current", "int", 6000, 0, 80000, 0),       # 131, mA
+    ("omcci_comm_timeout", "int", 0, 0, 65535, 0),          # 132, s; 0 = no timeout
+    ("count_restart", "int", 0, 0, 2147483647, 0),          # 8120
+    ("s0_1_pulses_per_kwh", "int", 1000, 1, 100000, 0),     # 8042 of unit 2
+    ("s0_1_phases", "int", 1, 1, 7, 0),                     # 8044: bit mask L1..L3
+    ("s0_1_voltage", "int", 230, 100, 300, 0),              # 8045-8047 (one nominal voltage for all phases)
+    ("s0_2_pulses_per_kwh", "int", 1000, 1, 100000, 0),
+    ("s0_2_phases", "int", 1, 1, 7, 0),
+    ("s0_2_voltage", "int", 230, 100, 300, 0),
     # MQTT
     ("mqtt_enabled", "bool", False, 0, 0, 0),
     ("mqtt_url", "mqtt_url", "", 0, 0, SECRET_URL),
