@@ -15,6 +15,13 @@ pytestmark = pytest.mark.mp
 FAST = {"backoff_min_ms": 100, "backoff_max_ms": 500, "connect_timeout_ms": 1000}
 
 
+def wait_all_acked(agent, timeout=10):
+    deadline = time.monotonic() + timeout
+    while agent.view()["pending"]:
+        assert time.monotonic() < deadline, "QoS 1 publish never acknowledged"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def broker():
     b = Mosquitto().start()
@@ -49,7 +56,7 @@ def test_publish_subscribe_and_online_status(broker, closing):
     assert obs.wait("lp/out/q0", b"zero")[2] == 0
     assert obs.wait("lp/out/q1", b"one")[2] == 1
     assert obs.wait("lp/out/parts")[1] == "".join(chunks).encode()
-    assert agent.view()["pending"] == 0  # every QoS 1 publish was acknowledged
+    wait_all_acked(agent)  # every QoS 1 publish was acknowledged
 
     agent.call("sub", "sub", topic="lp/cmd/#", qos=1)
     deadline = time.monotonic() + 10
@@ -125,10 +132,7 @@ def test_broker_restart_reconnect_resubscribe_and_qos1_resend(closing):
     b.start()
     agent.wait_connected(connects=2, timeout=15)
     assert obs.wait("lp/out/queued", b"made-while-down", timeout=15)[2] == 1
-    deadline = time.monotonic() + 10
-    while agent.view()["pending"]:
-        assert time.monotonic() < deadline, "QoS 1 publish never acknowledged after reconnect"
-        time.sleep(0.1)
+    wait_all_acked(agent)
     # resubscribed: a command published after the restart arrives
     n = len(agent.events)
     deadline = time.monotonic() + 10
