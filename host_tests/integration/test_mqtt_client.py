@@ -219,7 +219,7 @@ def test_blackholed_broker_never_stalls_the_loop(closing):
     v = agent.view()
     assert v["state"] != "connected" and v["connects"] == 0
     assert fb.accepts >= 3, "the client should keep retrying"
-    assert "Timeout" in (v["last_error"] or "")
+    assert "no CONNACK within 300 ms" in (v["last_error"] or "")
     # the bar is 20 ms (DESIGN.md); generous margin here for a busy test machine, the bench prints the figure
     assert v["stall_ms"] <= 60, v
 

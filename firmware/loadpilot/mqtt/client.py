@@ -232,7 +232,7 @@ class Client:
         if msg != self.last_error and self.log:
             self.log.warn("mqtt", "%s: %s" % (self.url.redacted(), msg))
         self.last_error = msg
-        if isinstance(e, OSError) or isinstance(e, asyncio.TimeoutError):
+        if isinstance(e, OSError):
             self._addr = None  # resolve again next time: the name may point elsewhere now
 
     def _close(self):
@@ -272,7 +272,11 @@ class Client:
         except OSError as e:
             if e.args[0] != 115 and e.args[0] != 119:  # EINPROGRESS (Linux 115, lwIP 119)
                 raise
-        await asyncio.wait_for_ms(_wait_writable(s), self.connect_timeout_ms)
+        try:
+            await asyncio.wait_for_ms(_wait_writable(s), self.connect_timeout_ms)
+        except asyncio.TimeoutError:
+            self._addr = None
+            raise MqttError("TCP connect timed out after %d ms" % self.connect_timeout_ms)
         if u.tls:
             import ssl
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -294,6 +298,8 @@ class Client:
             first, n = await asyncio.wait_for_ms(self._read_packet(), self.connect_timeout_ms)
         except ValueError as e:  # MicroPython's TLS layer reports certificate failures as ValueError
             raise MqttError("TLS: %s" % (str(e).strip() or "handshake failed"))
+        except asyncio.TimeoutError:
+            raise MqttError("no CONNACK within %d ms" % self.connect_timeout_ms)
         if first & 0xF0 != packet.CONNACK or n != 2:
             raise MqttError("expected CONNACK, got packet type 0x%02x" % first)
         code = self._rbuf[1]
@@ -468,7 +474,10 @@ class Client:
         if st is None:
             raise MqttError("not connected")
         st.write(buf)
-        await asyncio.wait_for_ms(st.drain(), self.io_timeout_ms)
+        try:
+            await asyncio.wait_for_ms(st.drain(), self.io_timeout_ms)
+        except asyncio.TimeoutError:
+            raise MqttError("write timed out after %d ms" % self.io_timeout_ms)
         self._last_tx = time.ticks_ms()
 
     def _next_pid(self):
