@@ -253,3 +253,65 @@ def test_tls_with_ca_verification(certs, closing):
     wrong.drain(0.5)
     v = wrong.view()
     assert v["connects"] == 0 and v["state"] != "connected"
+
+
+def test_mqtt5_roundtrip_with_mosquitto(broker, closing):
+    obs = Observer(broker.port, topics=("lp/#",))
+    closing(obs)
+    agent = Agent("mqtt5://127.0.0.1:%d" % broker.port, status_topic="lp/status", max_packet=512, **FAST)
+    closing(agent)
+    agent.wait_connected()
+    assert agent.view()["mqtt"] == "5"
+    obs.wait("lp/status", b"online")
+    agent.call("pub", "pub", topic="lp/out/v5", payload="five", qos=1)
+    agent.call("parts", "pub", topic="lp/out/v5parts", chunks=["ab", "cd"], qos=0)
+    assert obs.wait("lp/out/v5", b"five")[2] == 1
+    obs.wait("lp/out/v5parts", b"abcd")
+    wait_all_acked(agent)
+    agent.call("sub", "sub", topic="lp/cmd/#", qos=1)
+    n = len(agent.events)
+    deadline = time.monotonic() + 10
+    while True:
+        obs.publish("lp/cmd/x", b"v5-hello", qos=1)
+        try:
+            m = agent.wait(lambda e: e["ev"] == "msg", 0.5, start=n)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline
+    assert m["payload"] == "v5-hello" and m["topic"] == "lp/cmd/x"
+    # the broker honours our Maximum Packet Size: the big message never reaches us, the small one does
+    n = len(agent.events)
+    obs.publish("lp/cmd/big", b"x" * 2000, qos=1)
+    obs.publish("lp/cmd/after", b"small", qos=1)
+    agent.wait(lambda e: e["ev"] == "msg" and e["topic"] == "lp/cmd/after", start=n)
+    assert not any(e["ev"] == "msg" and e["topic"] == "lp/cmd/big" for e in agent.events)
+    v = agent.view()
+    assert v["connects"] == 1 and v["dropped_oversize"] == 0  # withheld by the broker, not by us
+
+
+def test_mqtt5_falls_back_to_311_when_refused(closing):
+    levels = []
+
+    def behaviour(conn, i):
+        try:
+            first, body = read_packet(conn)
+            levels.append(body[6])
+            if body[6] == 5:
+                conn.close()  # an old broker hangs up on a protocol level it does not know
+                return
+            conn.sendall(b"\x20\x02\x00\x00")
+            while True:
+                f, _ = read_packet(conn)
+                if f == 0xC0:
+                    conn.sendall(b"\xd0\x00")
+        except (EOFError, OSError):
+            pass
+
+    fb = FakeBroker(behaviour)
+    closing(fb)
+    agent = Agent("mqtt5://127.0.0.1:%d" % fb.port, **FAST)
+    closing(agent)
+    agent.wait_connected()
+    assert levels[:2] == [5, 4]
+    assert agent.view()["mqtt"] == "3.1.1"
+    assert any("MQTT 5 refused" in e.get("msg", "") for e in agent.events)

@@ -143,3 +143,25 @@ def test_pem_to_der():
     assert pem_to_der(pem) == der
     assert pem_to_der(pem.decode()) == der
     assert pem_to_der(der) == der
+
+
+def test_mqtt5_connect_publish_subscribe_layout():
+    first, body = _split(packet.connect("c", 10, True, None, None, "s", b"offline", 1, True, version=5,
+                                        max_packet=4096))
+    assert body[6] == 5  # protocol level
+    assert body[10:16] == b"\x05\x27" + struct.pack("!I", 4096)  # properties: Maximum Packet Size
+    assert body[16:19] == b"\x00\x01c"
+    assert body[19] == 0  # empty will properties before the will topic
+    assert body[20:] == b"\x00\x01s\x00\x07offline"
+    pkt = packet.publish("a/b", b"xyz", qos=1, pid=9, version=5)
+    first, body = _split(pkt)
+    assert body == b"\x00\x03a/b\x00\x09\x00xyz"
+    assert packet.parse_publish(first, body, 5)[5] == len(body) - 3
+    # incoming PUBLISH with a property block (here a 5-byte message-expiry property) is skipped
+    body = b"\x00\x01t\x00\x02" + b"\x05\x02\x00\x00\x00\x3c" + b"payload"
+    topic, qos, retain, dup, pid, off = packet.parse_publish(0x32, body, 5)
+    assert (topic, pid, body[off:]) == ("t", 2, b"payload")
+    with pytest.raises(ValueError):
+        packet.parse_publish(0x30, b"\x00\x01t\x09\x01", 5)  # properties run past the packet
+    first, body = _split(packet.subscribe(3, [("x", 1)], version=5))
+    assert body == b"\x00\x03\x00\x00\x01x\x01"

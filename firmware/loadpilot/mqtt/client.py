@@ -98,6 +98,8 @@ class Client:
                  ack_timeout_ms=10000, backoff_min_ms=1000, backoff_max_ms=60000, max_inflight=16, cadata=None,
                  clean=True, log=None, on_message=None, default=None):
         self.url = url_mod.parse(broker, default)
+        self.version = self.url.version  # protocol level in use: 5 falls back to 4 once a broker refuses it
+        self._retry_now = False
         if client_id is None:
             client_id = "loadpilot-%08x" % _random_bits(30)
         self.client_id = client_id
@@ -199,6 +201,7 @@ class Client:
 
     def view(self):
         return {"broker": self.url.redacted(), "state": self.state, "connects": self.connects,
+                "mqtt": "5" if self.version == 5 else "3.1.1",
                 "pending": len(self._outbox), "last_error": self.last_error,
                 "dropped_oversize": self.dropped_oversize}
 
@@ -220,6 +223,9 @@ class Client:
             self._close()
             if self._stop:
                 break
+            if self._retry_now:  # MQTT 5 refused: try 3.1.1 at once
+                self._retry_now = False
+                continue
             # auth failures and repeated failures back off harder; jitter spreads out many devices
             delay = self.backoff_min_ms << min(failures, 16)
             if delay > self.backoff_max_ms:
@@ -292,20 +298,27 @@ class Client:
         self._stream = asyncio.StreamWriter(s)
         st = self.status_topic
         pkt = packet.connect(self.client_id, self.keepalive_ms // 1000, self.clean, u.user, u.password,
-                             st, b"offline", 1 if st else 0, True)
+                             st, b"offline", 1 if st else 0, True, self.version, self.max_packet)
         try:
             await self._write(pkt)
-            first, n = await asyncio.wait_for_ms(self._read_packet(), self.connect_timeout_ms)
+            try:
+                first, n = await asyncio.wait_for_ms(self._read_packet(), self.connect_timeout_ms)
+            except (MqttError, OSError) as e:
+                # older brokers hang up on an MQTT 5 CONNECT instead of answering
+                self._fall_back(e)
+                raise
         except ValueError as e:  # MicroPython's TLS layer reports certificate failures as ValueError
             raise MqttError("TLS: %s" % (str(e).strip() or "handshake failed"))
         except asyncio.TimeoutError:
             raise MqttError("no CONNACK within %d ms" % self.connect_timeout_ms)
-        if first & 0xF0 != packet.CONNACK or n != 2:
+        if first & 0xF0 != packet.CONNACK or n < 2:
             raise MqttError("expected CONNACK, got packet type 0x%02x" % first)
         code = self._rbuf[1]
         if code:
             text = packet.CONNACK_ERRORS.get(code, "refused (%d)" % code)
-            if code in (4, 5):
+            if code in packet.VERSION_REFUSED:
+                self._fall_back(text)
+            if code in packet.AUTH_CODES:
                 raise AuthError("broker refused the connection: %s" % text)
             raise MqttError("broker refused the connection: %s" % text)
         self.state = CONNECTED
@@ -327,6 +340,13 @@ class Client:
                 o.sent = True
                 o.at = time.ticks_ms()
         self._connected_ev.set()
+
+    def _fall_back(self, why):
+        if self.version == 5:
+            self.version = 4
+            self._retry_now = True
+            if self.log:
+                self.log.warn("mqtt", "%s: MQTT 5 refused (%s); using 3.1.1" % (self.url.redacted(), why))
 
     async def _session(self):
         reader = asyncio.create_task(self._reader())
@@ -368,6 +388,8 @@ class Client:
                 t = first & 0xF0
                 if t == packet.PUBLISH:
                     await self._on_publish(first, n)
+                elif t == packet.DISCONNECT_TYPE:
+                    raise MqttError("broker sent DISCONNECT")
                 elif t == packet.PUBACK and n >= 2:
                     pid = (self._rbuf[0] << 8) | self._rbuf[1]
                     if self._outbox.pop(pid, None) is not None:
@@ -375,8 +397,10 @@ class Client:
                 elif t == packet.SUBACK and n >= 3:
                     pid = (self._rbuf[0] << 8) | self._rbuf[1]
                     self._pending_sub.pop(pid, None)
-                    for i in range(2, min(n, self.max_packet)):
-                        if self._rbuf[i] == 0x80 and self.log:
+                    end = min(n, self.max_packet)
+                    i = packet.skip_properties(self._rmv[:end], 2) if self.version == 5 else 2
+                    for i in range(i, end):
+                        if self._rbuf[i] >= 0x80 and self.log:
                             self.log.warn("mqtt", "%s: broker refused a subscription" % self.url.redacted())
         except asyncio.CancelledError:
             raise
@@ -390,7 +414,7 @@ class Client:
             # broker does not redeliver it forever
             self.dropped_oversize += 1
             try:
-                topic, qos, retain, dup, pid, off = packet.parse_publish(first, mv[:self.max_packet])
+                topic, qos, retain, dup, pid, off = packet.parse_publish(first, mv[:self.max_packet], self.version)
             except ValueError:
                 return
             if self.log:
@@ -399,7 +423,7 @@ class Client:
                 await self._write(packet.puback_into(self._ack, pid))
             return
         try:
-            topic, qos, retain, dup, pid, off = packet.parse_publish(first, mv[:n])
+            topic, qos, retain, dup, pid, off = packet.parse_publish(first, mv[:n], self.version)
         except ValueError:  # malformed (or non-UTF-8 topic): drop it, keep the connection
             return
         msg = Message(topic, bytes(mv[off:n]), qos, retain, dup, pid)
@@ -491,12 +515,12 @@ class Client:
         pid = self._next_pid()
         self._pending_sub[pid] = time.ticks_ms()
         try:
-            await self._write(packet.subscribe(pid, topics))
+            await self._write(packet.subscribe(pid, topics, self.version))
         except Exception as e:
             self._note_error(e)
 
     async def _send_publish(self, topic, body, length, qos, retain, dup, pid):
-        head = packet.publish_header(topic, length, qos, retain, dup, pid)
+        head = packet.publish_header(topic, length, qos, retain, dup, pid, self.version)
         async with self._wlock:
             if isinstance(body, (bytes, bytearray, memoryview)):
                 await self._write_locked(head)

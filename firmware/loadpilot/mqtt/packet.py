@@ -15,13 +15,22 @@ PINGRESP = const(0xD0)
 DISCONNECT = b"\xe0\x00"
 MAX_REMAINING = const(268435455)  # four varint bytes
 
+DISCONNECT_TYPE = const(0xE0)
+
 CONNACK_ERRORS = {
     1: "unacceptable protocol version",
     2: "client identifier rejected",
     3: "server unavailable",
     4: "bad user name or password",
     5: "not authorized",
+    # MQTT 5 reason codes
+    0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error",
+    0x84: "unsupported protocol version", 0x85: "client identifier not valid",
+    0x86: "bad user name or password", 0x87: "not authorized", 0x88: "server unavailable",
+    0x89: "server busy", 0x8A: "banned", 0x8C: "bad authentication method",
 }
+AUTH_CODES = (4, 5, 0x86, 0x87, 0x8A, 0x8C)
+VERSION_REFUSED = (1, 0x84)  # "unacceptable protocol version" in 3.1.1 / 5 form
 
 
 def varint_size(n):
@@ -86,7 +95,9 @@ def _frame(first, parts, size):
 
 
 def connect(client_id, keepalive_s, clean=True, user=None, password=None,
-            will_topic=None, will_payload=b"", will_qos=0, will_retain=False):
+            will_topic=None, will_payload=b"", will_qos=0, will_retain=False, version=4, max_packet=0):
+    """version 4 = MQTT 3.1.1, 5 = MQTT 5 (then max_packet, if set, goes out as Maximum Packet Size so the
+    broker itself withholds larger messages)."""
     flags = 0x02 if clean else 0
     if will_topic:
         flags |= 0x04 | (will_qos << 3) | (0x20 if will_retain else 0)
@@ -94,10 +105,17 @@ def connect(client_id, keepalive_s, clean=True, user=None, password=None,
         flags |= 0x80
         if password is not None:
             flags |= 0x40
-    parts = [b"\x00\x04MQTT\x04", bytes((flags,)), struct.pack("!H", keepalive_s)]
+    parts = [b"\x00\x04MQTT", bytes((version, flags)), struct.pack("!H", keepalive_s)]
     size = 10
+    if version == 5:
+        props = b"\x27" + struct.pack("!I", max_packet) if max_packet else b""
+        parts.append(bytes((len(props),)) + props)
+        size += 1 + len(props)
     size += _str_field(parts, client_id)
     if will_topic:
+        if version == 5:
+            parts.append(b"\x00")  # no will properties
+            size += 1
         size += _str_field(parts, will_topic)
         size += _str_field(parts, will_payload)
     if user is not None:
@@ -107,12 +125,13 @@ def connect(client_id, keepalive_s, clean=True, user=None, password=None,
     return _frame(CONNECT, parts, size)
 
 
-def publish_header(topic, payload_len, qos=0, retain=False, dup=False, pid=0):
+def publish_header(topic, payload_len, qos=0, retain=False, dup=False, pid=0, version=4):
     """Fixed header + topic (+ packet id): the payload follows as payload_len bytes, possibly in chunks."""
     t = _b(topic)
-    size = 2 + len(t) + payload_len + (2 if qos else 0)
+    v5 = 1 if version == 5 else 0
+    size = 2 + len(t) + payload_len + (2 if qos else 0) + v5
     first = PUBLISH | (qos << 1) | (1 if retain else 0) | (0x08 if dup and qos else 0)
-    head = bytearray(5 + 2 + len(t) + 2)
+    head = bytearray(5 + 2 + len(t) + 2 + v5)
     head[0] = first
     off = put_varint(head, 1, size)
     struct.pack_into("!H", head, off, len(t))
@@ -122,18 +141,21 @@ def publish_header(topic, payload_len, qos=0, retain=False, dup=False, pid=0):
     if qos:
         struct.pack_into("!H", head, off, pid)
         off += 2
+    if v5:
+        head[off] = 0  # no properties
+        off += 1
     return head[:off]
 
 
-def publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
+def publish(topic, payload, qos=0, retain=False, dup=False, pid=0, version=4):
     p = _b(payload)
-    return bytes(publish_header(topic, len(p), qos, retain, dup, pid)) + p
+    return bytes(publish_header(topic, len(p), qos, retain, dup, pid, version)) + p
 
 
-def subscribe(pid, topics):
+def subscribe(pid, topics, version=4):
     """topics: list of (topic, qos)."""
-    parts = [struct.pack("!H", pid)]
-    size = 2
+    parts = [struct.pack("!H", pid) + (b"\x00" if version == 5 else b"")]
+    size = 3 if version == 5 else 2
     for t, q in topics:
         size += _str_field(parts, t)
         parts.append(bytes((q,)))
@@ -141,9 +163,9 @@ def subscribe(pid, topics):
     return _frame(SUBSCRIBE, parts, size)
 
 
-def unsubscribe(pid, topics):
-    parts = [struct.pack("!H", pid)]
-    size = 2
+def unsubscribe(pid, topics, version=4):
+    parts = [struct.pack("!H", pid) + (b"\x00" if version == 5 else b"")]
+    size = 3 if version == 5 else 2
     for t in topics:
         size += _str_field(parts, t)
     return _frame(UNSUBSCRIBE, parts, size)
@@ -157,7 +179,15 @@ def puback_into(buf, pid):
     return buf
 
 
-def parse_publish(first, body):
+def skip_properties(body, off):
+    """Offset after an MQTT 5 property block starting at off."""
+    r = decode_varint(body, off)
+    if r is None or r[1] + r[0] > len(body):
+        raise ValueError("properties run past the packet")
+    return r[1] + r[0]
+
+
+def parse_publish(first, body, version=4):
     """(topic str, qos, retain, dup, pid, payload offset in body). ValueError if malformed."""
     qos = (first >> 1) & 3
     if qos == 3:
@@ -175,6 +205,8 @@ def parse_publish(first, body):
             raise ValueError("PUBLISH without packet id")
         pid = (body[off] << 8) | body[off + 1]
         off += 2
+    if version == 5:
+        off = skip_properties(body, off)
     return topic, qos, bool(first & 1), bool(first & 0x08), pid, off
 
 
