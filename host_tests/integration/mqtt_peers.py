@@ -17,10 +17,13 @@ sys.path.insert(0, os.path.dirname(HERE))
 import firmware_proc  # noqa: E402
 
 AGENT = os.path.join(HERE, "mqtt_agent.py")
+# Debian installs the broker in /usr/sbin, which is not on every user's PATH
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 class Mosquitto:
-    """mosquitto -c <generated conf> on 127.0.0.1:<free port>; restartable on the same port."""
+    """mosquitto -c <generated conf> on 127.0.0.1:<free port>; restartable on the same port. `{dir}` in extra
+    stands for the broker's own temp directory."""
 
     def __init__(self, extra="", passwords=None, port=None):
         self.dir = tempfile.mkdtemp(prefix="lp-mosq-")
@@ -37,7 +40,7 @@ class Mosquitto:
             lines.append("allow_anonymous true")
         if os.getuid() == 0:
             lines.append("user root")  # as root mosquitto would switch to a user that cannot read our files
-        lines.append(extra)
+        lines.append(extra.replace("{dir}", self.dir))
         self.conf = os.path.join(self.dir, "mosquitto.conf")
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -45,8 +48,8 @@ class Mosquitto:
         self.log = os.path.join(self.dir, "log")
 
     def start(self, timeout=5):
-        self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=open(self.log, "a"),
-                                     stderr=subprocess.STDOUT)
+        self._logf = open(self.log, "a")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self._logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -68,6 +71,8 @@ class Mosquitto:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc:
+            self._logf.close()
         self.proc = None
 
     def close(self):

@@ -1,9 +1,6 @@
 """The firmware's MQTT client (loadpilot.mqtt.client) on the real MicroPython binary against mosquitto, paho-mqtt
 and raw-socket fake brokers."""
-import os
-import signal
 import struct
-import tempfile
 import time
 
 import pytest
@@ -112,8 +109,7 @@ def test_last_will_offline_when_firmware_is_killed(broker, closing):
 
 
 def test_broker_restart_reconnect_resubscribe_and_qos1_resend(closing):
-    b = Mosquitto(extra="persistence true\npersistence_location %s/\nautosave_interval 1\n"
-                  % tempfile.mkdtemp(prefix="lp-mosq-db-"))
+    b = Mosquitto(extra="persistence true\npersistence_location {dir}/\nautosave_interval 1\n")
     closing(b)
     b.start()
     # a persistent paho session: the broker keeps its subscription across the restart, so messages the agent
@@ -225,8 +221,8 @@ def test_blackholed_broker_never_stalls_the_loop(closing):
 
 
 @pytest.fixture(scope="module")
-def certs():
-    d = tempfile.mkdtemp(prefix="lp-ca-")
+def certs(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("ca"))
     try:
         return make_ca(d)
     except (RuntimeError, OSError) as e:
@@ -315,3 +311,35 @@ def test_mqtt5_falls_back_to_311_when_refused(closing):
     assert levels[:2] == [5, 4]
     assert agent.view()["mqtt"] == "3.1.1"
     assert any("MQTT 5 refused" in e.get("msg", "") for e in agent.events)
+
+
+def test_unacknowledged_qos1_is_resent_with_dup_after_reconnect(closing):
+    seen = []  # (connection index, first byte, packet id, payload)
+
+    def behaviour(conn, i):
+        try:
+            _connack(conn)
+            while True:
+                f, body = read_packet(conn)
+                if f & 0xF0 == 0x30:
+                    tlen = struct.unpack("!H", body[:2])[0]
+                    pid = struct.unpack("!H", body[2 + tlen:4 + tlen])[0]
+                    seen.append((i, f, pid, body[4 + tlen:]))
+                    if i >= 2:  # the first connection swallows the PUBLISH without a PUBACK
+                        conn.sendall(b"\x40\x02" + struct.pack("!H", pid))
+                elif f == 0xC0:
+                    conn.sendall(b"\xd0\x00")
+        except (EOFError, OSError):
+            pass
+
+    fb = FakeBroker(behaviour)
+    closing(fb)
+    agent = Agent("mqtt://127.0.0.1:%d" % fb.port, ack_timeout_ms=500, **FAST)
+    closing(agent)
+    agent.wait_connected()
+    agent.call("pub", "pub", topic="lp/out/ta_log", payload="tx-1", qos=1)
+    agent.wait(lambda e: e["ev"] == "state" and e["error"] and "PUBACK" in e["error"])
+    agent.wait_connected(connects=2)
+    wait_all_acked(agent)
+    assert [(i, f & 0x08, p) for i, f, _, p in seen] == [(1, 0, b"tx-1"), (2, 0x08, b"tx-1")]
+    assert seen[0][2] == seen[1][2]  # same packet id, DUP set on the resend
