@@ -17,6 +17,7 @@ CONNECTING = "connecting"
 CONNECTED = "connected"
 
 _TICK_MS = const(100)
+_STABLE_MS = const(60000)  # a connection that lived this long resets the backoff
 
 
 class MqttError(Exception):
@@ -210,15 +211,19 @@ class Client:
         failures = 0
         self._stop = False
         while not self._stop:
+            up = None
             try:
                 await self._connect()
-                failures = 0
+                up = time.ticks_ms()
                 await self._session()
             except asyncio.CancelledError:
                 self._close()
                 raise
             except Exception as e:  # every connection failure ends here and is retried
-                failures += 1
+                if up is not None and time.ticks_diff(time.ticks_ms(), up) >= _STABLE_MS:
+                    failures = 0
+                # refused credentials will not fix themselves: wait the longest delay
+                failures = 16 if isinstance(e, AuthError) else failures + 1
                 self._note_error(e)
             self._close()
             if self._stop:
@@ -226,7 +231,7 @@ class Client:
             if self._retry_now:  # MQTT 5 refused: try 3.1.1 at once
                 self._retry_now = False
                 continue
-            # auth failures and repeated failures back off harder; jitter spreads out many devices
+            # exponential backoff; the jitter spreads out many devices reconnecting to one broker
             delay = self.backoff_min_ms << min(failures, 16)
             if delay > self.backoff_max_ms:
                 delay = self.backoff_max_ms
