@@ -8,6 +8,7 @@ VENV=${VENV:-.venv}
 need_debs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_debs+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need_debs+=(socat)
+command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
