@@ -56,7 +56,7 @@ class Firmware:
         self.sunspec_port = None
         if not os.path.exists(installer_file) and not _has_stored_config(fs_dir):
             if config is None:
-                config = {"modbus_tcp_port": free_port()}
+                config = {"modbus_tcp_port": free_port(), "pb_tcp_port": 0}
             self.sunspec_port = config.get("modbus_tcp_port", 1502)
             if config:
                 with open(installer_file, "w") as f:

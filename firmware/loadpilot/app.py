@@ -30,7 +30,16 @@ class App:
         self.started_ms = time.ticks_ms()
         self.site = Site()
         self.site.configure([d["dev_id"] for d in self.config.get("devices")])
-        self.commands = Commands(self.config, self.log)
+        self.evse = None
+        self.evse_control = None
+        self.evse_slave = None
+        if board["features"].get("evse"):
+            self._init_evse(board)
+        self.commands = Commands(self.config, self.log, self.evse_control)
+        if self.evse is not None:
+            from loadpilot.registers.evse_slave import EvseSlaveService
+            self.evse_slave = EvseSlaveService(self.config, self.commands, self.evse, self.evse_control, self.log,
+                                               self.hal.serial())
         self.sunspec_router = Router()  # units ID and ID+1 of the SunSpec server, shared by TCP and RTU
         self.sunspec = None
         self._rebuild = False
@@ -41,14 +50,29 @@ class App:
         self.config.subscribe(self._config_changed)
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site}
         self.ctl_handlers.update(config_ctl.handlers(self.config))
-        self.evse = None
-        if board["features"].get("evse"):
-            try:
-                from loadpilot.evse.task import EvseTask
-                self.evse = EvseTask(self.hal, board, log=self.log)
-                self.ctl_handlers.update(self.evse.ctl_handlers())
-            except Exception as e:  # a bad EVSE pin must not take the manager and the APIs down with it
-                self.log.error("evse", "local charge point disabled: %s: %s" % (type(e).__name__, e))
+        if self.evse is not None:
+            self.ctl_handlers.update(self.evse.ctl_handlers())
+            self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
+        self.config.set("count_restart", self.config.get("count_restart") + 1)  # saved with the next commit
+
+    def _init_evse(self, board):
+        from loadpilot.evse.control import EvseControl
+        from loadpilot.evse.task import EvseTask
+        cfg = self.config
+        energy = {}
+        for i in (0, 1):
+            energy[i] = (cfg.get("s0_%d_energy_wh" % (i + 1)), cfg.get("s0_%d_pulses" % (i + 1)))
+
+        def persist_s0(index, wh, pulses):
+            cfg.set_many({"s0_%d_energy_wh" % (index + 1): wh, "s0_%d_pulses" % (index + 1): pulses})
+
+        try:
+            self.evse = EvseTask(self.hal, board, log=self.log, persist_s0=persist_s0, s0_energy=energy,
+                                 settings={"pulses_per_kwh": cfg.get("s0_1_pulses_per_kwh")})
+            self.evse_control = EvseControl(cfg)
+        except Exception as e:  # a bad EVSE pin must not take the manager and the APIs down with it
+            self.evse = None
+            self.log.error("evse", "local charge point disabled: %s: %s" % (type(e).__name__, e))
 
     def _config_changed(self, key):
         if key in _REBUILD_KEYS:
@@ -86,6 +110,33 @@ class App:
             sup.spawn("ctl", lambda: self.hal.serve_ctl(self.ctl_handlers), critical=False)
         if self.sunspec is not None:
             self._start_sunspec()
+        if self.evse_slave is not None:
+            self._start_evse_slave()
+
+    def _start_evse_slave(self):
+        from loadpilot.modbus.tcp_server import ModbusTcpServer
+        sup = self.supervisor
+        routers = self.evse_slave.routers
+        host = self.hal.listen_host
+        servers = []
+        base = self.config.get("pb_tcp_port")
+        if base:
+            servers.append(("pb_evse", base))
+            for i in range(len(self.evse.s0)):
+                servers.append(("pb_s0_%d" % (i + 1), base + 1 + i))
+        if self.config.get("omcci_tcp_port"):
+            servers.append(("omcci", self.config.get("omcci_tcp_port")))
+        for name, port in servers:
+            router = routers[name]
+            sup.spawn(name + "_tcp", (lambda r, p: lambda: ModbusTcpServer(r, host=host, port=p, log=self.log).run())(
+                router, port))
+        sup.spawn("evse_slave", self._evse_slave_loop)
+
+    async def _evse_slave_loop(self):
+        while True:
+            self.evse_slave.apply()
+            self.evse_slave.refresh()
+            await asyncio.sleep_ms(200)
 
     def _start_sunspec(self):
         from loadpilot.modbus.tcp_server import ModbusTcpServer

@@ -55,10 +55,24 @@ def _number(text, name):
     return x
 
 
+# local charge point overrides: key -> (low, high) inclusive, in mA / s / counts
+EVSE_KEYS = {
+    "charging_cur_limit_ma": (6000, 63000),
+    "fixed_current_ma": (0, 63000),       # 0: no override of the cable current
+    "charging_enable": (0, 1),
+    "available": (0, 1),
+    "hems_current_limit_ma": (0, 80000),  # 0: no charging
+    "relay_select": (0, 1),               # 0 = 3-phase contactor, 1 = 1-phase
+    "relay2": (0, 1),
+    "disconnect_cp_s": (0, 3600),
+}
+
+
 class Commands:
-    def __init__(self, store, log):
+    def __init__(self, store, log, evse_control=None):
         self.store = store
         self.log = log
+        self.evse_control = evse_control
         self.fixed_vars = set()  # variables whose formula was dropped by a write (volatile, like the value)
         self._handlers = {
             "get_params": self._q_get_params,
@@ -110,6 +124,38 @@ class Commands:
         except ConfigError as e:
             raise CommandError(str(e))
         self.fixed_vars.add(name)
+
+    def evse_set(self, values):
+        """Overrides for the local charge point (Power Brain 8086-8094, OMCCI 124/1000, MQTT ctl). Volatile;
+        all or nothing. The slave service applies them to the EVSE within one refresh."""
+        c = self.evse_control
+        if c is None:
+            raise CommandError("this board has no local charge point")
+        for k in values:
+            lim = EVSE_KEYS.get(k)
+            v = values[k]
+            if lim is None:
+                raise CommandError("evse: unknown setting %r" % k)
+            if isinstance(v, bool) or not isinstance(v, int) or not lim[0] <= v <= lim[1]:
+                raise CommandError("evse: %s must be an integer %d..%d, got %r" % (k, lim[0], lim[1], v))
+        for k in values:
+            v = values[k]
+            if k == "charging_cur_limit_ma":
+                c.cur_limit_ma = v
+            elif k == "fixed_current_ma":
+                c.fixed_ma = v or None
+            elif k == "charging_enable":
+                c.enable = v
+            elif k == "available":
+                c.available = v
+            elif k == "hems_current_limit_ma":
+                c.hems_ma = v
+            elif k == "relay_select":
+                c.phases_request = 1 if v else 3
+            elif k == "relay2":
+                c.relay2 = v
+            elif k == "disconnect_cp_s":
+                c.wakeup_s = v
 
     def var_names(self):
         try:

@@ -61,6 +61,11 @@ FIELDS = (
     ("s0_2_pulses_per_kwh", "int", 1000, 1, 100000, 0),
     ("s0_2_phases", "int", 1, 1, 7, 0),
     ("s0_2_voltage", "int", 230, 100, 300, 0),
+    # S0 counters, saved by the meter every 100 Wh or 15 min (evse/s0.py) and coalesced by the store
+    ("s0_1_energy_wh", "int", 0, 0, 2 ** 47, 0),
+    ("s0_1_pulses", "int", 0, 0, 2 ** 47, 0),
+    ("s0_2_energy_wh", "int", 0, 0, 2 ** 47, 0),
+    ("s0_2_pulses", "int", 0, 0, 2 ** 47, 0),
     # MQTT
     ("mqtt_enabled", "bool", False, 0, 0, 0),
     ("mqtt_url", "mqtt_url", "", 0, 0, SECRET_URL),

@@ -75,6 +75,13 @@ class S0Meter:
         self.energy_wh = wh
         self._save(now_ms)
 
+    def set_pulses(self, pulses, now_ms):
+        """pulses / reset_pulses registers: the absolute pulse count changes, the energy does not."""
+        self.pulses = pulses
+        self._base_pulses = pulses
+        self._base_wh = self.energy_wh
+        self._save(now_ms)
+
     def _power_from(self, dt_ms):
         # energy per pulse 1000/ppk Wh, over dt: W = 1000 Wh/kWh * 3600000 ms/h / (ppk * dt_ms)
         return 1000 * _MS_PER_H // (self.pulses_per_kwh * dt_ms)

@@ -253,6 +253,11 @@ class EvseTask:
     def reset(self):
         self.sm.reset(time.ticks_ms())
 
+    def s0_level(self, index):
+        """Level of S0 input index: 1 while the contact conducts (current flows)."""
+        inp = self._s0_in[index]
+        return 1 if inp is not None and inp.value() else 0
+
     def cp_register(self):
         """Register 8092: 0..5 = A..F, 9 = DC residual-current error."""
         e = self.sm.error

@@ -4,7 +4,9 @@
 #
 # Decisions: unmapped registers inside 100..1119 read 0 (one compact image, as such stations do); currents
 # written in A (131, 613-615, 1000) are mA inside; 141 always reads 0xEBEE; the charge point model is a
-# 20-byte string over 142-151; user IDs (720-729 read, 1110-1119 write) are 20-byte strings.
+# 20-byte string over 142-151; user IDs (720-729 read, 1110-1119 write) are 20-byte strings. This box is
+# not an OMCCI DLM master, so the operator DLM limits 613-615 read 0 and refuse writes (02) rather than
+# accept a value that would change nothing.
 from micropython import const
 
 from loadpilot.registers import table as _table
@@ -56,9 +58,9 @@ ROWS = (
     (610, 1, R, "u16", "dlm_limit_l1_ma", 1000),
     (611, 1, R, "u16", "dlm_limit_l2_ma", 1000),
     (612, 1, R, "u16", "dlm_limit_l3_ma", 1000),
-    (613, 1, RW, "u16", "dlm_operator_limit_l1_ma", 1000),
-    (614, 1, RW, "u16", "dlm_operator_limit_l2_ma", 1000),
-    (615, 1, RW, "u16", "dlm_operator_limit_l3_ma", 1000),
+    (613, 1, R, "u16", "dlm_operator_limit_l1_ma", 1000),
+    (614, 1, R, "u16", "dlm_operator_limit_l2_ma", 1000),
+    (615, 1, R, "u16", "dlm_operator_limit_l3_ma", 1000),
     (620, 1, R, "u16", "dlm_external_meter", 1),
     (621, 1, R, "u16", "dlm_slaves", 1),
     (630, 1, R, "u16", "dlm_applied_l1_ma", 1000),
@@ -85,9 +87,6 @@ LIMITS = {
     "available": (0, 1),
     "safe_current_ma": (0, 80000),        # 0 = stop charging on communication loss
     "comm_timeout_s": (0, 65535),         # 0 = no timeout
-    "dlm_operator_limit_l1_ma": (0, 1000000),
-    "dlm_operator_limit_l2_ma": (0, 1000000),
-    "dlm_operator_limit_l3_ma": (0, 1000000),
     "hems_current_limit_ma": (0, 80000),  # 0 = no charging
 }
 

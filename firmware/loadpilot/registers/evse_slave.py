@@ -1,0 +1,285 @@
+# The local charge point as a Modbus slave: the Power Brain map (EVSE and S0 meters) and the OMCCI map.
+# Reads come from the images, which refresh() fills five times a second; writes go through the command layer
+# (persistent settings through the store, overrides into EvseControl); apply() hands the overrides and the
+# master fail-safe to the EVSE task.
+import time
+
+from loadpilot import VERSION
+from loadpilot.api.commands import CommandError
+from loadpilot.evse.control import master_limit
+from loadpilot.modbus.image import WRITE_APPLIED, RegisterImage
+from loadpilot.modbus.pdu import ILLEGAL_VALUE, Router
+from loadpilot.registers import omcci, powerbrain as pb
+
+# Power Brain register -> config key (persisted); the S0 keys get "s0_<n>_" in front
+_PB_EVSE_CONFIG = {"def_fixed_current_ma": "evse_def_fixed_current", "def_charging_cur_limit_ma": "evse_def_cur_limit",
+                   "def_charging_enable": "evse_def_enable", "fail_safe_duration_s": "fail_safe_duration",
+                   "fail_safe_current_ma": "fail_safe_current", "count_restart": "count_restart",
+                   "slave_id": "pb_evse_id"}
+_PB_EVSE_VOLATILE = ("charging_cur_limit_ma", "fixed_current_ma", "charging_enable", "disconnect_cp_s",
+                     "relay_select", "relay2")
+_OMCCI_CONFIG = {"safe_current_ma": "omcci_safe_current", "comm_timeout_s": "omcci_comm_timeout"}
+_BOOL_KEYS = ("evse_def_enable",)
+
+# OCPP 1.6 ChargePointStatus in enumeration order, for OMCCI 104
+OCPP_AVAILABLE, OCPP_PREPARING, OCPP_CHARGING, OCPP_SUSPENDED_EVSE = 0, 1, 2, 3
+OCPP_UNAVAILABLE, OCPP_FAULTED = 7, 8
+
+
+class EvseSlaveService:
+    def __init__(self, store, commands, evse, control, log, serial=""):
+        self.store = store
+        self.commands = commands
+        self.evse = evse
+        self.control = control
+        self.log = log
+        self.serial = serial
+        self.user_id = ""
+        self.pb_evse = RegisterImage(pb.BASE, pb.COUNT, functions=(3, 6, 16), on_write=self._pb_evse_write,
+                                     on_read=self._pb_read)
+        self.pb_s0 = []
+        for i in range(len(evse.s0)):
+            self.pb_s0.append(RegisterImage(pb.BASE, pb.COUNT, functions=(3, 6, 16),
+                                            on_write=self._s0_writer(i), on_read=self._pb_read))
+        self.omcci = RegisterImage(omcci.BASE, omcci.COUNT, functions=(3, 4, 6, 16), on_write=self._omcci_write,
+                                   on_read=self._omcci_read)
+        self.omcci.set_u16(141, omcci.DEVICE_ID)
+        self.routers = {}  # name -> Router: "pb_evse", "pb_s0_1", "pb_s0_2", "omcci", "rtu"
+        self.build_routers()
+        self.refresh()
+
+    # ---- routing
+
+    def build_routers(self):
+        s = self.store
+        r = {"pb_evse": Router(), "omcci": Router(), "rtu": Router()}
+        r["pb_evse"].add(s.get("pb_evse_id"), self.pb_evse)
+        for i, img in enumerate(self.pb_s0):
+            r["pb_s0_%d" % (i + 1)] = Router()
+            r["pb_s0_%d" % (i + 1)].add(s.get("pb_s0_%d_id" % (i + 1)), img)
+        r["omcci"].add(s.get("omcci_unit_id"), self.omcci)
+        if s.get("slave_rtu_map") == "omcci":
+            r["rtu"].add(s.get("omcci_unit_id"), self.omcci)
+        else:
+            r["rtu"].add(s.get("pb_evse_id"), self.pb_evse)
+            for i, img in enumerate(self.pb_s0):
+                r["rtu"].add(s.get("pb_s0_%d_id" % (i + 1)), img)
+        # keep the Router objects the servers hold: swap their contents
+        for name, new in r.items():
+            old = self.routers.get(name)
+            if old is None:
+                self.routers[name] = new
+            else:
+                for unit in old.units():
+                    old.remove(unit)
+                for unit in new.units():
+                    old.add(unit, new.get(unit))
+
+    # ---- reads: mark the master as alive (allocation-free: the read path calls this)
+
+    def _pb_read(self, addr, count):
+        self.control.pb_access_ms = time.ticks_ms()
+        return 0
+
+    def _omcci_read(self, addr, count):
+        self.control.omcci_access_ms = time.ticks_ms()
+        return 0
+
+    # ---- writes
+
+    @staticmethod
+    def _words(data, off, count):
+        return [(data[off + 2 * i] << 8) | data[off + 2 * i + 1] for i in range(count)]
+
+    def _apply_changes(self, settings, overrides):
+        try:
+            if settings:
+                self.commands.set_params(settings)
+            if overrides:
+                self.commands.evse_set(overrides)
+        except CommandError as e:
+            self.log.warn("modbus", "write refused: %s" % e)
+            return ILLEGAL_VALUE
+        self.apply()
+        self.refresh()
+        return WRITE_APPLIED
+
+    def _pb_evse_write(self, addr, count, data, off):
+        self.control.pb_access_ms = time.ticks_ms()
+        code, changes = pb.decode_write(pb.table("evse"), addr, self._words(data, off, count))
+        if code:
+            return code
+        settings = {}
+        overrides = {}
+        for key, v in changes:
+            if key in _PB_EVSE_VOLATILE:
+                overrides[key] = v
+            else:
+                ck = _PB_EVSE_CONFIG[key]
+                settings[ck] = bool(v) if ck in _BOOL_KEYS else v
+        rc = self._apply_changes(settings, overrides)
+        if "pb_evse_id" in settings:
+            self.build_routers()
+        return rc
+
+    def _s0_writer(self, index):
+        prefix = "s0_%d_" % (index + 1)
+
+        def write(addr, count, data, off):
+            self.control.pb_access_ms = time.ticks_ms()
+            code, changes = pb.decode_write(pb.table("meter"), addr, self._words(data, off, count))
+            if code:
+                return code
+            settings = {}
+            counters = []
+            for key, v in changes:
+                if key == "slave_id":
+                    settings["pb_" + prefix + "id"] = v
+                elif key == "count_restart":
+                    settings["count_restart"] = v
+                elif key == "pulses_per_kwh":
+                    settings[prefix + "pulses_per_kwh"] = v
+                elif key == "phases":
+                    settings[prefix + "phases"] = v
+                elif key.startswith("voltage_"):
+                    settings[prefix + "voltage"] = v  # one nominal voltage for all phases
+                else:
+                    counters.append((key, v))
+            rc = self._apply_changes(settings, None)
+            if rc != WRITE_APPLIED:
+                return rc
+            meter = self.evse.s0[index]
+            now = time.ticks_ms()
+            for key, v in counters:  # the S0 counters are the meter's own state, not settings
+                if key == "energy_wh":
+                    meter.set_energy(v, now)
+                elif key == "reset_energy":
+                    meter.set_energy(0, now)
+                elif key in ("pulses", "reset_pulses"):
+                    meter.set_pulses(v if key == "pulses" else 0, now)
+            if "pb_" + prefix + "id" in settings:
+                self.build_routers()
+            self.refresh()
+            return WRITE_APPLIED
+        return write
+
+    def _omcci_write(self, addr, count, data, off):
+        self.control.omcci_access_ms = time.ticks_ms()
+        code, changes = omcci.decode_write(addr, self._words(data, off, count))
+        if code:
+            return code
+        settings = {}
+        overrides = {}
+        for key, v in changes:
+            if key in _OMCCI_CONFIG:
+                settings[_OMCCI_CONFIG[key]] = v
+            elif key == "write_user_id":
+                self.user_id = v
+            else:
+                overrides[key] = v
+        return self._apply_changes(settings, overrides)
+
+    # ---- applying overrides and the fail-safe to the EVSE (every refresh and after each write)
+
+    def apply(self):
+        c = self.control
+        s = self.store
+        ev = self.evse
+        now = time.ticks_ms()
+        pb_ma, pb_fs = master_limit(now, c.pb_access_ms, s.get("fail_safe_duration") * 1000,
+                                    s.get("fail_safe_current"), c.cur_limit_ma)
+        om_ma, om_fs = master_limit(now, c.omcci_access_ms, s.get("omcci_comm_timeout") * 1000,
+                                    s.get("omcci_safe_current"), c.hems_ma)
+        if pb_fs != c.pb_fail_safe:
+            self.log.warn("evse", "Power Brain master %s: limit %d mA" % (
+                "silent, fail-safe" if pb_fs else "back", pb_ma))
+            c.pb_fail_safe = pb_fs
+        if om_fs != c.omcci_fail_safe:
+            self.log.warn("evse", "OMCCI master %s: limit %d mA" % (
+                "silent, safe current" if om_fs else "back", om_ma if om_ma is not None else -1))
+            c.omcci_fail_safe = om_fs
+        limit = pb_ma
+        if om_ma is not None and (limit is None or om_ma < limit):
+            limit = om_ma
+        ev.limits.modbus_ma = limit
+        ev.limits.fixed_ma = c.fixed_ma
+        ev.set_enabled(c.enable and c.available and not (limit is not None and limit < 6000))
+        if c.phases_request is not None:
+            res = ev.request_phases(c.phases_request)
+            self.log.info("evse", "switch to %d phase(s): %s" % (c.phases_request, res))
+            c.phases_request = None
+        if c.wakeup_s is not None:
+            ev.disconnect_cp(c.wakeup_s)
+            c.wakeup_s = None
+        for i, m in enumerate(ev.s0):
+            ppk = s.get("s0_%d_pulses_per_kwh" % (i + 1))
+            if m.pulses_per_kwh != ppk:
+                m.set_pulses_per_kwh(ppk)
+
+    # ---- reporting
+
+    def refresh(self):
+        s = self.store
+        ev = self.evse
+        c = self.control
+        v = ev.view()
+        major, minor = _version()
+        common = {"vendor_id": 0xCF050000, "product_id": 1, "device_id": 0x100,
+                  "product_version": (major << 8) | minor, "product_build": 0, "mapping_version": 0x0100,
+                  "padding_1": 0, "serial_no": self.serial, "name": "LoadPilot Smart Controller",
+                  "count_restart": s.get("count_restart")}
+        inputs = 0
+        for i in range(len(ev.s0)):
+            inputs |= ev.s0_level(i) << i
+        ev_vals = dict(common, slave_id=s.get("pb_evse_id"), meter_flags=0, has_meter=0,
+                       def_fixed_current_ma=s.get("evse_def_fixed_current"),
+                       def_charging_cur_limit_ma=s.get("evse_def_cur_limit"),
+                       def_charging_enable=1 if s.get("evse_def_enable") else 0,
+                       fail_safe_duration_s=s.get("fail_safe_duration"), fail_safe_current_ma=s.get("fail_safe_current"),
+                       disconnect_cp_s=v["disconnect_cp_s"], relay_select=1 if v["phases"] == 1 else 0,
+                       relay2=c.relay2, cable_current_ma=ev.limits.cable_ma or 0, fixed_current_ma=c.fixed_ma or 0,
+                       charge_pilot_state=ev.cp_register(), charging_cur_limit_ma=c.cur_limit_ma,
+                       charging_enable=c.enable, charging_current_ma=v["offered_ma"], last_rfid="",
+                       detected_rfids=0, s0_inputs=inputs | (1 << 9))
+        pb.encode(self.pb_evse, pb.table("evse"), ev_vals)
+        for i, img in enumerate(self.pb_s0):
+            m = ev.s0[i]
+            prefix = "s0_%d_" % (i + 1)
+            volt = s.get(prefix + "voltage")
+            mask = s.get(prefix + "phases")
+            nph = (mask & 1) + (mask >> 1 & 1) + (mask >> 2 & 1)
+            per_phase_ma = m.power_w * 1000 // (volt * nph) if nph else 0
+            vals = dict(common, slave_id=s.get("pb_" + prefix + "id"), input=0,
+                        pulses_per_kwh=s.get(prefix + "pulses_per_kwh"), phases=mask, voltage_l1=volt,
+                        voltage_l2=volt, voltage_l3=volt, pulses=m.pulses, time_per_pulse_ms=m.time_per_pulse_ms(),
+                        level=0 if inputs & (1 << i) else 1, meter_flags=0, energy_wh=m.energy_wh, power_w=m.power_w)
+            for p in range(3):
+                vals["current_l%d_ma" % (p + 1)] = per_phase_ma if mask & (1 << p) else 0
+            pb.encode(img, pb.table("meter"), vals)
+        cp_letter = v["cp"]
+        om = {"firmware_version": VERSION[:4], "protocol_version": "1.0", "ocpp_status": _ocpp_status(v, c),
+              "cp_state": omcci.CP_STATE.get(cp_letter, 5), "cp_state_hex": 0x0A + omcci.CP_STATE.get(cp_letter, 5) - 1,
+              "available": c.available, "safe_current_ma": s.get("omcci_safe_current"),
+              "comm_timeout_s": s.get("omcci_comm_timeout"), "hw_current_limit_ma": ev.limits.hardware_ma,
+              "operator_current_limit_ma": c.cur_limit_ma, "relays_state": (1 if v["contactor"] else 0)
+              | (2 if v["phases"] == 1 else 0), "device_id": omcci.DEVICE_ID, "model": "LoadPilot",
+              "signaled_current_ma": v["offered_ma"], "min_current_ma": 6000,
+              "hems_current_limit_ma": c.hems_ma if c.hems_ma is not None else 0, "user_id": self.user_id}
+        omcci.encode(self.omcci, omcci.ROWS, om)
+
+
+def _version():
+    parts = VERSION.split(".")
+    return int(parts[0]), int(parts[1])
+
+
+def _ocpp_status(v, c):
+    if v["error"] != "none":
+        return OCPP_FAULTED
+    if not c.available:
+        return OCPP_UNAVAILABLE
+    if v["contactor"]:
+        return OCPP_CHARGING
+    if v["cp"] in ("B", "C", "D"):
+        return OCPP_SUSPENDED_EVSE if v["offered_ma"] == 0 else OCPP_PREPARING
+    return OCPP_AVAILABLE

@@ -1,0 +1,166 @@
+"""The local charge point as a Modbus slave on the MicroPython binary: pymodbus drives the Power Brain map
+the way evcc's driver does, and the OMCCI map the way a home energy manager does."""
+import socket
+import time
+
+import pytest
+from pymodbus.client import ModbusTcpClient
+
+from firmware_proc import Firmware, free_port
+
+pytestmark = pytest.mark.mp
+
+
+def free_block(n):
+    """n consecutive free loopback ports (the Power Brain EVSE and its two S0 meters)."""
+    for _ in range(50):
+        base = free_port()
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + i))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no block of free ports")
+
+
+def wait_for(fn, timeout=6.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(0.05)
+
+
+def boot(tmp_path, **cfg):
+    config = {"modbus_tcp_port": free_port(), "commit_delay_s": 1}
+    config.update(cfg)
+    base = config.setdefault("pb_tcp_port", free_block(3))
+    om = config.setdefault("omcci_tcp_port", free_port())
+    fw = Firmware(fs_dir=str(tmp_path), config=config).start()
+    fw.pb, fw.om = base, om
+    for p in (base, base + 1, base + 2, om):
+        fw.wait_port(p)
+    return fw
+
+
+def exc(r):
+    return r.exception_code if r.isError() else None
+
+
+def limit_ma(fw):
+    """The current the charge point may offer now (the PWM duty carries it with a rounding of a few mA)."""
+    return fw.ctl("evse")["limit"]["ma"]
+
+
+def charge(fw):
+    fw.ctl("set_adc", name="cp", mv=9000)
+    assert wait_for(lambda: fw.ctl("evse")["cp"] == "B")
+    fw.ctl("set_adc", name="cp", mv=6000)
+
+
+def test_evcc_style_control_of_the_power_brain_map(tmp_path):
+    with boot(tmp_path) as fw, ModbusTcpClient("127.0.0.1", port=fw.pb) as c:
+        ident = c.read_holding_registers(8000, count=2, device_id=1).registers
+        assert ident == [0xCF05, 0]
+        assert c.read_holding_registers(8092, count=1, device_id=1).registers == [0]  # A: no car
+        charge(fw)
+        assert wait_for(lambda: c.read_holding_registers(8092, count=1, device_id=1).registers == [2])  # C
+        assert c.write_register(8093, 100, device_id=1).isError() is False  # 10 A, as amps x 10
+        assert wait_for(lambda: limit_ma(fw) == 10000)
+        assert wait_for(lambda: c.read_holding_registers(8093, count=3, device_id=1).registers == [100, 1, 100])
+        assert fw.ctl("evse")["limit"]["reason"] == "modbus"
+        c.write_register(8094, 0, device_id=1)  # disable: the car is told no power, then the contactor opens
+        assert wait_for(lambda: fw.ctl("evse")["offered_ma"] == 0)
+        assert exc(c.write_register(8093, 50, device_id=1)) == 3  # 5 A is below the minimum
+        assert exc(c.write_register(8092, 1, device_id=1)) == 2   # read-only
+        assert c.read_holding_registers(8093, count=2, device_id=1).registers == [100, 0]
+        c.write_register(8094, 1, device_id=1)
+        assert wait_for(lambda: limit_ma(fw) == 10000)
+        c.write_register(8086, 5, device_id=1)  # wake the car: CP off for 5 s
+        assert wait_for(lambda: c.read_holding_registers(8086, count=1, device_id=1).registers[0] in (4, 5))
+        assert fw.ctl("evse")["disconnect_cp_s"] > 0
+        c.write_register(8087, 1, device_id=1)  # 1-phase; phase switching waits for an unplug by default
+        assert wait_for(lambda: fw.ctl("evse")["pending_phases"] == 1)
+        # volatile registers never touch flash
+        assert fw.ctl("config_get")["dirty"] is True  # only the boot's restart counter is pending
+        time.sleep(2.2)
+        saves = fw.ctl("config_get")["saves"]
+        for amps in (60, 70, 80, 90):
+            c.write_register(8093, amps, device_id=1)
+        time.sleep(2.2)
+        assert fw.ctl("config_get")["saves"] == saves
+
+
+def test_persistent_registers_survive_a_restart_and_s0_units_answer(tmp_path):
+    with boot(tmp_path) as fw:
+        with ModbusTcpClient("127.0.0.1", port=fw.pb) as c:
+            c.write_registers(8083, [0, 120, 80], device_id=1)  # fail-safe after 120 s at 8 A
+            assert c.read_holding_registers(8083, count=3, device_id=1).registers == [0, 120, 80]
+        with ModbusTcpClient("127.0.0.1", port=fw.pb + 1) as m:
+            assert m.read_holding_registers(8040, count=1, device_id=2).registers == [2]
+            m.write_registers(8042, [0, 800], device_id=2)
+            m.write_registers(8058, [0, 0, 0, 54321], device_id=2)
+            assert m.read_holding_registers(8058, count=4, device_id=2).registers == [0, 0, 0, 54321]
+            assert exc(m.read_holding_registers(8040, count=1, device_id=1)) == 0x0B  # unit 1 is on 4701
+        time.sleep(2.5)
+        restarts = fw.ctl("config_get", key="count_restart")
+        pb, om = fw.pb, fw.om
+    with boot(tmp_path, pb_tcp_port=pb, omcci_tcp_port=om) as fw:
+        with ModbusTcpClient("127.0.0.1", port=fw.pb) as c:
+            assert c.read_holding_registers(8083, count=3, device_id=1).registers == [0, 120, 80]
+            assert c.read_holding_registers(8120, count=2, device_id=1).registers == [0, restarts + 1]
+        with ModbusTcpClient("127.0.0.1", port=fw.pb + 1) as m:
+            assert m.read_holding_registers(8042, count=2, device_id=2).registers == [0, 800]
+            assert m.read_holding_registers(8058, count=4, device_id=2).registers == [0, 0, 0, 54321]
+
+
+def test_fail_safe_after_master_silence_and_recovery(tmp_path):
+    with boot(tmp_path, fail_safe_duration=2, fail_safe_current=8000) as fw:
+        charge(fw)
+        with ModbusTcpClient("127.0.0.1", port=fw.pb) as c:
+            c.write_register(8093, 160, device_id=1)
+            assert wait_for(lambda: limit_ma(fw) == 16000)
+            t_last = time.monotonic()
+        assert wait_for(lambda: limit_ma(fw) == 8000, timeout=6)
+        silent_s = time.monotonic() - t_last
+        assert 1.8 <= silent_s <= 4.0, silent_s  # the 2 s fail-safe window plus at most a refresh or two
+        assert fw.ctl("evse_control")["pb_fail_safe"] is True
+        with ModbusTcpClient("127.0.0.1", port=fw.pb) as c:
+            c.read_holding_registers(8092, count=1, device_id=1)  # the master is back: its limit applies
+        assert wait_for(lambda: limit_ma(fw) == 16000)
+        assert "Power Brain master silent, fail-safe: limit 8000 mA" in fw.read_output()
+
+
+def test_a_box_nobody_controls_never_drops_to_the_fail_safe(tmp_path):
+    with boot(tmp_path, fail_safe_duration=1, fail_safe_current=0) as fw:
+        charge(fw)
+        time.sleep(2.0)
+        assert limit_ma(fw) > 6000
+
+
+def test_home_energy_manager_drives_omcci(tmp_path):
+    with boot(tmp_path) as fw:
+        with ModbusTcpClient("127.0.0.1", port=fw.om) as c:
+            assert c.read_holding_registers(141, count=1, device_id=1).registers == [0xEBEE]
+            charge(fw)
+            assert wait_for(lambda: c.read_holding_registers(122, count=2, device_id=1).registers == [3, 0x0C])
+            c.write_registers(131, [6, 2], device_id=1)  # safe current 6 A, 2 s timeout
+            c.write_register(1000, 13, device_id=1)      # HEMS limit 13 A
+            assert wait_for(lambda: limit_ma(fw) == 13000)
+            assert c.read_holding_registers(1000, count=1, device_id=1).registers == [13]
+            assert exc(c.write_register(1000, 81, device_id=1)) == 3
+            assert exc(c.write_register(613, 10, device_id=1)) == 2  # not a DLM master
+            t_last = time.monotonic()
+        assert wait_for(lambda: limit_ma(fw) == 6000, timeout=6)  # silent energy manager: safe current
+        assert time.monotonic() - t_last >= 1.8
+        with ModbusTcpClient("127.0.0.1", port=fw.om) as c:
+            assert c.read_holding_registers(131, count=2, device_id=1).registers == [6, 2]
+        assert wait_for(lambda: limit_ma(fw) == 13000)
