@@ -64,8 +64,11 @@ def scan(port, unit):
     return d
 
 
-def raw(d, model, off):
-    return struct.unpack(">h", d.read(model.model_addr + off, 1))[0]
+def raw(port, unit, model, off):
+    """One register as int16, over its own pymodbus connection (pysunspec2 stays out of it)."""
+    with ModbusTcpClient("127.0.0.1", port=port) as c:
+        v = c.read_holding_registers(model.model_addr + off, count=1, device_id=unit).registers[0]
+    return v - 0x10000 if v & 0x8000 else v
 
 
 def test_pysunspec2_scans_both_units(tmp_path):
@@ -89,18 +92,17 @@ def test_pysunspec2_scans_both_units(tmp_path):
             d.close()
 
         d = scan(fw.port, 2)
-        try:
-            evses = d.models[113]
-            assert [raw(d, m, 63) for m in evses] == [1, 2, 3]
-            assert [raw(d, m, 62) for m in evses] == [3, 2, 5]  # E3 never reported: error/offline
-            assert evses[0].A.value == 48.0 and evses[1].WH.value == 2000.0
-            meters = d.models[213]
-            assert [(raw(d, m, 126), raw(d, m, 127)) for m in meters] == [(3, -1), (2, -2), (5, -3)]
-            assert meters[0].AphB.value == 18.0
-            st = d.models[124][0]
-            assert st.ChaState.value == 81 and raw(d, st, 26) == -3
-        finally:
-            d.close()
+        d.close()
+        p = fw.port
+        evses = d.models[113]
+        assert [raw(p, 2, m, 63) for m in evses] == [1, 2, 3]
+        assert [raw(p, 2, m, 62) for m in evses] == [3, 2, 5]  # E3 never reported: error/offline
+        assert evses[0].A.value == 48.0 and evses[1].WH.value == 2000.0
+        meters = d.models[213]
+        assert [(raw(p, 2, m, 126), raw(p, 2, m, 127)) for m in meters] == [(3, -1), (2, -2), (5, -3)]
+        assert meters[0].AphB.value == 18.0
+        st = d.models[124][0]
+        assert st.ChaState.value == 81 and raw(p, 2, st, 26) == -3
 
 
 def test_writes_take_effect_and_only_60000_survives_a_reboot(tmp_path):
