@@ -151,6 +151,8 @@ class ModbusTcpServer:
                 quiet = time.ticks_diff(now, last_ms)
                 if quiet >= self.idle_timeout_ms:
                     return _IDLE
+                if self._server is None:  # close() was called: end idle connections too
+                    return _CLOSED
                 await asyncio.sleep_ms(1 if quiet < _BUSY_WINDOW_MS else self.poll_ms)
                 continue
             if n == 0:
