@@ -227,7 +227,8 @@ def test_random_frames_against_real_server_heap_does_not_grow(server):
             if rnd.random() < 0.5:
                 pdu = bytes([rnd.choice((1, 2, 3, 4, 5, 6, 15, 16))]) + pdu[1:]
             frame = mbap(i & 0xFFFF, rnd.choice((1, 2, 9, 247)), pdu)
-            for attempt in range(100):
+            deadline = time.monotonic() + 15
+            while True:
                 try:
                     s.sendall(frame)
                     tid, _, rpdu = recv_frame(s)
@@ -235,6 +236,7 @@ def test_random_frames_against_real_server_heap_does_not_grow(server):
                 except (EOFError, ConnectionResetError, BrokenPipeError):
                     # refused: all slots still held by dropped connections the server has not polled yet
                     assert fresh, "server closed a connection that was being served"
+                    assert time.monotonic() < deadline, "no free client slot for 15 s"
                     s.close()
                     time.sleep(0.01)
                     s = server.connect()
