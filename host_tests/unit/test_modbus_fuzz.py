@@ -170,3 +170,46 @@ def test_protocol_id_and_bad_lengths_end_the_connection():
         why, sent, _ = run_conn(good + bad + good, [])
         assert why == tcp_server._PROTOCOL
         assert split_frames(sent) == [(1, 1, b"\x03\x02\x00\x00")]  # the frame before was answered
+
+
+class SilentSocket:
+    """A connected client that never sends anything."""
+
+    def readinto(self, buf, n=None):
+        return None
+
+    def write(self, buf, off, n):
+        raise AssertionError("nothing to answer")
+
+
+def test_idle_connection_is_closed_after_idle_timeout(monkeypatch):
+    import mpshim
+    clock = mpshim.FakeClock(1000)
+    mpshim.use_clock(clock)
+    slept = []
+
+    async def fake_sleep(ms):
+        slept.append(ms)
+        clock.advance_ms(ms)
+        await asyncio.sleep(0)
+    monkeypatch.setattr(tcp_server.asyncio, "sleep_ms", fake_sleep, raising=False)
+    try:
+        server = tcp_server.ModbusTcpServer(make_router(), idle_timeout_ms=5000, poll_ms=10)
+        why = asyncio.run(server._serve(server._slots[0], SilentSocket()))
+    finally:
+        mpshim.use_clock(None)
+    assert why == tcp_server._IDLE
+    assert 5000 <= sum(slept) <= 5010
+    assert max(slept) == 10 and slept.count(1) <= 20  # fast polling only right after activity
+
+
+def test_close_ends_idle_connections():
+    server = tcp_server.ModbusTcpServer(make_router())
+
+    async def run():
+        task = asyncio.ensure_future(server._serve(server._slots[0], SilentSocket()))
+        await asyncio.sleep(0.01)
+        assert not task.done()
+        server.close()
+        return await task
+    assert asyncio.run(run()) == tcp_server._CLOSED
