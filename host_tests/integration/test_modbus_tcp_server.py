@@ -115,6 +115,30 @@ def _reads_ok(port):
         return False
 
 
+def test_async_handler_is_awaited_without_holding_other_clients(server):
+    async def run():
+        slow = AsyncModbusTcpClient("127.0.0.1", port=server.port, timeout=5, retries=0)
+        fast = AsyncModbusTcpClient("127.0.0.1", port=server.port, timeout=5, retries=0)
+        assert await slow.connect() and await fast.connect()
+        try:
+            async def fast_reads():
+                done = 0
+                for i in range(10):
+                    r = await fast.read_holding_registers(400 + i, count=1, device_id=1)
+                    assert r.registers == [400 + i]
+                    done += 1
+                return done
+            slow_r, n_fast = await asyncio.gather(slow.read_holding_registers(300, count=3, device_id=3),
+                                                  fast_reads())
+            assert slow_r.registers == [300, 301, 302] and n_fast == 10
+            r = await slow.read_holding_registers(0xFFFF, count=1, device_id=3)
+            assert r.isError() and r.exception_code == 4  # handler raised: device failure
+        finally:
+            slow.close()
+            fast.close()
+    asyncio.run(run())
+
+
 def test_pipelined_and_split_frames(server):
     with server.connect() as s:
         burst = b"".join(mbap(100 + i, 1, read_pdu(3, 200 + i * 10, 3)) for i in range(6))
@@ -203,7 +227,8 @@ def test_random_frames_against_real_server_heap_does_not_grow(server):
             if rnd.random() < 0.5:
                 pdu = bytes([rnd.choice((1, 2, 3, 4, 5, 6, 15, 16))]) + pdu[1:]
             frame = mbap(i & 0xFFFF, rnd.choice((1, 2, 9, 247)), pdu)
-            for attempt in range(100):
+            deadline = time.monotonic() + 15
+            while True:
                 try:
                     s.sendall(frame)
                     tid, _, rpdu = recv_frame(s)
@@ -211,6 +236,7 @@ def test_random_frames_against_real_server_heap_does_not_grow(server):
                 except (EOFError, ConnectionResetError, BrokenPipeError):
                     # refused: all slots still held by dropped connections the server has not polled yet
                     assert fresh, "server closed a connection that was being served"
+                    assert time.monotonic() < deadline, "no free client slot for 15 s"
                     s.close()
                     time.sleep(0.01)
                     s = server.connect()
