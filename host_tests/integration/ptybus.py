@@ -38,7 +38,7 @@ class PtyPair:
             self.proc.wait(5)
 
 
-def start_micropython(script, pty, args=(), extra_path=()):
+def start_micropython(script, pty, args=None, extra_path=()):
     """Run a MicroPython script (text) with firmware/ on its path and the board's rs485_1 on pty; its stdout
     is a pipe of lines."""
     path = os.path.join(_tmpdir(), "mp_%d_%d.py" % (os.getpid(), time.monotonic_ns()))
@@ -46,11 +46,11 @@ def start_micropython(script, pty, args=(), extra_path=()):
         f.write("import sys\n")
         for p in (firmware_proc.FIRMWARE,) + tuple(extra_path):
             f.write("sys.path.insert(0, %r)\n" % p)
-        f.write("ARGS = %r\nBOARD = %r\n" % (list(args), BOARD))
+        f.write("ARGS = %r\nBOARD = %r\n" % (dict(args or {}), BOARD))
         f.write(script)
     env = dict(os.environ, LOADPILOT_UART_RS485_1=pty)
     return subprocess.Popen([firmware_proc.micropython_binary(), path], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
+                            stderr=subprocess.STDOUT, stdin=subprocess.PIPE, text=True, bufsize=1, env=env)
 
 
 def start_python(script_name, *args):
