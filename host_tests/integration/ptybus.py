@@ -86,8 +86,9 @@ def stop(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    rest = proc.stdout.read() if proc.stdout else ""
-    return rest
+    if proc.stdout and not proc.stdout.closed:
+        return proc.stdout.read()
+    return ""
 
 
 def _tmpdir():
