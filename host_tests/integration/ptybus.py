@@ -60,22 +60,35 @@ def start_python(script_name, *args):
 
 
 def wait_line(proc, needle, timeout=15):
-    """Read proc's output until a line contains needle; return that line (raises with the output if not)."""
+    """Read proc's output until a line contains needle; return that line (raises with the output if not).
+    Reads the pipe's fd directly: select() on a buffered text stream would miss lines already buffered."""
     import selectors
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+    fd = proc.stdout.fileno()
+    pending = getattr(proc, "_pending", b"")
     seen = []
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not sel.select(max(0.0, deadline - time.monotonic())):
-            continue
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if needle in line:
-            return line
-    raise AssertionError("no %r in output:\n%s" % (needle, "".join(seen)))
+    try:
+        while True:
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                text = line.decode(errors="replace") + "\n"
+                seen.append(text)
+                if needle in text:
+                    proc._pending = pending
+                    return text
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            pending += chunk
+    finally:
+        sel.close()
+    proc._pending = pending
+    raise AssertionError("no %r in output:\n%s" % (needle, "".join(seen) + pending.decode(errors="replace")))
 
 
 def stop(proc):
@@ -86,9 +99,10 @@ def stop(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    rest = getattr(proc, "_pending", b"").decode(errors="replace")
     if proc.stdout and not proc.stdout.closed:
-        return proc.stdout.read()
-    return ""
+        rest += proc.stdout.read()
+    return rest
 
 
 def _tmpdir():

@@ -19,18 +19,25 @@ class UART:
         self._poll = select.poll()
         self._poll.register(self._f, select.POLLIN)
         self._one = bytearray(1)
+        self._buf = bytearray(512)
 
     def any(self):
-        return 1 if self._poll.poll(0) else 0
+        for _ in self._poll.ipoll(0):  # ipoll: no result list per call, like the real UART's any()
+            return 1
+        return 0
 
     def read(self, n=-1):
-        # a pty read blocks until the buffer is full, so take one byte per ready poll
-        got = bytearray()
-        while (n < 0 or len(got) < n) and self._poll.poll(0):
+        # a pty read blocks until the buffer is full, so take one byte per ready poll; like the real
+        # machine.UART.read(), the only allocation is the bytes object returned
+        buf = self._buf
+        limit = len(buf) if n < 0 else min(n, len(buf))
+        k = 0
+        while k < limit and self.any():
             if self._f.readinto(self._one) != 1:
                 break
-            got += self._one
-        return bytes(got) if got else None
+            buf[k] = self._one[0]
+            k += 1
+        return bytes(buf[:k]) if k else None
 
     def write(self, buf):
         self._f.write(buf)

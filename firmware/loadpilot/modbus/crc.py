@@ -1,7 +1,5 @@
 # CRC16/Modbus (polynomial 0xA001 reflected, init 0xFFFF). Table-driven over two 256-byte constants so a
 # frame check allocates nothing; the low and high table bytes are split so each step is two byte lookups.
-import micropython
-
 _CRC_LO = (
     b"\x00\xc1\x81\x40\x01\xc0\x80\x41\x01\xc0\x80\x41\x00\xc1\x81\x40"
     b"\x01\xc0\x80\x41\x00\xc1\x81\x40\x00\xc1\x81\x40\x01\xc0\x80\x41"
@@ -40,7 +38,7 @@ _CRC_HI = (
 )
 
 
-@micropython.native
+# plain bytecode on purpose: @micropython.native needs mpy-cross -march, which the build does not pass
 def crc16(buf, start, end):
     """CRC of buf[start:end] as an int; the frame carries it low byte first."""
     lo = 0xFF

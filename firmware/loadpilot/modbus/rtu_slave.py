@@ -40,7 +40,10 @@ class RtuSlave:
                 continue
             self.requests += 1
             if getattr(handler, "is_async", False):
-                m = await handler.handle(self._req, n - 3, self._resp)
+                try:
+                    m = await handler.handle(self._req, n - 3, self._resp)
+                except Exception:  # a failing handler costs one exception answer, never the bus task
+                    m = pdu.exception(self._resp, port.rx[1], pdu.DEVICE_FAILURE)
             else:
                 m = pdu.serve(handler, self._req, n - 3, self._resp)
             if not m:
