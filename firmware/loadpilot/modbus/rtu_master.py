@@ -59,8 +59,8 @@ class RtuMaster:
         return its length. An exception answer is returned as it came (function code | 0x80, code) and
         counted; raise Timeout / CrcError / BadResponse when no usable answer came after the retries.
         unit 0 is a broadcast: nothing is awaited and 0 is returned."""
-        if not 0 < pdu_len <= rtu.MAX_FRAME - 3:
-            raise ValueError("PDU length %d" % pdu_len)
+        if not 0 < pdu_len <= rtu.MAX_FRAME - 3 or not 0 <= unit <= 247:
+            raise ValueError("unit %d, PDU length %d" % (unit, pdu_len))
         async with self.lock:
             return await self._retrying(unit, pdu, pdu_len, out, timeout_ms, retries)
 
@@ -139,7 +139,7 @@ class RtuMaster:
     # -- the usual requests ------------------------------------------------------------------------------
     async def read_registers(self, unit, addr, count, fc=3, into=None, timeout_ms=None):
         """Read count holding (fc 3) or input (fc 4) registers; returns a list of ints (or fills into)."""
-        if fc not in (3, 4) or not 1 <= count <= 125 or not 0 <= addr <= 0xFFFF:
+        if fc not in (3, 4) or not 1 <= count <= 125 or not 0 <= addr <= 0xFFFF or not 1 <= unit <= 247:
             raise ValueError("read fc=%d addr=%d count=%d" % (fc, addr, count))
         async with self.lock:  # the shared request buffer is only ours while we hold the bus
             struct.pack_into(">BHH", self._pdu, 0, fc, addr, count)
@@ -163,7 +163,7 @@ class RtuMaster:
         return await self.read_registers(unit, addr, count, 4, into, timeout_ms)
 
     async def write_single(self, unit, addr, value, timeout_ms=None):
-        if not 0 <= addr <= 0xFFFF or not 0 <= value <= 0xFFFF:
+        if not 0 <= addr <= 0xFFFF or not 0 <= value <= 0xFFFF or not 0 <= unit <= 247:
             raise ValueError("write addr=%d value=%d" % (addr, value))
         async with self.lock:
             struct.pack_into(">BHH", self._pdu, 0, 6, addr, value)
@@ -173,7 +173,7 @@ class RtuMaster:
 
     async def write_multiple(self, unit, addr, values, timeout_ms=None):
         count = len(values)
-        if not 1 <= count <= 123 or not 0 <= addr <= 0xFFFF:
+        if not 1 <= count <= 123 or not 0 <= addr <= 0xFFFF or not 0 <= unit <= 247:
             raise ValueError("write addr=%d count=%d" % (addr, count))
         async with self.lock:
             pdu = self._pdu
