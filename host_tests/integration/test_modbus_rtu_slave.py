@@ -17,6 +17,7 @@ pytestmark = pytest.mark.mp
 HERE = os.path.dirname(os.path.abspath(__file__))
 SLAVE_SCRIPT = open(os.path.join(HERE, "mp_rtu_slave.py")).read()
 SILENCE_S = 0.25  # how long we listen before calling the line silent (a 9600-baud answer starts in ~5 ms)
+ANSWER_S = 3.0  # how long we wait for an answer we expect
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
@@ -43,7 +44,7 @@ def stats(proc):
 
 @pytest.fixture
 def client(slave):
-    c = ModbusSerialClient(slave[0], baudrate=9600, timeout=0.5, retries=0)
+    c = ModbusSerialClient(slave[0], baudrate=9600, timeout=1, retries=0)
     assert c.connect()
     yield c
     c.close()
@@ -63,24 +64,27 @@ def frame(unit, pdu):
     return bytes(b)
 
 
-def ask(ser, data, listen_s=SILENCE_S):
-    """Put data on the line, wait a t3.5-plus pause, and return whatever came back within listen_s."""
-    time.sleep(0.01)
+def ask(ser, data, expect_len=None):
+    """Put data on the line and return what comes back: with expect_len, wait (generously, the machine may be
+    busy) until that many bytes are there; without, listen SILENCE_S and return whatever came."""
+    time.sleep(0.01)  # more than t3.5 at 9600 baud after the previous exchange
     ser.write(data)
     got = b""
-    deadline = time.monotonic() + listen_s
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + (ANSWER_S if expect_len else SILENCE_S)
+    while time.monotonic() < deadline and (expect_len is None or len(got) < expect_len):
         chunk = ser.read(300)
         if chunk:
             got += chunk
-            deadline = min(deadline, time.monotonic() + 0.03)  # 30 ms of quiet after an answer ends it
         else:
             time.sleep(0.002)
+    if expect_len:
+        time.sleep(0.02)  # anything extra after the answer would be a bug: catch it
+        got += ser.read(300)
     return got
 
 
 def read_ok(ser, unit=1, addr=0, count=2):
-    got = ask(ser, frame(unit, bytes([3, addr >> 8, addr & 255, 0, count])))
+    got = ask(ser, frame(unit, bytes([3, addr >> 8, addr & 255, 0, count])), 5 + 2 * count)
     assert len(got) == 5 + 2 * count and crc.check(got, len(got)), got
     return [int.from_bytes(got[3 + 2 * i:5 + 2 * i], "big") for i in range(count)]
 
@@ -139,15 +143,15 @@ def malformed_round(wire):
     assert ask(wire, b"\x00\xff\x13\x37 line noise \xfe") == b""  # garbage, then a frame after silence
     assert read_ok(wire) == [100, 101]
     # FC16 that says 2 registers but carries 3 bytes (byte count 3) -> 03
-    assert ask(wire, frame(1, b"\x10\x00\x00\x00\x02\x03\x00\x01\x02")) == frame(1, b"\x90\x03")
+    assert ask(wire, frame(1, b"\x10\x00\x00\x00\x02\x03\x00\x01\x02"), 5) == frame(1, b"\x90\x03")
     # FC16 with count 2, byte count 4, but 6 data bytes -> 03
-    assert ask(wire, frame(1, b"\x10\x00\x00\x00\x02\x04\x00\x01\x00\x02\x00\x03")) == frame(1, b"\x90\x03")
-    assert ask(wire, frame(1, b"\x2b\x0e\x01\x00")) == frame(1, b"\xab\x01")  # illegal function
-    assert ask(wire, frame(1, b"\x01\x00\x00\x00\x08")) == frame(1, b"\x81\x01")  # no coils here
-    assert ask(wire, frame(1, b"\x03\x00\xc8\x00\x01")) == frame(1, b"\x83\x02")  # register 200: illegal address
-    assert ask(wire, frame(1, b"\x06\x01\x00\x00\x01")) == frame(1, b"\x86\x02")
-    assert ask(wire, frame(1, b"\x03\x00\x00\x00\x7e")) == frame(1, b"\x83\x03")  # 126 registers
-    assert ask(wire, frame(1, b"\x03\x00\x00\x00\x00")) == frame(1, b"\x83\x03")  # 0 registers
+    assert ask(wire, frame(1, b"\x10\x00\x00\x00\x02\x04\x00\x01\x00\x02\x00\x03"), 5) == frame(1, b"\x90\x03")
+    assert ask(wire, frame(1, b"\x2b\x0e\x01\x00"), 5) == frame(1, b"\xab\x01")  # illegal function
+    assert ask(wire, frame(1, b"\x01\x00\x00\x00\x08"), 5) == frame(1, b"\x81\x01")  # no coils here
+    assert ask(wire, frame(1, b"\x03\x00\xc8\x00\x01"), 5) == frame(1, b"\x83\x02")  # register 200: illegal address
+    assert ask(wire, frame(1, b"\x06\x01\x00\x00\x01"), 5) == frame(1, b"\x86\x02")
+    assert ask(wire, frame(1, b"\x03\x00\x00\x00\x7e"), 5) == frame(1, b"\x83\x03")  # 126 registers
+    assert ask(wire, frame(1, b"\x03\x00\x00\x00\x00"), 5) == frame(1, b"\x83\x03")  # 0 registers
     assert read_ok(wire) == [100, 101]
 
 
