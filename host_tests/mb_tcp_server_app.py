@@ -2,6 +2,8 @@
 # argv: port [max_clients [idle_timeout_ms]]. Prints "READY <port>" once listening.
 #   unit 1:   RegisterImage(0, 1100), register i holds i; 1000..1009 read-only; FC 3/4/6/16
 #   unit 2:   RegisterImage(40000, 100), FC 3/6/16 only; writes of values > 1000 refused with exception 03
+#   unit 3:   an async handler (like the RTU proxy) that waits 20 ms, then serves unit 1's image;
+#             address 0xFFFF raises inside the handler
 #   unit 247: diagnostics measured inside the server: reg 0-1 gc.mem_alloc() now, reg 2-3 gc.mem_alloc()
 #             after gc.collect(), reg 4-5 requests served, reg 6 clients connected, reg 7 rejected clients
 import asyncio
@@ -46,9 +48,21 @@ def diag_read(addr, count):
 
 
 diag.on_read = diag_read
+
+
+class SlowAsyncHandler:
+    is_async = True
+
+    async def handle(self, req, req_len, out):
+        await asyncio.sleep_ms(20)
+        if req_len >= 3 and req[1] == 0xFF and req[2] == 0xFF:
+            raise RuntimeError("device behind the gateway failed")
+        return pdu.serve(main_img, req, req_len, out)
+
 router = pdu.Router()
 router.add(1, main_img)
 router.add(2, small_img)
+router.add(3, SlowAsyncHandler())
 router.add(247, diag)
 server = ModbusTcpServer(router, "127.0.0.1", port, max_clients=max_clients, idle_timeout_ms=idle_ms)
 

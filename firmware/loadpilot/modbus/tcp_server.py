@@ -57,6 +57,7 @@ class ModbusTcpServer:
         self._slots = [_Slot() for _ in range(max_clients)]
         self._stage = bytearray(_RX_SIZE)  # shared: filled and emptied with no await in between
         self._server = None
+        self._closing = False
         # counters for the status view
         self.accepted = 0
         self.rejected = 0
@@ -82,10 +83,12 @@ class ModbusTcpServer:
                 "dropped": self.dropped, "idle_closed": self.idle_closed}
 
     async def start(self):
+        self._closing = False
         self._server = await asyncio.start_server(self._on_client, self.host, self.port, 8)
         return self
 
     def close(self):
+        self._closing = True
         if self._server:
             self._server.close()
             self._server = None
@@ -151,6 +154,8 @@ class ModbusTcpServer:
                 quiet = time.ticks_diff(now, last_ms)
                 if quiet >= self.idle_timeout_ms:
                     return _IDLE
+                if self._closing:  # close() was called: end idle connections too
+                    return _CLOSED
                 await asyncio.sleep_ms(1 if quiet < _BUSY_WINDOW_MS else self.poll_ms)
                 continue
             if n == 0:
