@@ -8,7 +8,7 @@ import time
 from loadpilot import board as boardmod
 from loadpilot.hal import unix
 from loadpilot.modbus import rtu_master, serial_settings
-from loadpilot.modbus.rtu import ModbusException, Timeout
+from loadpilot.modbus.errors import ModbusError, ModbusTimeout
 
 settings = serial_settings.parse(ARGS.get("com", "COM1,9600,8,n,1"))
 hal = unix.Hal(boardmod.load(BOARD))
@@ -34,9 +34,9 @@ async def attempt(step, coro):
     try:
         value = await coro
         out(step, value=value, ms=time.ticks_diff(time.ticks_ms(), t0), ticks=ticks[0] - n0)
-    except ModbusException as e:
+    except ModbusError as e:
         out(step, exception=e.code, ms=time.ticks_diff(time.ticks_ms(), t0), ticks=ticks[0] - n0)
-    except Timeout:
+    except ModbusTimeout:
         out(step, timeout=True, ms=time.ticks_diff(time.ticks_ms(), t0), ticks=ticks[0] - n0)
 
 

@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from loadpilot.modbus import crc, pdu, proxy, rtu, serial_settings
+from loadpilot.modbus import crc, pdu, proxy, serial_settings
+from loadpilot.modbus.errors import BadResponse, CrcError, ModbusError, ModbusTimeout
 from loadpilot.modbus.rtu_master import RtuMaster
 
 SETTINGS = serial_settings.parse("COM1,115200,8,n,1")
@@ -74,7 +75,7 @@ def test_request_frame_on_the_wire_and_driver_enable():
 def test_bad_crc_is_counted_and_raised_without_waiting_for_the_timeout():
     uart = ScriptedUart([corrupt(GOOD_READ)])
     m = RtuMaster(uart, SETTINGS, timeout_ms=5000)
-    with pytest.raises(rtu.CrcError):
+    with pytest.raises(CrcError):
         run(asyncio.wait_for(m.read_holding(3, 0, 2), 2))
     s = m.stats[3]
     assert (s.ok, s.crc_errors, s.timeouts, s.last_error) == (0, 1, 0, "crc")
@@ -91,7 +92,7 @@ def test_a_retry_after_a_bad_crc_succeeds():
 def test_timeouts_are_counted_per_attempt():
     uart = ScriptedUart([None, None, None])
     m = RtuMaster(uart, SETTINGS, timeout_ms=30, retries=2)
-    with pytest.raises(rtu.Timeout):
+    with pytest.raises(ModbusTimeout):
         run(m.read_input(4, 0, 1))
     assert len(uart.requests) == 3
     assert (m.stats[4].timeouts, m.stats[4].last_error) == (3, "timeout")
@@ -100,7 +101,7 @@ def test_timeouts_are_counted_per_attempt():
 def test_an_answer_from_another_unit_is_not_taken():
     uart = ScriptedUart([frame(9, b"\x03\x04\x00\x0a\x00\x0b")])
     m = RtuMaster(uart, SETTINGS, timeout_ms=30)
-    with pytest.raises(rtu.Timeout):
+    with pytest.raises(ModbusTimeout):
         run(m.read_holding(3, 0, 2))
 
 
@@ -108,11 +109,11 @@ def test_answers_that_do_not_fit_the_request_are_bad_responses():
     uart = ScriptedUart([frame(3, b"\x03\x02\x00\x0a"), frame(3, b"\x04\x04\x00\x0a\x00\x0b"),
                          frame(3, b"\x06\x00\x05\x00\x08")])
     m = RtuMaster(uart, SETTINGS, timeout_ms=50)
-    with pytest.raises(rtu.BadResponse):  # 2 registers asked, 1 came
+    with pytest.raises(BadResponse):  # 2 registers asked, 1 came
         run(m.read_holding(3, 0, 2))
-    with pytest.raises(rtu.BadResponse):  # another function code
+    with pytest.raises(BadResponse):  # another function code
         run(m.read_holding(3, 0, 2))
-    with pytest.raises(rtu.BadResponse):  # the echo does not match the write
+    with pytest.raises(BadResponse):  # the echo does not match the write
         run(m.write_single(3, 5, 7))
     assert m.stats[3].bad_responses == 3
 
@@ -120,7 +121,7 @@ def test_answers_that_do_not_fit_the_request_are_bad_responses():
 def test_exception_answers_raise_modbus_exception():
     uart = ScriptedUart([frame(3, b"\x90\x02")])
     m = RtuMaster(uart, SETTINGS, timeout_ms=50)
-    with pytest.raises(rtu.ModbusException) as e:
+    with pytest.raises(ModbusError) as e:
         run(m.write_multiple(3, 100, [1, 2]))
     assert e.value.code == 2
     assert uart.requests == [frame(3, b"\x10\x00\x64\x00\x02\x04\x00\x01\x00\x02")]
@@ -180,3 +181,18 @@ def test_proxy_refuses_function_codes_it_does_not_forward():
 def test_proxy_install_checks_rtu_unit_ids():
     with pytest.raises(ValueError):
         proxy.install(pdu.Router(), RtuMaster(ScriptedUart([]), SETTINGS), {1: 0})
+
+
+# -- RtuDevice: the TCP client's shape on an RTU bus ---------------------------------------------------------
+
+def test_rtu_device_reads_bytes_and_writes_like_the_tcp_client():
+    uart = ScriptedUart([GOOD_READ, frame(3, b"\x10\x00\x64\x00\x02"), frame(3, b"\x84\x02")])
+    from loadpilot.modbus.rtu_master import RtuDevice
+    dev = RtuDevice(RtuMaster(uart, SETTINGS, timeout_ms=50), 3)
+    assert bytes(run(dev.read_holding(0, 2))) == b"\x00\x0a\x00\x0b"
+    run(dev.write_multiple(100, b"\x00\x01\x00\x02"))
+    assert uart.requests[1] == frame(3, b"\x10\x00\x64\x00\x02\x04\x00\x01\x00\x02")
+    with pytest.raises(ModbusError) as e:
+        run(dev.read_input(0, 1))
+    assert (e.value.code, e.value.fc) == (2, 4)
+    assert dev.stats()["ok"] == 2 and dev.stats()["exceptions"] == 1

@@ -65,7 +65,7 @@ import asyncio, json, time
 from loadpilot import board as boardmod
 from loadpilot.hal import unix
 from loadpilot.modbus import rtu_master, serial_settings
-from loadpilot.modbus.rtu import Timeout
+from loadpilot.modbus.errors import ModbusTimeout
 s = serial_settings.parse("COM1,9600,8,n,1")
 uart = unix.Hal(boardmod.load(BOARD)).uart("rs485_1", *s.uart_args())
 m = rtu_master.RtuMaster(uart, s, timeout_ms=500)
@@ -84,7 +84,7 @@ async def main():
     t0 = time.ticks_ms()
     try:
         await m.read_holding(9, 0, 1)
-    except Timeout:
+    except ModbusTimeout:
         pass
     print(json.dumps({"tag": "stall", "request_ms": time.ticks_diff(time.ticks_ms(), t0), "worst_gap_ms": worst[0]}))
 asyncio.run(main())

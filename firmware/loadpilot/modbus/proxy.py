@@ -8,6 +8,7 @@
 # interface), so the TCP server needs nothing proxy-specific. The RTU master's bus lock queues requests
 # from several TCP clients; each waits at most for the requests before it plus its own timeout.
 from loadpilot.modbus import pdu, rtu
+from loadpilot.modbus.errors import ModbusTransportError
 
 # the function codes a proxied unit forwards; others are refused here with 01, as the slave itself would
 FORWARDED_FUNCTIONS = (1, 2, 3, 4, 5, 6, 15, 16, 23)
@@ -34,7 +35,7 @@ class ProxiedUnit:
             return pdu.exception(out, fc, pdu.GATEWAY_PATH_UNAVAILABLE)
         try:
             n = await self.master.transact(self.rtu_unit, req, req_len, out, self.timeout_ms)
-        except rtu.RtuError:  # timeout, bad CRC, an answer that does not fit: the target did not respond
+        except ModbusTransportError:  # timeout, bad CRC, an answer that does not fit: the target did not respond
             self.failed += 1
             return pdu.exception(out, fc, pdu.GATEWAY_NO_TARGET)
         except OSError:  # the UART itself failed

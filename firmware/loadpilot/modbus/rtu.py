@@ -21,30 +21,6 @@ MIN_FRAME = 4  # unit + function code + CRC
 _CHUNK = 32
 
 
-class RtuError(Exception):
-    pass
-
-
-class Timeout(RtuError):
-    """No (valid) answer from the slave within the response timeout."""
-
-
-class CrcError(RtuError):
-    """An answer came but its CRC was wrong."""
-
-
-class BadResponse(RtuError):
-    """An answer with a good CRC that does not fit the request (wrong function, length or byte count)."""
-
-
-class ModbusException(RtuError):
-    """The slave answered with a Modbus exception; code is its exception code (1, 2, 3, ...)."""
-
-    def __init__(self, code):
-        super().__init__("modbus exception %d" % code)
-        self.code = code
-
-
 class RtuPort:
     """One RS485 UART with RTU framing. poll() assembles received frames; begin_send()/end_send() bracket a
     transmission (the caller awaits the wire time in between, see send())."""

@@ -6,7 +6,7 @@ import struct
 import time
 
 from loadpilot.modbus import rtu
-from loadpilot.modbus.rtu import Timeout, CrcError, BadResponse, ModbusException
+from loadpilot.modbus.errors import BadResponse, CrcError, ModbusError, ModbusTimeout
 
 _POLL_MS = 1
 
@@ -57,7 +57,7 @@ class RtuMaster:
     async def transact(self, unit, pdu, pdu_len, out, timeout_ms=None, retries=None):
         """Send request PDU pdu[0:pdu_len] to unit; copy the answer PDU (function code first) into out and
         return its length. An exception answer is returned as it came (function code | 0x80, code) and
-        counted; raise Timeout / CrcError / BadResponse when no usable answer came after the retries.
+        counted; raise ModbusTimeout / CrcError / BadResponse (all ModbusTransportError) when no usable answer came after the retries.
         unit 0 is a broadcast: nothing is awaited and 0 is returned."""
         if not 0 < pdu_len <= rtu.MAX_FRAME - 3 or not 0 <= unit <= 247:
             raise ValueError("unit %d, PDU length %d" % (unit, pdu_len))
@@ -73,7 +73,7 @@ class RtuMaster:
         while True:
             try:
                 return await self._exchange(unit, pdu, pdu_len, out, timeout_ms, stats)
-            except (Timeout, CrcError) as e:
+            except (ModbusTimeout, CrcError) as e:
                 if attempt >= retries:
                     raise e
                 attempt += 1
@@ -115,7 +115,7 @@ class RtuMaster:
                 port.discard_input()
                 stats.timeouts += 1
                 stats.error("timeout")
-                raise Timeout("unit %d: no answer in %d ms" % (unit, timeout_ms))
+                raise ModbusTimeout("unit %d: no answer in %d ms" % (unit, timeout_ms))
             await asyncio.sleep_ms(_POLL_MS)
 
     def _accept(self, rx, n, fc, out, stats):
@@ -146,7 +146,7 @@ class RtuMaster:
             out = bytearray(rtu.MAX_FRAME)
             n = await self._retrying(unit, self._pdu, 5, out, timeout_ms)
         if out[0] & 0x80:
-            raise ModbusException(out[1])
+            raise ModbusError(out[1], out[0] & 0x7F)
         if n != 2 + 2 * count or out[1] != 2 * count:
             self.slave_stats(unit).bad_responses += 1
             self.slave_stats(unit).error("bad response")
@@ -192,8 +192,71 @@ class RtuMaster:
         if unit == 0:
             return
         if out[0] & 0x80:
-            raise ModbusException(out[1])
+            raise ModbusError(out[1], out[0] & 0x7F)
         if n != 5 or struct.unpack_from(">HH", out, 1) != (addr, second):
             self.slave_stats(unit).bad_responses += 1
             self.slave_stats(unit).error("bad response")
             raise BadResponse("unit %d: write fc %d not echoed" % (unit, fc))
+
+
+class RtuDevice:
+    """One slave on an RTU bus, with the request methods and return shapes of tcp_client.ModbusTcpClient
+    (reads give a memoryview of count*2 big-endian bytes, valid until this device's next request), so a
+    device driver does not care which transport its device sits on."""
+
+    def __init__(self, master, unit, timeout_ms=None):
+        if not 1 <= unit <= 247:
+            raise ValueError("RTU unit id %d: must be 1..247" % unit)
+        self.master = master
+        self.unit = unit
+        self.timeout_ms = timeout_ms
+        self._req = bytearray(rtu.MAX_FRAME - 3)
+        self._out = bytearray(rtu.MAX_FRAME - 3)
+        self._outmv = memoryview(self._out)
+
+    def stats(self):
+        return self.master.slave_stats(self.unit).as_dict()
+
+    async def _call(self, unit, req_len, fc):
+        unit = self.unit if unit is None else unit
+        n = await self.master.transact(unit, self._req, req_len, self._out, self.timeout_ms)
+        if n and self._out[0] & 0x80:
+            raise ModbusError(self._out[1], fc)
+        return n
+
+    async def _read(self, fc, addr, count, unit):
+        if not 1 <= count <= 125:
+            raise ValueError("1..125 registers")
+        struct.pack_into(">BHH", self._req, 0, fc, addr, count)
+        n = await self._call(unit, 5, fc)
+        if n != 2 + 2 * count or self._out[1] != 2 * count:
+            raise BadResponse("%d registers asked, %d bytes came" % (count, self._out[1]))
+        return self._outmv[2:2 + 2 * count]
+
+    async def read_holding(self, addr, count, unit=None):
+        return await self._read(3, addr, count, unit)
+
+    async def read_input(self, addr, count, unit=None):
+        return await self._read(4, addr, count, unit)
+
+    async def write_single(self, addr, value, unit=None):
+        struct.pack_into(">BHH", self._req, 0, 6, addr, value & 0xFFFF)
+        await self._call(unit, 5, 6)
+
+    async def write_multiple(self, addr, values, unit=None):
+        """values: a list of register values, or bytes-like holding the registers big-endian."""
+        raw = isinstance(values, (bytes, bytearray, memoryview))
+        count = len(values) // 2 if raw else len(values)
+        if not 1 <= count <= 123:
+            raise ValueError("1..123 registers")
+        req = self._req
+        struct.pack_into(">BHHB", req, 0, 16, addr, count, 2 * count)
+        for i in range(count):
+            if raw:
+                req[6 + 2 * i] = values[2 * i]
+                req[7 + 2 * i] = values[2 * i + 1]
+            else:
+                v = values[i] & 0xFFFF
+                req[6 + 2 * i] = v >> 8
+                req[7 + 2 * i] = v & 0xFF
+        await self._call(unit, 6 + 2 * count, 16)
