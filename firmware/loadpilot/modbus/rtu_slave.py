@@ -7,7 +7,9 @@ import time
 
 from loadpilot.modbus import pdu, rtu
 
-_POLL_MS = 1  # below t1.5 at 9600 baud (1.56 ms), so gaps and frame ends are seen on time
+_POLL_MS = 1  # while a frame arrives: below t1.5 at 9600 baud (1.56 ms), so gaps and frame ends show on time
+_IDLE_POLL_MS = 5  # a quiet line is looked at less often (the UART buffers the first bytes meanwhile)
+_BUSY_WINDOW_US = 50000  # stay at the fast cadence this long after the last byte
 _BROADCAST_FUNCTIONS = (5, 6, 15, 16)
 
 
@@ -28,7 +30,8 @@ class RtuSlave:
         while True:
             n = port.poll()
             if not n:
-                await asyncio.sleep_ms(_POLL_MS)
+                busy = port.rx_len or time.ticks_diff(time.ticks_us(), port.line_free_us) < _BUSY_WINDOW_US
+                await asyncio.sleep_ms(_POLL_MS if busy else _IDLE_POLL_MS)
                 continue
             unit = port.rx[0]
             if unit == 0:
