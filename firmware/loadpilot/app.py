@@ -112,6 +112,32 @@ class App:
             self._start_sunspec()
         if self.evse_slave is not None:
             self._start_evse_slave()
+        self._start_rtu_slaves()
+
+    def _start_rtu_slaves(self):
+        """One RS485 bus is one slave: the SunSpec server, or the local charge point's map, never both."""
+        wanted = []
+        if self.sunspec is not None and self.config.get("modbus_rtu_port"):
+            wanted.append(("modbus_rtu_port", self.config.get("modbus_rtu_port"), self.sunspec_router))
+        if self.evse_slave is not None and self.config.get("slave_rtu_port"):
+            wanted.append(("slave_rtu_port", self.config.get("slave_rtu_port"), self.evse_slave.routers["rtu"]))
+        if len(wanted) == 2 and wanted[0][1].split(",")[0] == wanted[1][1].split(",")[0]:
+            self.log.error("modbus", "modbus_rtu_port and slave_rtu_port both name %s; a bus serves one of them: "
+                                     "serving the SunSpec server only" % wanted[0][1].split(",")[0])
+            wanted.pop()
+        if not wanted:
+            return
+        from loadpilot.modbus import serial_settings
+        from loadpilot.modbus.rtu_slave import RtuSlave
+        for key, com, router in wanted:
+            try:
+                st = serial_settings.parse(com)
+                uart = self.hal.uart(st.board_uart(), *st.uart_args())
+            except (ValueError, OSError) as e:
+                self.log.error("modbus", "%s %s: %s" % (key, com, e))
+                continue
+            slave = RtuSlave(uart, st, router)
+            self.supervisor.spawn("rtu_" + st.board_uart(), slave.run)
 
     def _start_evse_slave(self):
         from loadpilot.modbus.tcp_server import ModbusTcpServer

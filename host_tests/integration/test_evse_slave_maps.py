@@ -164,3 +164,28 @@ def test_home_energy_manager_drives_omcci(tmp_path):
         with ModbusTcpClient("127.0.0.1", port=fw.om) as c:
             assert c.read_holding_registers(131, count=2, device_id=1).registers == [6, 2]
         assert wait_for(lambda: limit_ma(fw) == 13000)
+
+
+def test_power_brain_map_over_rtu(tmp_path):
+    from pymodbus.client import ModbusSerialClient
+
+    from ptybus import PtyPair
+    bus = PtyPair()
+    fw = Firmware(fs_dir=str(tmp_path), env={"LOADPILOT_UART_RS485_1": bus.fw},
+                  config={"modbus_tcp_port": 0, "pb_tcp_port": 0, "slave_rtu_port": "COM1,19200,8,n,1"})
+    try:
+        fw.start()
+        charge(fw)
+        c = ModbusSerialClient(port=bus.peer, baudrate=19200, timeout=1, retries=2)
+        assert c.connect()
+        try:
+            assert wait_for(lambda: c.read_holding_registers(8092, count=1, device_id=1).registers == [2])
+            assert c.write_register(8093, 120, device_id=1).isError() is False
+            assert wait_for(lambda: limit_ma(fw) == 12000)
+            assert c.read_holding_registers(8040, count=1, device_id=2).registers == [2]  # S0 meter 1
+            assert exc(c.write_register(8093, 700, device_id=1)) == 3
+        finally:
+            c.close()
+    finally:
+        fw.stop()
+        bus.close()

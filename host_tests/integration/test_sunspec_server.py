@@ -194,3 +194,38 @@ def test_function_codes_other_than_3_4_6_16_get_01(tmp_path):
             assert request(s, 1, bytes([0x2B, 0x0E, 1, 0])) == bytes([0xAB, 1])  # no device identification
         finally:
             s.close()
+
+
+def test_pysunspec2_scans_and_writes_over_rtu(tmp_path):
+    from sunspec2.modbus.client import SunSpecModbusClientDeviceRTU
+
+    from ptybus import PtyPair
+    bus = PtyPair()
+    fw = Firmware(fs_dir=str(tmp_path), env={"LOADPILOT_UART_RS485_1": bus.fw},
+                  config={"modbus_tcp_port": 0, "pb_tcp_port": 0, "modbus_rtu_port": "COM1,19200,8,n,1",
+                          "devices": DEVICES, "cm_vars": [{"name": "surplus"}]})
+    try:
+        fw.start()
+        push_site(fw)
+        d = SunSpecModbusClientDeviceRTU(slave_id=1, name=bus.peer, baudrate=19200, parity="N", timeout=2)
+        try:
+            d.scan()
+            assert [m.model_addr for m in d.models[213]] == [40070, 40196, 40322, 40448, 40574, 40700, 40826]
+            assert d.models[1][0].Mn.value == "LoadPilot"
+            p = d.models[60000][0]
+            p.MaxTotCur.value = 28000.0
+            p.write()
+        finally:
+            d.close()
+        assert fw.ctl("config_get", key="max_total_current") == 28000
+        d = SunSpecModbusClientDeviceRTU(slave_id=2, name=bus.peer, baudrate=19200, parity="N", timeout=2)
+        try:
+            d.scan()
+            assert len(d.models[113]) == 3 and len(d.models[213]) == 3 and len(d.models[124]) == 1
+            assert d.models[213][0].AphA.value == 20.0
+        finally:
+            d.close()
+        assert "rtu_rs485_1" in [t["name"] for t in fw.status()["tasks"]]
+    finally:
+        fw.stop()
+        bus.close()

@@ -149,14 +149,17 @@ class Uart:
         return time.ticks_diff(time.ticks_us(), self._tx_end_us) >= 0
 
     def any(self):
-        return 1 if self._poll.poll(0) else 0
+        # ipoll: poll() builds a result list on every call, and the RTU read path must not allocate
+        for _ in self._poll.ipoll(0):
+            return 1
+        return 0
 
     def readinto(self, buf, n=None):
         # a pty read blocks until the buffer is full, so take one byte per ready poll: never blocks
         limit = len(buf) if n is None else n
         got = 0
         one = self._one
-        while got < limit and self._poll.poll(0):
+        while got < limit and self.any():
             if self._f.readinto(one) != 1:
                 break
             buf[got] = one[0]

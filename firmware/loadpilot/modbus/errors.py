@@ -1,6 +1,6 @@
 # Errors a Modbus master raises, shared by the transports so a device driver catches the same classes
-# whether its device sits on RS485 (rtu_master) or on the network. tcp_client.py defines the same three
-# names today; it can import them from here instead, so one `except ModbusError` covers both.
+# whether its device sits on RS485 (rtu_master) or on the network (tcp_client): one `except ModbusError`
+# covers both.
 
 
 class ModbusError(Exception):

@@ -11,24 +11,9 @@ import struct
 import time
 from micropython import const
 
+from loadpilot.modbus.errors import ModbusError, ModbusTimeout, ModbusTransportError  # noqa: F401 (re-exported)
+
 _MBAP = const(7)
-
-
-class ModbusError(Exception):
-    """The device answered with a Modbus exception response; code is the exception code (1, 2, 3, ...)."""
-
-    def __init__(self, code, fc=0):
-        super().__init__("modbus exception %d (function %d)" % (code, fc))
-        self.code = code
-        self.fc = fc
-
-
-class ModbusTransportError(Exception):
-    """No usable answer: connection refused or reset, or a reply that is not Modbus TCP."""
-
-
-class ModbusTimeout(ModbusTransportError):
-    """No answer within the request timeout."""
 
 
 class ModbusTcpClient:
