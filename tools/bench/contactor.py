@@ -4,67 +4,25 @@ The firmware boots with the unix_sim board. A virtual EV goes C (charging) and b
 time the latency is the time from the ADC change to the contactor output event, both taken from the virtual
 board's event log (firmware ticks_us, so host scheduling does not enter the figure).
 
-It runs twice in the same process tree: with the loop otherwise idle, and while TCP clients flood a server
-in the firmware's loop. The Modbus TCP server is built in parallel; until it is wired into app.py the flood
-goes to a stand-in asyncio TCP server in the same firmware process that answers each 12-byte request after a
-CRC-16 over it (about the work of a small Modbus request).
+It runs twice: with the loop otherwise idle, and while TCP clients flood the firmware's own Modbus TCP
+server (the SunSpec server) with back-to-back 125-register reads.
 
     .venv/bin/python tools/bench/contactor.py [--reps 200] [--clients 4]
 """
 import argparse
 import os
 import socket
+import struct
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "host_tests"))
-from firmware_proc import FIRMWARE, Firmware, free_port  # noqa: E402
+from firmware_proc import Firmware, free_port  # noqa: E402
 
 BAR_MS = 50
 REQUIREMENT_MS = 100
 TICKS_US_PERIOD = 1 << 30
-
-MAIN = r'''
-import os, sys
-sys.path.insert(0, %r)
-import asyncio
-from loadpilot import app as app_mod, board as board_mod
-from loadpilot.log import Log
-
-
-def crc16(buf):
-    crc = 0xFFFF
-    for b in buf:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
-async def serve(reader, writer):
-    try:
-        while True:
-            req = await reader.read(12)
-            if not req:
-                break
-            c = crc16(req)
-            writer.write(req + bytes((c & 0xFF, c >> 8)))
-            await writer.drain()
-    except OSError:
-        pass
-    writer.close()
-
-
-async def main():
-    app = app_mod.App(board_mod.load(os.getenv("LOADPILOT_BOARD")), os.getenv("LOADPILOT_FS"), Log())
-    await asyncio.start_server(serve, "127.0.0.1", int(os.getenv("BENCH_FLOOD_PORT")))
-    await app.run()
-
-asyncio.run(main())
-'''
-
 
 def wait_for(fn, timeout=5.0):
     deadline = time.monotonic() + timeout
@@ -102,12 +60,13 @@ class Flood:
 
     def _client(self):
         s = socket.create_connection(("127.0.0.1", self.port))
-        req = bytes(range(12))
+        req = struct.pack(">HHHBBHH", 1, 0, 6, 1, 3, 40000, 125)  # read 125 registers of the SunSpec map
+        want = 7 + 2 + 250
         while not self.stop:
             s.sendall(req)
             got = b""
-            while len(got) < 14:
-                chunk = s.recv(64)
+            while len(got) < want:
+                chunk = s.recv(512)
                 if not chunk:
                     return
                 got += chunk
@@ -140,12 +99,10 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     args = ap.parse_args()
     port = free_port()
-    fd, main_path = tempfile.mkstemp(suffix=".py", prefix="bench_contactor_")
-    with os.fdopen(fd, "w") as f:
-        f.write(MAIN % FIRMWARE)
-    fw = Firmware(main=main_path, env={"BENCH_FLOOD_PORT": str(port)})
+    fw = Firmware(config={"modbus_tcp_port": port, "pb_tcp_port": 0})
     try:
         fw.start()
+        fw.wait_port(port)
         fw.ctl("set_adc", name="cp", mv=9000)  # plugged in: PWM on
         time.sleep(0.2)
         idle = measure(fw, args.reps)
@@ -158,11 +115,10 @@ def main():
         lag = fw.status()["loop"]
         print("contactor-open latency after the EV leaves C (ADC change -> contactor event, firmware ticks)")
         summary("loop idle", idle, "   loop lag worst %d ms" % lag_idle["worst_ms"])
-        summary("TCP flood (stand-in server, %d cl)" % args.clients, busy,
+        summary("Modbus TCP flood (%d clients)" % args.clients, busy,
                 "   %d req/s served, loop lag worst %d ms p99 %d ms" % (rate, lag["worst_ms"], lag["p99_ms"]))
     finally:
         fw.stop()
-        os.unlink(main_path)
 
 
 if __name__ == "__main__":
