@@ -229,3 +229,20 @@ def test_pysunspec2_scans_and_writes_over_rtu(tmp_path):
     finally:
         fw.stop()
         bus.close()
+
+
+def test_images_are_rebuilt_when_devices_change(tmp_path):
+    with boot(tmp_path) as fw:
+        d = scan(fw.port, 2)
+        d.close()
+        assert len(d.models[113]) == 3
+        devices = [dict(x) for x in DEVICES]
+        devices[3]["publish_modbus"] = True  # E4 is now published too
+        devices = devices[:4] + [dict(dev_id="M4", driver="meter_sdm630", role=1, publish_modbus=True)] + devices[4:]
+        fw.ctl("config_set", key="devices", value=devices)
+        time.sleep(1.5)  # the refresh task rebuilds within a second
+        d = scan(fw.port, 2)
+        d.close()
+        assert len(d.models[113]) == 4 and len(d.models[213]) == 4
+        assert raw(fw.port, 2, d.models[213][0], 127) == -4  # configuration order: M4 comes first now
+        assert "images rebuilt for the new configuration" in fw.read_output()
