@@ -41,6 +41,7 @@ class App:
             self.evse_slave = EvseSlaveService(self.config, self.commands, self.evse, self.evse_control, self.log,
                                                self.hal.serial())
         self.sunspec_router = Router()  # units ID and ID+1 of the SunSpec server, shared by TCP and RTU
+        self._tcp_ports = {}  # port -> the setting that took it
         self.sunspec = None
         self._rebuild = False
         if self.config.get("modbus_enabled"):
@@ -139,24 +140,29 @@ class App:
             slave = RtuSlave(uart, st, router)
             self.supervisor.spawn("rtu_" + st.board_uart(), slave.run)
 
-    def _start_evse_slave(self):
+    def _serve_tcp(self, name, setting, port, router):
+        """A Modbus TCP server task. Non-critical: a port that cannot be bound must not reset the board."""
+        taken = self._tcp_ports.get(port)
+        if taken is not None:
+            self.log.error("modbus", "%s: port %d is already used by %s; %s not served" % (setting, port, taken, name))
+            return
+        self._tcp_ports[port] = setting
         from loadpilot.modbus.tcp_server import ModbusTcpServer
-        sup = self.supervisor
-        routers = self.evse_slave.routers
         host = self.hal.listen_host
-        servers = []
+        self.supervisor.spawn(name + "_tcp", lambda: ModbusTcpServer(router, host=host, port=port, log=self.log).run(),
+                              critical=False)
+
+    def _start_evse_slave(self):
+        routers = self.evse_slave.routers
         base = self.config.get("pb_tcp_port")
         if base:
-            servers.append(("pb_evse", base))
+            self._serve_tcp("pb_evse", "pb_tcp_port", base, routers["pb_evse"])
             for i in range(len(self.evse.s0)):
-                servers.append(("pb_s0_%d" % (i + 1), base + 1 + i))
+                self._serve_tcp("pb_s0_%d" % (i + 1), "pb_tcp_port+%d" % (i + 1), base + 1 + i,
+                                routers["pb_s0_%d" % (i + 1)])
         if self.config.get("omcci_tcp_port"):
-            servers.append(("omcci", self.config.get("omcci_tcp_port")))
-        for name, port in servers:
-            router = routers[name]
-            sup.spawn(name + "_tcp", (lambda r, p: lambda: ModbusTcpServer(r, host=host, port=p, log=self.log).run())(
-                router, port))
-        sup.spawn("evse_slave", self._evse_slave_loop)
+            self._serve_tcp("omcci", "omcci_tcp_port", self.config.get("omcci_tcp_port"), routers["omcci"])
+        self.supervisor.spawn("evse_slave", self._evse_slave_loop)
 
     async def _evse_slave_loop(self):
         while True:
@@ -165,13 +171,10 @@ class App:
             await asyncio.sleep_ms(200)
 
     def _start_sunspec(self):
-        from loadpilot.modbus.tcp_server import ModbusTcpServer
-        sup = self.supervisor
         port = self.config.get("modbus_tcp_port")
         if port:
-            sup.spawn("sunspec_tcp", lambda: ModbusTcpServer(self.sunspec_router, host=self.hal.listen_host,
-                                                             port=port, log=self.log).run())
-        sup.spawn("sunspec", self._sunspec_refresh)
+            self._serve_tcp("sunspec", "modbus_tcp_port", port, self.sunspec_router)
+        self.supervisor.spawn("sunspec", self._sunspec_refresh)
 
     async def _sunspec_refresh(self):
         while True:

@@ -59,3 +59,13 @@ def test_sim_shows_its_status_screen(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "LoadPilot" in p.stdout and "loop lag" in p.stdout and "heap" in p.stdout
     assert "looplag" in p.stdout and "running" in p.stdout
+
+
+def test_a_port_two_settings_claim_is_refused_with_both_named():
+    from firmware_proc import free_port
+    port = free_port()
+    with Firmware(config={"modbus_tcp_port": port, "pb_tcp_port": 0, "omcci_tcp_port": port}) as fw:
+        fw.wait_port(port)
+        names = [t["name"] for t in fw.status()["tasks"]]
+    assert "sunspec_tcp" in names and "omcci_tcp" not in names
+    assert "omcci_tcp_port: port %d is already used by modbus_tcp_port; omcci not served" % port in fw.read_output()

@@ -1,8 +1,9 @@
 # Modbus TCP server (MBAP framing over asyncio), routing each request by unit ID through a pdu.Router.
 #
 # Decisions:
-# - At most max_clients connections (default 4). One more is accepted and closed at once, so its client
-#   sees a clean close instead of a hanging connect.
+# - At most max_clients connections (default 4). One more is accepted; if no slot frees within 50 ms (a
+#   client that just hung up frees its slot at its next poll) it is closed, so its client sees a clean close
+#   instead of a hanging connect.
 # - Protocol id != 0, or an MBAP length field < 2 or > 254, means the byte stream is not Modbus or has lost
 #   its framing; there is no way to resynchronise a TCP stream, so the connection is dropped.
 #   A length that is in range but does not match the PDU is answered like any malformed PDU (exception 03).
@@ -27,6 +28,7 @@ _MAX_FRAME = const(260)  # MBAP header (7) + largest PDU (253)
 _RX_SIZE = const(520)  # room for one partial frame plus one whole one
 _BUSY_WINDOW_MS = const(20)
 _WRITE_TIMEOUT_MS = const(5000)
+_SLOT_WAIT_MS = const(50)
 
 _CLOSED = const(0)
 _IDLE = const(1)
@@ -110,12 +112,21 @@ class ModbusTcpServer:
         if self.log:
             getattr(self.log, level)("mbtcp", msg)
 
-    async def _on_client(self, reader, writer):
-        slot = None
+    def _free_slot(self):
         for s in self._slots:
             if not s.busy:
-                slot = s
-                break
+                return s
+        return None
+
+    async def _on_client(self, reader, writer):
+        slot = self._free_slot()
+        waited = 0
+        # A client that just hung up frees its slot at its next poll (<= poll_ms); one that reconnects at once
+        # (pymodbus, pysunspec2) would otherwise find every slot taken. Wait that long before refusing.
+        while slot is None and waited < _SLOT_WAIT_MS:
+            await asyncio.sleep_ms(5)
+            waited += 5
+            slot = self._free_slot()
         if slot is None:
             self.rejected += 1
             await _close(writer)
