@@ -35,6 +35,18 @@ def free_port():
     return port
 
 
+def stop_process(proc, timeout=5):
+    """Terminate a child process, and kill it if it has not ended within timeout seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _has_stored_config(fs_dir):
     return any(os.path.exists(os.path.join(fs_dir, n)) for n in ("lpconfig.a", "lpconfig.b"))
 
@@ -153,13 +165,7 @@ class Firmware:
         if self._sock:
             self._sock.close()
             self._sock = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc:
             self.read_output()
         if self._tmp:

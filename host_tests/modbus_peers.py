@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import firmware_proc
+from firmware_proc import stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(firmware_proc.ROOT, "build", "peers")
@@ -40,13 +41,7 @@ class ServerApp:
         return self.proc.poll() is None
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         out = self.proc.stdout.read() if self.proc and self.proc.stdout else ""
         return out
 

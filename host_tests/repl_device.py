@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import firmware_proc
+from firmware_proc import stop_process
 
 
 class ReplDevice:
@@ -30,13 +31,7 @@ class ReplDevice:
         return self.proc.poll() is None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def __enter__(self):
         return self

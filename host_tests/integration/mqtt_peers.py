@@ -15,6 +15,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 import firmware_proc  # noqa: E402
+from firmware_proc import stop_process
 
 AGENT = os.path.join(HERE, "mqtt_agent.py")
 # Debian installs the broker in /usr/sbin, which is not on every user's PATH
@@ -64,13 +65,7 @@ class Mosquitto:
         raise RuntimeError("mosquitto did not come up:\n" + open(self.log).read())
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc:
             self._logf.close()
         self.proc = None
