@@ -164,10 +164,24 @@ class App:
             self._serve_tcp("omcci", "omcci_tcp_port", self.config.get("omcci_tcp_port"), routers["omcci"])
         self.supervisor.spawn("evse_slave", self._evse_slave_loop)
 
+    def local_evse_id(self):
+        """The dev_id configured with address "evse" (the local charge point), or None."""
+        for d in self.config.get("devices"):
+            if d["dev_id"][0] == "E" and d.get("address") == "evse":
+                return d["dev_id"]
+        return None
+
     async def _evse_slave_loop(self):
+        n = 0
         while True:
             self.evse_slave.apply()
             self.evse_slave.refresh()
+            n += 1
+            if n >= 5:  # once a second: the site is reported at that rate
+                n = 0
+                dev_id = self.local_evse_id()
+                if dev_id is not None:
+                    self.evse_slave.report_to_site(self.site, dev_id, time.ticks_ms())
             await asyncio.sleep_ms(200)
 
     def _start_sunspec(self):

@@ -189,3 +189,18 @@ def test_power_brain_map_over_rtu(tmp_path):
     finally:
         fw.stop()
         bus.close()
+
+
+def test_the_local_charge_point_is_a_site_device(tmp_path):
+    devices = [{"dev_id": "E1", "driver": "evse_local", "address": "evse", "publish_modbus": True}]
+    with boot(tmp_path, devices=devices) as fw:
+        status = lambda: {d["dev_id"]: d for d in fw.status()["devices"]}["E1"]
+        assert wait_for(lambda: status()["state"] == 1)  # waiting
+        charge(fw)
+        assert wait_for(lambda: status()["state"] == 3)  # charging
+        for _ in range(20):  # S0 meter 1 is the attached meter: 20 pulses at 1000/kWh = 20 Wh
+            fw.ctl("set_input", name="s0_1", value=1)
+            time.sleep(0.03)
+            fw.ctl("set_input", name="s0_1", value=0)
+            time.sleep(0.03)
+        assert wait_for(lambda: status()["import_wh"] == 20 and status()["power_w"] > 0, timeout=5)

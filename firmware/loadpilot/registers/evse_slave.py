@@ -6,7 +6,9 @@ import time
 
 from loadpilot import VERSION
 from loadpilot.api.commands import CommandError
+from loadpilot.evse import pilot
 from loadpilot.evse.control import master_limit
+from loadpilot.evse.state_machine import CHARGING as ST_CHARGING, ERROR as ST_ERROR, IDLE as ST_IDLE
 from loadpilot.modbus.image import WRITE_APPLIED, RegisterImage
 from loadpilot.modbus.pdu import ILLEGAL_VALUE, Router
 from loadpilot.registers import omcci, powerbrain as pb
@@ -215,6 +217,33 @@ class EvseSlaveService:
             ppk = s.get("s0_%d_pulses_per_kwh" % (i + 1))
             if m.pulses_per_kwh != ppk:
                 m.set_pulses_per_kwh(ppk)
+
+    # ---- the local charge point as a device of the site (E1 unless configured otherwise)
+
+    def report_to_site(self, site, dev_id, now_ms):
+        """Status from the state machine; power and energy from S0 meter 1 (the attached meter) once it has
+        counted pulses (until then another source, e.g. an attached Modbus meter or the simulator, may report)."""
+        d = site.device(dev_id)
+        if d is None:
+            return
+        ev = self.evse
+        sm = ev.sm
+        if sm.state == ST_ERROR:
+            d.status = 5
+        elif sm.state == ST_CHARGING:
+            d.status = 4 if ev.cp_state == pilot.D else 3
+        elif sm.state == ST_IDLE:
+            d.status = 1
+        else:
+            d.status = 2
+        if ev.s0 and ev.s0[0].pulses:
+            m = ev.s0[0]
+            volt = self.store.get("s0_1_voltage")
+            n = sm.phases()
+            per_phase = m.power_w * 1000 // (volt * n) if n else 0
+            cur = (per_phase, per_phase if n == 3 else 0, per_phase if n == 3 else 0)
+            d.reading.update(cur, (volt, volt, volt), m.power_w, None, m.energy_wh, 0, None, now_ms)
+        site.version += 1
 
     # ---- reporting
 
