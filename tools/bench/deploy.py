@@ -32,8 +32,9 @@ def deploy(dev, build_dir, board="unix_sim"):
 
 def naive_copy(dev, build_dir):
     """The baseline: every file, every time, in one mpremote process (what a Makefile without a manifest does)."""
-    cmds = ["exec", "import os\nfor d in ('loadpilot', 'loadpilot/hal'):\n    try:\n        os.mkdir(d)\n"
-                    "    except OSError:\n        pass\n"]
+    dirs = sorted(os.path.relpath(d, build_dir) for d, _, _ in os.walk(os.path.join(build_dir, "loadpilot")))
+    cmds = ["exec", "import os\nfor d in %r:\n    try:\n        os.mkdir(d)\n"
+                    "    except OSError:\n        pass\n" % (tuple(dirs),)]
     n = 0
     for dirpath, _, files in os.walk(os.path.join(build_dir, "loadpilot")):
         for f in sorted(files):
