@@ -128,12 +128,15 @@ def _candidates(cps, params, state, now_ms):
                 draw = m[1]
             if m[2] > draw:
                 draw = m[2]
-            cap = draw + params.draw_margin_ma
-            if cap < cp.min_ma:
-                cap = cp.min_ma
-            if cap < s.hi:
-                s.hi = cap
-                s.hi_reason = R_CAR_DRAW
+            # Cap when it leaves a full margin unused; stay capped (hysteresis) while it leaves half of it.
+            margin = params.draw_margin_ma
+            cap = draw + margin
+            if cap <= s.last_ma or (s.draw_capped and draw + margin // 2 < s.last_ma):
+                if cap < cp.min_ma:
+                    cap = cp.min_ma
+                if cap < s.hi:
+                    s.hi = cap
+                    s.hi_reason = R_CAR_DRAW
         if cp.pv_mode == PV_ONLY or cp.pv_mode == PV_MIN:
             if cp.can_switch_phases:
                 s.wish = _pv.phase_wish(cp, s, params, surplus)
@@ -366,6 +369,7 @@ def _finish(cps, params, state, now_ms):
             continue
         target = s.alloc if s.cand else 0
         reason = s.reason
+        s.draw_capped = s.cand and s.hi_reason == R_CAR_DRAW
         if target:
             if target >= cp.max_ma:
                 reason = R_OWN_MAX

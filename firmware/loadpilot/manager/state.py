@@ -32,6 +32,7 @@ class Slot:
         self.want_phases = 0          # 0 = keep; 1/3 = a switch condition holds ...
         self.want_since = None        # ... since then
         self.last_switch = None       # last time we asked for a phase switch
+        self.draw_capped = False      # capped at its own draw last cycle (hysteresis)
         self.phases_out = 0           # phases we ask for (0 = not decided yet: the car's own)
         self.plugged_since = None     # session start (tie-break: who waited longer goes first)
         self.result.current_ma = 0
