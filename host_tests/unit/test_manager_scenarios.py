@@ -23,6 +23,19 @@ class Rig:
             self.now += CYCLE
         return res
 
+    def metered_step(self, house, n=1, meter_ok=True):
+        """Cars draw what they were offered (metered); the grid meter sees house + cars (or is silent)."""
+        for _ in range(n):
+            grid = list(house)
+            for cp, slot in zip(self.site.chargepoints, self.state.slots or [None] * len(self.site.chargepoints)):
+                d = slot.last_ma if slot else 0
+                cp.measured_ma = [d if j < cp.phases else 0 for j in range(3)]
+                for j in range(cp.phases):
+                    grid[cp.wiring[j] - 1] += d
+            self.site.grid_ma = grid if meter_ok else None
+            res = self.step()
+        return res
+
     def run_for(self, ms):
         return self.step(max(1, ms // CYCLE))
 
@@ -378,16 +391,16 @@ def test_silent_grid_meter_holds_then_falls_back_to_the_fail_safe_budget():
     for e in (e1, e2):
         e.measured_ma = [0, 0, 0]
     rig = Rig([e1, e2], max_total_ma=63000, has_grid_meter=True, grid_timeout_ms=15000, grid_fail_safe_ma=10000)
-    rig.site.grid_ma = [10000, 10000, 10000]
-    assert rig.currents() == [26500, 26500]
-    rig.site.grid_ma = None
-    assert rig.currents() == [26500, 26500]  # within the timeout: last reading holds
-    res = rig.run_for(15000)
+    house = [10000, 10000, 10000]
+    res = rig.metered_step(house, 3)
+    assert [r.current_ma for r in res] == [26500, 26500]
+    res = rig.metered_step(house, meter_ok=False)
+    assert [r.current_ma for r in res] == [26500, 26500]  # within the timeout: last reading holds
+    res = rig.metered_step(house, 5, meter_ok=False)
     assert [r.current_ma for r in res] == [10000, 0]
     assert rig.reasons(res) == ["failsafe", "priority_pause"]
-    rig.site.grid_ma = [10000, 10000, 10000]
-    rig.run_for(300000)
-    assert rig.currents() == [26500, 26500]
+    res = rig.metered_step(house, 101)  # meter back; E2's pause holds 300 s
+    assert [r.current_ma for r in res] == [26500, 26500]
 
 
 def test_no_grid_reading_at_boot_means_fail_safe_budget():
