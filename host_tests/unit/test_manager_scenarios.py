@@ -425,3 +425,19 @@ def test_silent_wallbox_is_counted_and_left_alone_then_rejoins():
     assert res[0].write is True
     rig.run_for(300000)
     assert rig.currents() == [16000, 16000]
+
+
+def test_timers_survive_the_ticks_wrap():
+    # time.ticks_ms() wraps at 2**30 ms (12.4 days); a pause that spans the wrap still lasts 300 s.
+    rig = Rig([car("E1", priority=2), car("E2")], max_total_ma=12000)
+    rig.now = (1 << 30) - 60000
+    rig.step()
+    rig.p.max_total_ma = 8000
+    assert rig.currents() == [8000, 0]
+    rig.p.max_total_ma = 14000
+    res = rig.run_for(150000)
+    rig.now &= (1 << 30) - 1
+    res = rig.run_for(120000)
+    assert res[1].current_ma == 0 and REASON_NAMES[res[1].reason] == "pause_hold"
+    res = rig.run_for(40000)
+    assert [r.current_ma for r in res] == [8000, 6000]

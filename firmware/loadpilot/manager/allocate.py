@@ -360,7 +360,9 @@ def _finish(cps, params, state, now_ms):
         s = slots[i]
         r = s.result
         if not cp.comm_ok:
-            # We cannot reach it: report what we count it at, write nothing.
+            # We cannot reach it: report what we count it at, write nothing. When it answers again it is
+            # most likely at that current, which is where slow up starts from.
+            s.last_ma = s.alloc
             r.current_ma = s.alloc
             r.phases = cp.phases
             r.enabled = s.alloc > 0
