@@ -1,7 +1,7 @@
 """Property tests: over random sites the manager never allocates above any limit and never below a car's
 minimum unless it pauses it (0). Each example runs a few cycles against a ground-truth house load, so the
 dynamic-mode check is the physical one: real house load + what we allow <= the fuse (minus reserve)."""
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import given, note, settings, strategies as st, HealthCheck
 
 from loadpilot.manager import (Chargepoint, Site, Params, State, allocate, NO_CAR, PLUGGED, CHARGING,
                                R_FAILSAFE)
@@ -61,6 +61,12 @@ def sites(draw):
         draw_frac = [draw(st.integers(0, 100)) for _ in range(n)]
         cycles.append((house, comm, grid_silent, draw_frac))
     return site, p, cycles
+
+
+def describe(site, p, cycles):
+    cps = ["%s" % {k: v for k, v in vars(cp).items() if k != "measured_ma"} for cp in site.chargepoints]
+    return "params=%s\nsite=%s\ncps=\n%s\ncycles=%s" % (
+        vars(p), {k: v for k, v in vars(site).items() if k != "chargepoints"}, "\n".join(cps), cycles)
 
 
 def grid_phases(cp):
@@ -138,8 +144,11 @@ def check(site, p, res, house_true, last_alloc, silent_draw, meter_failsafe, hou
 @given(sites())
 def test_never_above_any_limit_never_below_minimum(example):
     site, p, cycles = example
+    note(describe(site, p, cycles))
     state = State()
     last = [0] * len(site.chargepoints)
+    prev_ok = [True] * len(site.chargepoints)
+    stopped = [False] * len(site.chargepoints)
     now = 0
     grid_seen = False
     for house, comm, grid_silent, frac in cycles:
@@ -175,6 +184,18 @@ def test_never_above_any_limit_never_below_minimum(example):
               site.hour)
         assert held or not meter_failsafe or state.meter_failsafe
         for i, cp in enumerate(site.chargepoints):
+            r = res[i]
+            if cp.comm_ok and prev_ok[i]:
+                # Slow up: at most ramp_up_ma more than last cycle (a start begins at the minimum).
+                assert r.current_ma <= max(last[i] + p.ramp_up_ma, cp.min_ma), (last[i], r.as_dict())
+                # A charge that stopped stays paused for the minimum pause time (300 s > these 12 s).
+                if stopped[i]:
+                    assert r.current_ma == 0, r.as_dict()
+                if last[i] and not r.current_ma and cp.state != NO_CAR:
+                    stopped[i] = True
+            else:
+                stopped[i] = False  # a silent box rejoins from scratch (it may have been unplugged)
+            prev_ok[i] = cp.comm_ok
             if cp.comm_ok:
-                last[i] = res[i].current_ma
+                last[i] = r.current_ma
         now += 3000

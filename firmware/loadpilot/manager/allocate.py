@@ -360,9 +360,10 @@ def _finish(cps, params, state, now_ms):
         s = slots[i]
         r = s.result
         if not cp.comm_ok:
-            # We cannot reach it: report what we count it at, write nothing. When it answers again it is
-            # most likely at that current, which is where slow up starts from.
-            s.last_ma = s.alloc
+            # We cannot reach it: report what we count it at, write nothing. Once its own fail-safe timeout
+            # has passed it runs at its fail-safe current: that is what it draws when it answers again.
+            if elapsed(now_ms, s.silent_since) >= params.wallbox_fail_safe_after_ms:
+                s.last_ma = s.alloc
             r.current_ma = s.alloc
             r.phases = cp.phases
             r.enabled = s.alloc > 0

@@ -1,5 +1,5 @@
 # Stage 0: how much current the EVs may draw per grid phase this cycle, and why it is that much.
-from .model import (UNLIMITED, STORAGE_HOME, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW,
+from .model import (UNLIMITED, STORAGE_HOME, CHARGING, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW,
                     R_FAILSAFE)
 from .state import elapsed
 
@@ -29,11 +29,15 @@ def schedule_limit(schedule, hour, phase):
             if e[phase + 1] < lo:
                 lo = e[phase + 1]
         return lo
-    active = schedule[len(schedule) - 1]  # before the first entry's hour, yesterday's last entry holds
+    # The latest entry at or before this hour; before the first one, yesterday's latest entry holds.
+    active = None
+    latest = None
     for e in schedule:
-        if e[0] <= hour:
+        if e[0] <= hour and (active is None or e[0] > active[0]):
             active = e
-    return active[phase + 1]
+        if latest is None or e[0] > latest[0]:
+            latest = e
+    return (active or latest)[phase + 1]
 
 
 def silent_reserve(cp, s, params, now_ms):
@@ -82,8 +86,9 @@ def compute(site, params, state, now_ms):
                 if fresh:
                     house[w[j] - 1] -= m[j]
                 ev_w += m[j] * v
-        elif s.last_ma:
-            # No meter on this box: assume it draws what we offered (the static-mode rule).
+        elif s.last_ma and cp.state == CHARGING:
+            # No meter on this box: while it charges, assume it draws what we offered (the static-mode rule).
+            # Subtracting it for a box that does not charge would hide real house load.
             if fresh:
                 house[0] -= s.last_ma * s.k1
                 house[1] -= s.last_ma * s.k2
