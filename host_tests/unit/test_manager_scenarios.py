@@ -441,3 +441,22 @@ def test_timers_survive_the_ticks_wrap():
     assert res[1].current_ma == 0 and REASON_NAMES[res[1].reason] == "pause_hold"
     res = rig.run_for(40000)
     assert [r.current_ma for r in res] == [8000, 6000]
+
+
+def test_budget_jitter_at_the_threshold_does_not_start_and_stop_a_car():
+    # Dynamic mode, three metered cars, the house load leaves room for two and a bit; the meter jitters
+    # around the point where the third car's minimum fits. Without the start margin it would start and
+    # stop every 5 minutes (after each minimum pause).
+    cars = [car("E1", priority=3), car("E2", priority=2), car("E3", priority=1)]
+    rig = Rig(cars, max_total_ma=32000, has_grid_meter=True, reserve_ma=0)
+    starts = stops = 0
+    was = 0
+    for k in range(600):  # 30 minutes
+        j = (k * 7919) % 1000 - 500  # +-0.5 A of meter noise
+        res = rig.metered_step([14000 + j, 14000 + j, 14000 + j])  # 18 +- 0.5 A left: E3's 6 A just fits
+        now = res[2].current_ma
+        starts += bool(now and not was)
+        stops += bool(was and not now)
+        was = now
+    assert res[0].current_ma >= 6000 and res[1].current_ma == 6000
+    assert stops <= 1 and starts <= 1, (starts, stops)

@@ -189,6 +189,9 @@ def _stage_minimum(cps, params, state):
     load = state.load
     load[0] = load[1] = load[2] = 0
     imb = _imbalance_allowed(params, state)
+    # Measured budgets jitter: a car that is not charging starts only with a margin above its minimum,
+    # so a budget hovering at the threshold does not start and stop it every pause period.
+    margin = params.start_margin_ma if params.has_grid_meter and not state.meter_failsafe else 0
     for i in state.order:
         s = slots[i]
         if not s.cand:
@@ -196,7 +199,7 @@ def _stage_minimum(cps, params, state):
         cp = cps[i]
         need = cp.min_ma
         gfree = state.group_free.get(cp.group) if cp.group else None
-        why = _fits(s, need, state, gfree, imb)
+        why = _fits(s, need if s.last_ma else need + margin, state, gfree, imb)
         if why:
             s.cand = False
             s.reason = why
