@@ -1,9 +1,9 @@
 # The Charging Manager's decision for one cycle (every ~3 s). Pure: no I/O, no clock, no logging.
 #
-#   0. budget per grid phase (budget.py)       3. PV surplus decides who may start and caps PV cars
-#   1. minimum current by priority              2. fair share of the rest, water-filling per phase
-#   then: slow up / fast down, pauses with a minimum pause time, 1p/3p wishes.
-# (PV runs before 1 and 2 because it decides who is a candidate at all; see docs/manager.md.)
+#   budget per grid phase (budget.py) -> order (priority, charging, waiting) -> candidates and PV shares
+#   (pv.py: PV decides who may start, so it runs first) -> stage 1: minimum current by priority ->
+#   stage 2: fair share of the rest, tier by tier -> slow up / fast down, pauses, 1p/3p wishes.
+# See docs/manager.md for the reasons and the decisions behind them.
 from .model import (NO_CAR, CHARGING, PV_ONLY, PV_MIN, UNLIMITED, R_OWN_MAX, R_IMBALANCE, R_GROUP,
                     R_FAILSAFE, R_PRIORITY_PAUSE, R_PAUSE_HOLD, R_DISABLED, R_NO_CAR, R_OBSERVE,
                     R_CAR_DRAW, R_RAMP, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW)
@@ -117,7 +117,6 @@ def _candidates(cps, params, state, now_ms):
                     s.wish = _pv.phase_wish(cp, s, params, surplus) if cp.can_switch_phases else 0
                 continue
             s.pause_since = None
-            s.pause_reason = R_NO_CAR
         s.cand = True
         # A metered car that settled below its offer frees the rest for others (dynamic mode only).
         m = cp.measured_ma
@@ -391,7 +390,6 @@ def _finish(cps, params, state, now_ms):
         else:
             if s.last_ma > 0 and cp.state != NO_CAR:
                 s.pause_since = now_ms  # a running charge stops: hold the pause for min_pause_ms
-                s.pause_reason = reason
             s.charge_since = None
         s.last_ma = target
         r.current_ma = target

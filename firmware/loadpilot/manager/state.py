@@ -24,7 +24,6 @@ class Slot:
     def reset(self):
         self.last_ma = 0              # what we allocated last cycle (what static mode assumes it draws)
         self.pause_since = None       # a pause began here (minimum pause time)
-        self.pause_reason = R_NO_CAR
         self.charge_since = None      # charging (allocation > 0) since
         self.pv_above_since = None    # surplus above the start threshold since
         self.pv_below_since = None    # surplus below the stop threshold since
