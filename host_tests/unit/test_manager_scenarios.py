@@ -460,3 +460,40 @@ def test_budget_jitter_at_the_threshold_does_not_start_and_stop_a_car():
         was = now
     assert res[0].current_ma >= 6000 and res[1].current_ma == 6000
     assert stops <= 1 and starts <= 1, (starts, stops)
+
+
+def test_pv_from_generation_and_consumption_meters_without_a_grid_meter():
+    e1 = car("E1", phases=1, pv_mode=PV_MIN, max_ma=16000)
+    rig = Rig([e1], max_total_ma=32000)
+    rig.site.pv_w = 3500
+    rig.site.consumption_w = 1200  # the house without the car
+    assert rig.currents() == [10000]  # 2300 W / 230 V
+
+
+def test_silent_grid_meter_means_no_surplus_for_pv_cars():
+    rig, e1 = pv_rig(PV_MIN)
+    rig.p.grid_timeout_ms = 15000
+    for _ in range(3):
+        set_pv(rig, e1, 3000)
+        res = rig.step()
+    assert res[0].current_ma == 13000
+    rig.site.grid_ma = None
+    rig.site.grid_w = None
+    res = rig.run_for(18000)
+    assert res[0].current_ma == 6000  # fail-safe budget (6 A) and no surplus: the minimum
+    assert REASON_NAMES[res[0].reason] in ("pv", "failsafe")
+
+
+def test_silent_group_member_uses_up_its_groups_budget():
+    e1 = car("E1", group=1, max_ma=16000, fail_safe_ma=10000)
+    e2 = car("E2", group=1, max_ma=16000)
+    rig = Rig([e1, e2], max_total_ma=63000, groups={1: (20000, 20000, 20000)}, wallbox_fail_safe_after_ms=0)
+    assert rig.currents() == [10000, 10000]
+    e1.comm_ok = False
+    res = rig.step()
+    assert [r.current_ma for r in res] == [10000, 10000]
+    assert [r.write for r in res] == [False, True]
+    rig.site.chargepoints[0].fail_safe_ma = 16000
+    res = rig.step()
+    assert [r.current_ma for r in res] == [16000, 0]  # 4 A left in the group: below E2's minimum
+    assert REASON_NAMES[res[1].reason] == "group"
