@@ -497,3 +497,33 @@ def test_silent_group_member_uses_up_its_groups_budget():
     res = rig.step()
     assert [r.current_ma for r in res] == [16000, 0]  # 4 A left in the group: below E2's minimum
     assert REASON_NAMES[res[1].reason] == "group"
+
+
+def test_round_robin_between_equal_priorities_in_a_shortage():
+    # Room for one car: they take turns of rotate_after_ms (30 min), not a swap every pause period.
+    rig = Rig([car("E1"), car("E2", state=PLUGGED)], max_total_ma=10000)
+    on = [0, 0]
+    swaps = 0
+    prev = None
+    for _ in range(2400):  # 2 hours
+        for cp, s in zip(rig.site.chargepoints, rig.state.slots or [None, None]):
+            cp.state = CHARGING if s is not None and s.last_ma else PLUGGED  # cars draw what they are offered
+        res = rig.step()
+        who = tuple(r.current_ma > 0 for r in res)
+        assert sum(who) == 1 or rig.state.slots[0].last_ma + rig.state.slots[1].last_ma == 0
+        for i in range(2):
+            on[i] += who[i]
+        if prev is not None and who != prev:
+            swaps += 1
+        prev = who
+    assert 1000 <= on[0] <= 1400 and 1000 <= on[1] <= 1400, on  # about an hour each
+    assert swaps <= 8, swaps
+
+
+def test_a_car_that_does_not_draw_yields_its_place():
+    # E1 is full (it stays in state B although offered current); E2 waits in a shortage.
+    e1 = car("E1", state=PLUGGED)
+    rig = Rig([e1, car("E2", state=PLUGGED)], max_total_ma=10000)
+    assert rig.currents() == [10000, 0]
+    res = rig.run_for(33000)  # draw_settle_ms: 30 s
+    assert [r.current_ma for r in res] == [0, 10000]

@@ -7,6 +7,8 @@
 from .model import (NO_CAR, CHARGING, PV_ONLY, PV_MIN, UNLIMITED, R_OWN_MAX, R_IMBALANCE, R_GROUP,
                     R_FAILSAFE, R_PRIORITY_PAUSE, R_PAUSE_HOLD, R_DISABLED, R_NO_CAR, R_OBSERVE,
                     R_CAR_DRAW, R_RAMP, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW)
+from micropython import const
+
 from .state import elapsed
 from . import budget as _budget
 from . import pv as _pv
@@ -21,7 +23,7 @@ def allocate(site, params, state, now_ms):
         return state.results
     _track_sessions(cps, state, now_ms)
     _budget.compute(site, params, state, now_ms)
-    _sort(cps, state, now_ms)
+    _sort(cps, params, state, now_ms)
     _candidates(cps, params, state, now_ms)
     _stage_minimum(cps, params, state)
     _stage_share(cps, params, state)
@@ -57,24 +59,41 @@ def _track_sessions(cps, state, now_ms):
                 s.reset()
         elif s.plugged_since is None:
             s.plugged_since = now_ms
+            s.wait_since = now_ms
 
 
 def _before(a, b):
-    """Does slot a come before slot b? Higher priority, then already charging, then waiting longer."""
+    """Does slot a come before slot b? Higher priority; then charging within its turn, then waiting
+    (longest first), then charging past its turn or not drawing what it is offered (round robin)."""
     if a.prio != b.prio:
         return a.prio > b.prio
-    if (a.last_ma > 0) != (b.last_ma > 0):
-        return a.last_ma > 0
+    if a.rank != b.rank:
+        return a.rank < b.rank
     return a.wait_ms > b.wait_ms
 
 
-def _sort(cps, state, now_ms):
+_IN_TURN = const(0)
+_WAITING = const(1)
+_TURN_OVER = const(2)
+
+
+def _sort(cps, params, state, now_ms):
     slots = state.slots
     order = state.order
+    turn = params.rotate_after_ms
+    settle = params.draw_settle_ms
     for i in range(len(cps)):
         s = slots[i]
-        s.prio = cps[i].priority
-        s.wait_ms = 0 if s.plugged_since is None else elapsed(now_ms, s.plugged_since)
+        cp = cps[i]
+        s.prio = cp.priority
+        s.wait_ms = 0
+        if s.last_ma > 0 and s.charge_since is not None:
+            age = elapsed(now_ms, s.charge_since)
+            s.rank = _TURN_OVER if (cp.state != CHARGING and age >= settle) or (turn and age >= turn) else _IN_TURN
+        else:
+            s.rank = _WAITING
+            if s.wait_since is not None:
+                s.wait_ms = elapsed(now_ms, s.wait_since)
     # Insertion sort in place: stable, no allocation, 25 entries at most.
     for i in range(1, len(order)):
         x = order[i]
@@ -390,6 +409,7 @@ def _finish(cps, params, state, now_ms):
         else:
             if s.last_ma > 0 and cp.state != NO_CAR:
                 s.pause_since = now_ms  # a running charge stops: hold the pause for min_pause_ms
+                s.wait_since = now_ms
             s.charge_since = None
         s.last_ma = target
         r.current_ma = target

@@ -101,6 +101,7 @@ class Params:
         self.storage_role = STORAGE_HOME
         self.voltage_v = 230
         self.min_pause_ms = 300000
+        self.rotate_after_ms = 1800000       # round robin: after this long a charging car yields to a waiting one
         self.start_margin_ma = 1000          # dynamic mode: a start needs this much above the minimum
         self.overdraw_hold_ms = 300000
         self.ramp_up_ma = 2000               # slow up: max increase per cycle

@@ -33,7 +33,8 @@ class Slot:
         self.last_switch = None       # last time we asked for a phase switch
         self.draw_capped = False      # capped at its own draw last cycle (hysteresis)
         self.phases_out = 0           # phases we ask for (0 = not decided yet: the car's own)
-        self.plugged_since = None     # session start (tie-break: who waited longer goes first)
+        self.plugged_since = None     # session start
+        self.wait_since = None        # waiting for current since (plug-in or the last stop): round robin
         self.result.current_ma = 0
         self.result.enabled = False
         self.result.reason = R_NO_CAR
@@ -52,6 +53,7 @@ class Slot:
         self.pv_ma = 0
         self.wish = 0                 # 1/3 = this cycle's conditions call for that many phases
         self.prio = 0
+        self.rank = 0
         self.wait_ms = 0
 
 
