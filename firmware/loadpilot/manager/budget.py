@@ -82,10 +82,10 @@ def compute(site, params, state, now_ms):
         m = cp.measured_ma
         if m is not None:
             w = cp.wiring
-            for j in range(3):
-                if fresh:
+            if fresh:
+                for j in range(3):
                     house[w[j] - 1] -= m[j]
-                ev_w += m[j] * v
+            ev_w += (m[0] + m[1] + m[2]) * v // 1000  # W per box: the site total stays a small int on 32 bit
         elif s.last_ma and cp.state == CHARGING:
             # No meter on this box: while it charges, assume it draws what we offered (the static-mode rule).
             # Subtracting it for a box that does not charge would hide real house load.
@@ -93,7 +93,7 @@ def compute(site, params, state, now_ms):
                 house[0] -= s.last_ma * s.k1
                 house[1] -= s.last_ma * s.k2
                 house[2] -= s.last_ma * s.k3
-            ev_w += s.last_ma * (s.k1 + s.k2 + s.k3) * v
+            ev_w += s.last_ma * (s.k1 + s.k2 + s.k3) * v // 1000
     # Overdraw: the grid current exceeded the limit -> take the excess off the budget for a while.
     od = state.overdraw_ma
     if state.overdraw_since is not None and elapsed(now_ms, state.overdraw_since) >= params.overdraw_hold_ms:
@@ -180,7 +180,7 @@ def compute(site, params, state, now_ms):
             gw = site.grid_w
             if gw is None:
                 gw = (grid[0] + grid[1] + grid[2]) * v // 1000
-            sur = ev_w // 1000 - gw
+            sur = ev_w - gw
             st = site.storage_w
             if st > 0 or params.storage_role == STORAGE_HOME:
                 sur += st  # storage charging is not consumption; home storage discharge is not surplus
