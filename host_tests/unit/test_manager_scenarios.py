@@ -527,3 +527,9 @@ def test_a_car_that_does_not_draw_yields_its_place():
     assert rig.currents() == [10000, 0]
     res = rig.run_for(33000)  # draw_settle_ms: 30 s
     assert [r.current_ma for r in res] == [0, 10000]
+    rig.site.chargepoints[1].state = CHARGING
+    for _ in range(1200):  # an hour: the idle car never takes the place back from a charging one
+        res = rig.step()
+        assert [r.current_ma for r in res] == [0, 10000]
+    rig.p.max_total_ma = 20000  # room for both: the idle car is offered current again
+    assert rig.currents() == [10000, 10000]

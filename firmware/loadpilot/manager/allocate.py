@@ -57,14 +57,17 @@ def _track_sessions(cps, state, now_ms):
             if s.plugged_since is not None:
                 # Unplugged: the session's pauses, timers and phase wishes end with it.
                 s.reset()
-        elif s.plugged_since is None:
-            s.plugged_since = now_ms
-            s.wait_since = now_ms
+        else:
+            if s.plugged_since is None:
+                s.plugged_since = now_ms
+                s.wait_since = now_ms
+            if cp.state == CHARGING:
+                s.idle = False
 
 
 def _before(a, b):
     """Does slot a come before slot b? Higher priority; then charging within its turn, then waiting
-    (longest first), then charging past its turn or not drawing what it is offered (round robin)."""
+    (longest first), then charging past its turn (round robin), then cars that do not draw."""
     if a.prio != b.prio:
         return a.prio > b.prio
     if a.rank != b.rank:
@@ -75,6 +78,7 @@ def _before(a, b):
 _IN_TURN = const(0)
 _WAITING = const(1)
 _TURN_OVER = const(2)
+_IDLE = const(3)
 
 
 def _sort(cps, params, state, now_ms):
@@ -89,7 +93,14 @@ def _sort(cps, params, state, now_ms):
         s.wait_ms = 0
         if s.last_ma > 0 and s.charge_since is not None:
             age = elapsed(now_ms, s.charge_since)
-            s.rank = _TURN_OVER if (cp.state != CHARGING and age >= settle) or (turn and age >= turn) else _IN_TURN
+            if cp.state != CHARGING and age >= settle:
+                s.rank = _IDLE  # offered current for a while but does not draw it (full?)
+            elif turn and age >= turn:
+                s.rank = _TURN_OVER
+            else:
+                s.rank = _IN_TURN
+        elif s.idle:
+            s.rank = _IDLE  # stopped while not drawing: it never displaces a car that charges
         else:
             s.rank = _WAITING
             if s.wait_since is not None:
@@ -410,6 +421,7 @@ def _finish(cps, params, state, now_ms):
             if s.last_ma > 0 and cp.state != NO_CAR:
                 s.pause_since = now_ms  # a running charge stops: hold the pause for min_pause_ms
                 s.wait_since = now_ms
+                s.idle = cp.state != CHARGING
             s.charge_since = None
         s.last_ma = target
         r.current_ma = target

@@ -35,6 +35,7 @@ class Slot:
         self.phases_out = 0           # phases we ask for (0 = not decided yet: the car's own)
         self.plugged_since = None     # session start
         self.wait_since = None        # waiting for current since (plug-in or the last stop): round robin
+        self.idle = False             # stopped while not drawing: stays at the back of the queue
         self.result.current_ma = 0
         self.result.enabled = False
         self.result.reason = R_NO_CAR
