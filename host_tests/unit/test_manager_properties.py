@@ -156,8 +156,11 @@ def test_never_above_any_limit_never_below_minimum(example):
         ev_draw = [0, 0, 0]
         for i, cp in enumerate(site.chargepoints):
             cp.comm_ok = comm[i]
-            # Metered cars draw any part of their offer; unmetered ones draw what they were offered.
+            # Metered cars draw any part of their offer; unmetered ones draw what they were offered. Only a
+            # car in state C (CHARGING) draws at all, as on a real box.
             d = last[i] * frac[i] // 100 if cp.has_meter else last[i]
+            if cp.state != CHARGING:
+                d = 0
             cp.measured_ma = None
             if cp.has_meter:
                 m = [0, 0, 0]
