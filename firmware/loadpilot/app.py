@@ -48,6 +48,8 @@ class App:
             from loadpilot.registers.sunspec_service import SunSpecService
             self.sunspec = SunSpecService(self.config, self.commands, self.site, self.log, self.hal.serial())
             self.sunspec.attach(self.sunspec_router)
+        from loadpilot.manager_cycle import ManagerCycle
+        self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id())
         self.config.subscribe(self._config_changed)
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site}
         self.ctl_handlers.update(config_ctl.handlers(self.config))
@@ -96,8 +98,13 @@ class App:
             "tasks": self.supervisor.view(),
             "loop": m.view(),
             "heap": {"free": m.heap_free, "alloc": m.heap_alloc, "min_free": m.heap_free_min},
-            "devices": [d.view() for d in self.site.devices.values()],
+            "devices": [self._device_view(d) for d in self.site.devices.values()],
         }
+
+    def _device_view(self, d):
+        v = d.view()
+        v.update(self.manager.device_view(d.dev_id))
+        return v
 
     def start(self):
         sup = self.supervisor
@@ -107,6 +114,7 @@ class App:
         sup.spawn("watchdog", lambda: sup.feed_watchdog(wdt))
         if self.evse is not None:
             sup.spawn("evse", self.evse.run)
+        sup.spawn("manager", self.manager.run)
         if self.hal.ctl_address() is not None:  # only the unix board has a host control socket
             sup.spawn("ctl", lambda: self.hal.serve_ctl(self.ctl_handlers), critical=False)
         if self.sunspec is not None:

@@ -33,6 +33,8 @@ FIELDS = (
     ("lb_enabled", "bool", True, 0, 0, 0),
     ("imbalance_add_home", "bool", False, 0, 0, 0),
     ("disable_policy", "choice", 1, (-1, 0, 1), 0, 0),
+    ("meter_timeout_s", "int", 15, 1, 600, 0),  # a meter or wallbox silent this long counts as failed
+    ("grid_fail_safe_current", "int", 6000, 0, 1000000, 0),  # EV budget per phase while the grid meter is silent
     # Modbus server
     ("modbus_enabled", "bool", True, 0, 0, 0),
     ("modbus_id", "int", 1, 1, 246, 0),  # 246: ID+1 serves the device map and must stay <= 247
