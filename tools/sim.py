@@ -3,9 +3,10 @@ until Ctrl-C.
 
 The virtual site (tools/site_model.py) has house load, a PV curve and EVs arriving at three wallboxes. The
 EV at the local charge point E1 plugs into the firmware's control pilot on the virtual board: the sim sets
-the CP voltage the car would produce and reads back the current the firmware offers. Until the Charging
-Manager drives E2 and E3, they are offered their maximum current. The SunSpec server listens on
-127.0.0.1:1502 (scan it with pysunspec2 while the sim runs).
+the CP voltage the car would produce and reads back the current the firmware offers. The Charging Manager
+allocates against the 35 A house connection from the virtual grid meter; E2 and E3 (pushed devices) draw
+what it allocates them. The SunSpec server listens on 127.0.0.1:1502 (scan it with pysunspec2 while the sim
+runs).
 
 The device filesystem is ./sim-state (kept between runs, like a board's flash). Options:
   --board NAME   a board file from boards/ (default unix_sim)
@@ -31,16 +32,14 @@ SIM_CONFIG = {
     "max_total_current": 35000,
     "devices": [
         {"dev_id": "E1", "driver": "evse_local", "name": "Carport", "address": "evse", "publish_modbus": True},
-        {"dev_id": "E2", "driver": "evse_powerbrain", "name": "Garage left", "address": "COM1,19200,8,n,1",
-         "id": 2, "publish_modbus": True},
-        {"dev_id": "E3", "driver": "evse_powerbrain", "name": "Garage right", "address": "COM1,19200,8,n,1",
-         "id": 3, "publish_modbus": True},
-        {"dev_id": "M1", "driver": "meter_sdm630", "name": "Grid", "role": 3, "publish_modbus": True},
-        {"dev_id": "M2", "driver": "meter_sunspec", "name": "PV", "role": 2, "publish_modbus": True},
+        # the virtual site pushes these devices' readings, as HTTP-input devices are fed
+        {"dev_id": "E2", "driver": "http_input", "name": "Garage left", "publish_modbus": True},
+        {"dev_id": "E3", "driver": "http_input", "name": "Garage right", "publish_modbus": True},
+        {"dev_id": "M1", "driver": "http_input", "name": "Grid", "role": 3, "publish_modbus": True},
+        {"dev_id": "M2", "driver": "http_input", "name": "PV", "role": 2, "publish_modbus": True},
     ],
 }
 CP_MV = {"A": 12000, "B": 9000, "C": 6000}
-WALLBOX_MAX_MA = 16000
 
 
 class Sim:
@@ -54,7 +53,8 @@ class Sim:
 
     def step(self):
         ev = self.fw.ctl("evse")
-        offers = {"E2": WALLBOX_MAX_MA, "E3": WALLBOX_MAX_MA,
+        alloc = {d["dev_id"]: d.get("alloc_ma", 0) for d in self.fw.status()["devices"]}
+        offers = {"E2": alloc.get("E2", 0), "E3": alloc.get("E3", 0),
                   "E1": ev["offered_ma"] if ev["contactor"] else 0}
         readings = self.model.step(self.t_s, self.speed, offers)
         car = self.model.evs["E1"]
@@ -89,12 +89,14 @@ def render(st, sim):
     for task in st["tasks"]:
         lines.append("%-14s %-9s %8d  %s" % (task["name"], task["state"], task["restarts"], task["last_error"] or ""))
     lines.append("")
-    lines.append("%-4s %-7s %26s %9s %11s" % ("dev", "state", "current mA L1/L2/L3", "power W", "import Wh"))
+    lines.append("%-4s %-8s %26s %9s %11s %8s  %s" % ("dev", "state", "current mA L1/L2/L3", "power W", "import Wh",
+                                                      "alloc mA", "reason"))
     for d in st["devices"]:
         cur = "/".join(str(c) for c in d["current_ma"])
         state = {1: "waiting", 2: "plugged", 3: "charging", 4: "vent", 5: "error", 6: "offline"}.get(
             d.get("state"), "")
-        lines.append("%-4s %-7s %26s %9d %11d" % (d["dev_id"], state, cur, d["power_w"], d["import_wh"]))
+        lines.append("%-4s %-8s %26s %9d %11d %8s  %s" % (d["dev_id"], state, cur, d["power_w"], d["import_wh"],
+                                                           d.get("alloc_ma", ""), d.get("reason", "")))
     ev = sim.last.get("evse")
     if ev:
         lines.append("")
