@@ -49,7 +49,8 @@ class App:
             self.sunspec = SunSpecService(self.config, self.commands, self.site, self.log, self.hal.serial())
             self.sunspec.attach(self.sunspec_router)
         from loadpilot.manager_cycle import ManagerCycle
-        self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id())
+        shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
+        self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id(), shed)
         self.config.subscribe(self._config_changed)
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site}
         self.ctl_handlers.update(config_ctl.handlers(self.config))

@@ -57,3 +57,23 @@ def test_fuse_limit_and_grid_meter_fail_safe(tmp_path):
         assert cut["reason"] in ("fuse", "overdraw"), cut
         assert fw.ctl("evse")["limit"]["manager_ma"] == 0
         assert fw.ctl("evse")["offered_ma"] == 0
+
+
+def test_load_shedding_input_takes_its_offsets_off(tmp_path):
+    cfg = {"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "max_total_current": 20000, "devices": DEVICES,
+           "shedding_enabled": True, "shedding_active_level": 1, "shedding_offsets": [10000, 10000, 10000]}
+    with Firmware(fs_dir=str(tmp_path), config=cfg) as fw:
+        fw.ctl("set_adc", name="cp", mv=9000)
+        time.sleep(0.3)
+        fw.ctl("set_adc", name="cp", mv=6000)
+        for _ in range(10):
+            grid(fw, 2000 + e1(fw).get("alloc_ma", 0))
+            time.sleep(0.7)
+        before = e1(fw)["alloc_ma"]
+        assert before > 8000
+        fw.ctl("set_input", name="load_shed", value=1)  # the utility's contact closes
+        for _ in range(6):
+            grid(fw, 2000 + e1(fw).get("alloc_ma", 0))
+            time.sleep(0.7)
+        shed = e1(fw)
+        assert shed["alloc_ma"] <= 20000 - 10000 - 2000 and shed["reason"] == "shedding", shed

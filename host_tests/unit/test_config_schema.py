@@ -144,3 +144,25 @@ def test_migration_refuses_newer_or_bogus_versions():
     with pytest.raises(ValueError):
         migrate.migrate(0, {})
     assert migrate.migrate(schema.VERSION, {"a": 1}) == ({"a": 1}, [])
+
+
+def test_manager_settings_are_checked():
+    from loadpilot.config import schema
+    ok = schema.validate("cm_schedule", [{"hour": 18, "l1": 10000, "l2": 10000, "l3": 10000},
+                                         {"hour": 6, "l1": 32000, "l2": 32000, "l3": 32000}])
+    assert [e["hour"] for e in ok] == [6, 18]
+    for bad, field in (([{"hour": 6, "l1": 1, "l2": 1, "l3": 1}], "at least 2 entries"),
+                       ([{"hour": 24, "l1": 1, "l2": 1, "l3": 1}] * 2, "cm_schedule[0].hour"),
+                       ([{"hour": 6, "l1": 1, "l2": 1, "l3": 1}] * 2, "same hour")):
+        with pytest.raises(schema.ConfigError) as e:
+            schema.validate("cm_schedule", bad)
+        assert field in str(e.value)
+    with pytest.raises(schema.ConfigError) as e:
+        schema.validate("shedding_offsets", [1000, -1, 0])
+    assert "shedding_offsets[1]" in str(e.value)
+    with pytest.raises(schema.ConfigError) as e:
+        schema.validate("group_limits", [{"group": 1, "l1": 16000, "l2": 16000, "l3": 16000, "l4": 1}])
+    assert "group_limits[0].l4: unknown key" in str(e.value)
+    with pytest.raises(schema.ConfigError) as e:
+        schema.validate("devices", [{"dev_id": "E1", "driver": "x", "pv_mode": "solar"}])
+    assert "devices[0].pv_mode" in str(e.value)

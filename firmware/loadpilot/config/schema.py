@@ -33,7 +33,15 @@ FIELDS = (
     ("lb_enabled", "bool", True, 0, 0, 0),
     ("imbalance_add_home", "bool", False, 0, 0, 0),
     ("disable_policy", "choice", 1, (-1, 0, 1), 0, 0),
-    ("meter_timeout_s", "int", 15, 1, 600, 0),  # a meter or wallbox silent this long counts as failed
+    ("meter_timeout_s", "int", 15, 1, 600, 0),
+    # time-dependent max current (seed 004): [{"hour": 0..23, "l1": mA, "l2": mA, "l3": mA}, ...], >= 2 entries
+    ("cm_schedule", "schedule", [], 0, 24, 0),
+    # load shedding (seed 004): the board's load_shed input, its active level, mA taken off each phase
+    ("shedding_enabled", "bool", False, 0, 0, 0),
+    ("shedding_active_level", "choice", 1, (0, 1), 0, 0),
+    ("shedding_offsets", "ma3", [0, 0, 0], 0, 1000000, 0),
+    # charging groups: [{"group": 1.., "l1": mA, "l2": mA, "l3": mA}]; a wallbox joins with its "group"
+    ("group_limits", "group_limits", [], 0, 16, 0),  # a meter or wallbox silent this long counts as failed
     ("grid_fail_safe_current", "int", 6000, 0, 1000000, 0),  # EV budget per phase while the grid meter is silent
     # Modbus server
     ("modbus_enabled", "bool", True, 0, 0, 0),
@@ -97,6 +105,7 @@ DEVICE_FIELDS = (
     ("min_charging_cur", "int", 6000, 0, 80000, 0, "E"),
     ("max_charging_cur", "int", 16000, 0, 80000, 0, "E"),
     ("prio", "int", 1, 1, 10, 0, "E"),
+    ("pv_mode", "choice", "off", ("off", "pv_only", "min_pv", "now"), 0, 0, "E"),
 )
 MAX_WALLBOXES = 25
 
@@ -384,6 +393,52 @@ def _cm_vars(value, row, path):
     return out
 
 
+def _ma3(value, row, path):
+    if not isinstance(value, list) or len(value) != 3:
+        raise ConfigError(path, "expected [L1, L2, L3] in mA")
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, int) or not row[3] <= v <= row[4]:
+            raise ConfigError("%s[%d]" % (path, i), "expected an integer %d..%d mA, got %r" % (row[3], row[4], v))
+    return list(value)
+
+
+def _phase_limits(entry, path, key, lo, hi):
+    if not isinstance(entry, dict):
+        raise ConfigError(path, "expected an object with %s, l1, l2, l3" % key)
+    for k in entry:
+        if k not in (key, "l1", "l2", "l3"):
+            raise ConfigError("%s.%s" % (path, k), "unknown key")
+    out = {}
+    for k, a, b in ((key, lo, hi), ("l1", 0, 1000000), ("l2", 0, 1000000), ("l3", 0, 1000000)):
+        v = entry.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or not a <= v <= b:
+            raise ConfigError("%s.%s" % (path, k), "expected an integer %d..%d, got %r" % (a, b, v))
+        out[k] = v
+    return out
+
+
+def _schedule(value, row, path):
+    if not isinstance(value, list) or len(value) > row[4]:
+        raise ConfigError(path, "expected a list of at most %d entries" % row[4])
+    if len(value) == 1:
+        raise ConfigError(path, "a schedule needs at least 2 entries (or none)")
+    out = [_phase_limits(e, "%s[%d]" % (path, i), "hour", 0, 23) for i, e in enumerate(value)]
+    hours = [e["hour"] for e in out]
+    if len(set(hours)) != len(hours):
+        raise ConfigError(path, "two entries for the same hour")
+    return sorted(out, key=lambda e: e["hour"])
+
+
+def _group_limits(value, row, path):
+    if not isinstance(value, list) or len(value) > row[4]:
+        raise ConfigError(path, "expected a list of at most %d groups" % row[4])
+    out = [_phase_limits(e, "%s[%d]" % (path, i), "group", 1, 16) for i, e in enumerate(value)]
+    ids = [e["group"] for e in out]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(path, "a group is listed twice")
+    return out
+
+
 def _int_any(value, row, path):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(path, "expected an integer, got %r" % (value,))
@@ -391,7 +446,8 @@ def _int_any(value, row, path):
 
 
 _CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
-           "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars, "number": _number, "int_any": _int_any}
+           "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
+           "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits, "number": _number, "int_any": _int_any}
 
 
 def validate(key, value, path=None):
