@@ -33,6 +33,8 @@ class App:
         self.evse = None
         self.evse_control = None
         self.evse_slave = None
+        self.devices = None  # the device layer, built in start()
+        self.setpoints = {}  # dev_id -> (enable, current_ma, phases), filled by the manager
         if board["features"].get("evse"):
             self._init_evse(board)
         self.commands = Commands(self.config, self.log, self.evse_control)
@@ -97,6 +99,7 @@ class App:
             "loop": m.view(),
             "heap": {"free": m.heap_free, "alloc": m.heap_alloc, "min_free": m.heap_free_min},
             "devices": [d.view() for d in self.site.devices.values()],
+            "device_comm": self.devices.view() if self.devices is not None else [],
         }
 
     def start(self):
@@ -114,6 +117,14 @@ class App:
         if self.evse_slave is not None:
             self._start_evse_slave()
         self._start_rtu_slaves()
+        self._start_devices()
+
+    def _start_devices(self):
+        """External wallboxes and meters (docs/devices.md); set-points come from the manager via self.setpoints."""
+        from loadpilot.devices import layer
+        self.devices = layer.build(self.config.get("devices"), self.site, self.setpoints, self.hal, self.log)
+        for name, fn in self.devices.tasks():
+            self.supervisor.spawn(name, fn, critical=False)
 
     def _start_rtu_slaves(self):
         """One RS485 bus is one slave: the SunSpec server, or the local charge point's map, never both."""

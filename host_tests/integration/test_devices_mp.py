@@ -133,3 +133,28 @@ def test_a_silent_wallbox_goes_offline_and_rejoins(site):
     while peers.get(4, 8093)[0] != 100 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert peers.get(4, 8093) == [100]  # the set-point is sent again on the new contact
+
+
+def test_the_app_polls_configured_devices_and_shows_their_comm_state():
+    bus = ptybus.PtyPair()
+    tcp_port = firmware_proc.free_port()
+    peers = Peers(bus.peer, 0, tcp_port)
+    cfg = {"modbus_tcp_port": firmware_proc.free_port(), "pb_tcp_port": 0,
+           "devices": [{"dev_id": "E2", "driver": "evse_omcci", "address": "127.0.0.1:%d" % tcp_port, "id": 1},
+                       {"dev_id": "E3", "driver": "evse_omcci", "address": "127.0.0.1:%d" % firmware_proc.free_port(),
+                        "id": 1}]}
+    try:
+        with firmware_proc.Firmware(config=cfg) as fw:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                comm = {d["dev_id"]: d for d in fw.status()["device_comm"]}
+                if comm.get("E2", {}).get("import_wh") == 4242 and comm.get("E3", {}).get("com_err"):
+                    break
+                time.sleep(0.3)
+            assert comm["E2"]["com_err"] is False and comm["E2"]["state"] == 3, comm
+            assert comm["E3"]["com_err"] is True and comm["E3"]["state"] == 6 and comm["E3"]["last_error"], comm
+            tasks = fw.status()["tasks"]
+            assert any("dev_tcp_127.0.0.1" in str(t) for t in (tasks if isinstance(tasks, list) else tasks.keys()))
+    finally:
+        peers.stop()
+        bus.close()
