@@ -122,7 +122,10 @@ class App:
     def _start_devices(self):
         """External wallboxes and meters (docs/devices.md); set-points come from the manager via self.setpoints."""
         from loadpilot.devices import layer
-        self.devices = layer.build(self.config.get("devices"), self.site, self.setpoints, self.hal, self.log)
+        slave_ports = [self.config.get(k).split(",")[0].strip().upper() for k in ("modbus_rtu_port", "slave_rtu_port")
+                       if self.config.get(k)]
+        self.devices = layer.build(self.config.get("devices"), self.site, self.setpoints, self.hal, self.log,
+                                   slave_ports)
         for name, fn in self.devices.tasks():
             self.supervisor.spawn(name, fn, critical=False)
 

@@ -365,3 +365,13 @@ def test_pushed_device_goes_com_err_after_its_timeout():
     site.push({"M3": {"power_w": 120}}, clock.now)
     layer.check_pushed(clock.now)
     assert layer.view()[0]["com_err"] is False
+
+
+def test_a_bus_this_box_serves_as_slave_is_not_mastered():
+    opened = []
+    site = Site()
+    site.configure(["E2", "E3"])
+    layer = DeviceLayer([box_dev("E2", 2), box_dev("E3", 3, address_="COM2,9600,8,n,1")], site, {},
+                        lambda st: opened.append(st.port) or FakeClient(), None, slave_ports=("COM1",))
+    assert opened == ["COM2"]
+    assert layer.skipped[0][0] == "E2" and "slave port" in layer.skipped[0][1]

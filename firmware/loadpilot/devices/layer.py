@@ -27,9 +27,11 @@ class _Pushed:
 
 
 class DeviceLayer:
-    def __init__(self, devices, site, setpoints=None, open_rtu=None, open_tcp=None, log=None, clock=None):
+    def __init__(self, devices, site, setpoints=None, open_rtu=None, open_tcp=None, log=None, clock=None,
+                 slave_ports=()):
         """devices: the configuration's device list; open_rtu(SerialSettings) -> an RtuDevice-like client for
-        that bus, open_tcp(host, port) -> a ModbusTcpClient-like client (factories so tests can fake them)."""
+        that bus, open_tcp(host, port) -> a ModbusTcpClient-like client (factories so tests can fake them).
+        slave_ports: COM ports this box serves as a slave (one bus has one master): devices there are skipped."""
         self.site = site
         self.setpoints = setpoints if setpoints is not None else {}
         self.log = log
@@ -56,6 +58,8 @@ class DeviceLayer:
                     self.pushed.append(e)
                     self.entries.append(e)
                     continue
+                if where[0] == "rtu" and where[1].port in slave_ports:
+                    raise ValueError("%s is this box's slave port; a bus has one master" % where[1].port)
                 key = address_mod.bus_key(where)
                 g = groups.get(key)
                 if g is None:
@@ -123,7 +127,7 @@ class DeviceLayer:
         return [b.view() for b in self.buses]
 
 
-def build(devices, site, setpoints, hal, log=None):
+def build(devices, site, setpoints, hal, log=None, slave_ports=()):
     """The layer on real transports: RtuMaster per COM port on the board UART it names, ModbusTcpClient per
     host:port."""
     from loadpilot.modbus.rtu_master import RtuDevice, RtuMaster
@@ -137,4 +141,4 @@ def build(devices, site, setpoints, hal, log=None):
     def open_tcp(host, port):
         return ModbusTcpClient(host, port, timeout_ms=TCP_TIMEOUT_MS)
 
-    return DeviceLayer(devices, site, setpoints, open_rtu, open_tcp, log)
+    return DeviceLayer(devices, site, setpoints, open_rtu, open_tcp, log, slave_ports=slave_ports)
