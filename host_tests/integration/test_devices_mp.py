@@ -139,18 +139,30 @@ def test_the_app_polls_configured_devices_and_shows_their_comm_state():
     bus = ptybus.PtyPair()
     tcp_port = firmware_proc.free_port()
     peers = Peers(bus.peer, 0, tcp_port)
-    cfg = {"modbus_tcp_port": firmware_proc.free_port(), "pb_tcp_port": 0,
+    sunspec_port = firmware_proc.free_port()
+    cfg = {"modbus_tcp_port": sunspec_port, "pb_tcp_port": 0,
            "devices": [{"dev_id": "E2", "driver": "evse_omcci", "address": "127.0.0.1:%d" % tcp_port, "id": 1},
                        {"dev_id": "E3", "driver": "evse_omcci", "address": "127.0.0.1:%d" % firmware_proc.free_port(),
-                        "id": 1}]}
+                        "id": 1},
+                       # the box's own SunSpec server: its first model 213 is the grid total pushed below
+                       {"dev_id": "M1", "driver": "meter_sunspec", "address": "127.0.0.1:%d" % sunspec_port,
+                        "id": 1, "role": 0}]}
     try:
         with firmware_proc.Firmware(config=cfg) as fw:
+            grid = {"current_ma": [16000, -2000, 3000], "voltage_v": [232, 231, 229], "import_wh": 555000,
+                    "export_wh": 66000, "power_w": 3000}
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
+                fw.ctl("site", readings={"totals": {"grid": grid}})
                 comm = {d["dev_id"]: d for d in fw.status()["device_comm"]}
-                if comm.get("E2", {}).get("import_wh") == 4242 and comm.get("E3", {}).get("com_err"):
+                if comm.get("E2", {}).get("import_wh") == 4242 and comm.get("E3", {}).get("com_err") \
+                        and comm.get("M1", {}).get("import_wh") == 555000:
                     break
                 time.sleep(0.3)
+            m1 = comm["M1"]
+            assert m1["com_err"] is False and m1["sunspec_model"] == 213, m1
+            assert m1["current_ma"] == [16000, -2000, 3000] and m1["voltage_v"] == [232, 231, 229], m1
+            assert m1["export_wh"] == 66000, m1
             assert comm["E2"]["com_err"] is False and comm["E2"]["state"] == 3, comm
             assert comm["E3"]["com_err"] is True and comm["E3"]["state"] == 6 and comm["E3"]["last_error"], comm
             tasks = fw.status()["tasks"]

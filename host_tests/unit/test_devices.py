@@ -375,3 +375,107 @@ def test_a_bus_this_box_serves_as_slave_is_not_mastered():
                         lambda st: opened.append(st.port) or FakeClient(), None, slave_ports=("COM1",))
     assert opened == ["COM2"]
     assert layer.skipped[0][0] == "E2" and "slave port" in layer.skipped[0][1]
+
+
+# -- SunSpec reader ----------------------------------------------------------------------------------------
+
+def test_sunspec_layout_offsets_match_the_sunspec_model_definitions():
+    import json
+    import os
+
+    import sunspec2
+    from loadpilot.devices import meter_sunspec as ms
+    names = {"i": ("AphA", "AphB", "AphC"), "v": ("PhVphA", "PhVphB", "PhVphC"), "wph": ("WphA", "WphB", "WphC"),
+             "w": "W", "imp": ("TotWhImp", "WH"), "exp": "TotWhExp", "i_sf": "A_SF", "v_sf": "V_SF",
+             "w_sf": "W_SF", "e_sf": ("TotWh_SF", "WH_SF")}
+    d = os.path.join(os.path.dirname(sunspec2.__file__), "models", "json")
+    for model, lay in ms.LAYOUTS.items():
+        offsets = {}
+        off = 0
+        for p in json.load(open(os.path.join(d, "model_%d.json" % model)))["group"]["points"]:
+            offsets[p["name"]] = off
+            off += p.get("size", 1)
+        for key, val in lay.items():
+            if key in ("kind", "signed"):
+                continue
+            want = names[key]
+            if isinstance(val, tuple):
+                assert tuple(offsets[n] for n in want) == val, (model, key)
+            else:
+                cands = want if isinstance(want, tuple) else (want,)
+                assert val in [offsets[n] for n in cands if n in offsets], (model, key)
+
+
+class ImageClient:
+    """Reads from a modbus.image.RegisterImage (our own SunSpec server's image)."""
+
+    def __init__(self, img):
+        self.img = img
+
+    async def read_holding(self, addr, count, unit=None):
+        out = bytearray(2 * count)
+        try:
+            self.img.read_regs(3, addr, count, out, 0)
+        except Exception:
+            raise ModbusError(2, 3)
+        return memoryview(out)
+
+
+def test_sunspec_reader_reads_a_float_meter_from_our_own_sunspec_server_image():
+    from loadpilot.registers.sunspec import ChargingManagerMap
+    from loadpilot.site import Reading
+    cm = ChargingManagerMap({}, 1, [])
+    r = Reading()
+    r.update(current_ma=[12000, -3000, 500], voltage_v=[231, 229, 230], import_wh=98765, export_wh=4321,
+             phase_w=[2772, -687, 115], now_ms=0)
+    cm.set_total(0, r)  # grid: the first model 213
+    site = Site()
+    site.configure(["M5"])
+    drv = registry.make({"dev_id": "M5", "driver": "meter_sunspec", "id": 1}, ImageClient(cm.image))
+    run(drv.poll(site.device("M5"), 0))
+    got = site.device("M5").reading
+    assert drv.model == 213 and drv.model_addr == cm.addr_totals[0]
+    assert got.current_ma == [12000, -3000, 500]
+    assert got.voltage_v == [231, 229, 230]
+    assert got.import_wh == 98765 and got.export_wh == 4321
+    assert got.phase_w == [2772, -687, 115]
+
+
+def test_sunspec_reader_int_models_with_scale_factors():
+    c = FakeClient()
+    regs = c.hr.setdefault(3, {})
+    for a in range(40000, 40300):
+        regs[a] = 0
+    regs[40000], regs[40001] = 0x5375, 0x6E53
+    regs[40002], regs[40003] = 1, 66  # common model, skipped
+    m = 40070
+    regs[m], regs[m + 1] = 203, 105
+    regs[m + 3], regs[m + 4], regs[m + 5], regs[m + 6] = 1234, 56, 0x10000 - 78, 0x10000 - 2  # A, SF -2
+    regs[m + 8], regs[m + 9], regs[m + 10], regs[m + 15] = 2305, 2298, 2311, 0x10000 - 1   # V, SF -1
+    regs[m + 18], regs[m + 19], regs[m + 20], regs[m + 21], regs[m + 22] = 280, 130, 0, 0x10000 - 180, 1
+    put_u32(regs, m + 38, 777)
+    put_u32(regs, m + 46, 123456)
+    regs[m + 54] = 1  # energy x10
+    regs[m + 107] = 0xFFFF
+    site = Site()
+    site.configure(["M6"])
+    drv = registry.make({"dev_id": "M6", "driver": "meter_sunspec", "id": 3}, c)
+    run(drv.poll(site.device("M6"), 0))
+    got = site.device("M6").reading
+    assert drv.model == 203
+    assert got.current_ma == [12340, 560, -780]
+    assert got.voltage_v == [230, 229, 231]
+    assert got.power_w == 2800 and got.phase_w == [1300, 0, -1800]
+    assert got.import_wh == 1234560 and got.export_wh == 7770
+
+
+def test_sunspec_reader_without_marker_is_a_com_error():
+    c = FakeClient()
+    c.hr[1] = {a: 0 for a in range(0, 10)}
+    site = Site()
+    site.configure(["M7"])
+    entry = Entry({"dev_id": "M7", "driver": "meter_sunspec", "id": 1},
+                  registry.make({"dev_id": "M7", "driver": "meter_sunspec", "id": 1}, c), site.device("M7"))
+    bus = Bus("tcp:x", [entry], site, {}, Clock())
+    run(bus.cycle())
+    assert entry.com_err and "SunSpec" in entry.last_error

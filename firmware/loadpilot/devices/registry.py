@@ -3,6 +3,7 @@
 from loadpilot.devices.evse_omcci import Omcci
 from loadpilot.devices.evse_powerbrain import PowerBrain
 from loadpilot.devices.meter import TableMeter
+from loadpilot.devices.meter_sunspec import SunSpecMeter
 from loadpilot.devices.meter_tables import TABLES
 
 WALLBOXES = {
@@ -10,17 +11,18 @@ WALLBOXES = {
     "evse_loadpilot": PowerBrain,  # another LoadPilot serves the same 8000+ map
     "evse_omcci": Omcci,
 }
+METERS = {"meter_sunspec": SunSpecMeter}  # meters that need code (a model scan); the rest are TABLES
 PUSHED = ("http_input", "mqtt_input")
 
 
 def names():
-    return sorted(list(WALLBOXES) + list(TABLES) + list(PUSHED))
+    return sorted(list(WALLBOXES) + list(METERS) + list(TABLES) + list(PUSHED))
 
 
 def make(dev, client):
     """The driver for one device config dict; raises ValueError for an unknown name."""
     name = dev["driver"]
-    cls = WALLBOXES.get(name)
+    cls = WALLBOXES.get(name) or METERS.get(name)
     if cls is not None:
         return cls(dev, client)
     table = TABLES.get(name)
