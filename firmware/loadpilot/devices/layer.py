@@ -48,6 +48,8 @@ class DeviceLayer:
                 continue
             dev_id = dev["dev_id"]
             try:
+                if site.device(dev_id) is None:
+                    raise ValueError("not in the site's device list")
                 where = address_mod.parse(dev.get("address", ""))
                 if where[0] == "local":
                     continue

@@ -6,6 +6,7 @@
 # Inverters report production: power W and currents as the inverter gives them, its lifetime energy as import.
 from loadpilot.devices import decode
 from loadpilot.devices.driver import Driver, wire_currents
+from loadpilot.modbus.errors import ModbusError
 
 SUNS = (0x5375, 0x6E53)
 BASES = (40000, 0, 50000)
@@ -66,7 +67,7 @@ class SunSpecMeter(Driver):
         for base in BASES:
             try:
                 r = await c.read_holding(base, 2, unit=self.unit)
-            except Exception:  # noqa: an exception answer at one base is normal, try the next
+            except ModbusError:  # an exception answer at one base is normal: try the next (a timeout is not)
                 continue
             if (decode.u16(r, 0), decode.u16(r, 1)) == SUNS:
                 break
