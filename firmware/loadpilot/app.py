@@ -33,6 +33,8 @@ class App:
         self.evse = None
         self.evse_control = None
         self.evse_slave = None
+        self.devices = None  # the device layer, built in start()
+        self.setpoints = {}  # dev_id -> (enable, current_ma, phases), filled by the manager
         if board["features"].get("evse"):
             self._init_evse(board)
         self.commands = Commands(self.config, self.log, self.evse_control)
@@ -50,7 +52,8 @@ class App:
             self.sunspec.attach(self.sunspec_router)
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
-        self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id(), shed)
+        self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id(), shed,
+                                    self.setpoints)
         self.config.subscribe(self._config_changed)
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site}
         self.ctl_handlers.update(config_ctl.handlers(self.config))
@@ -100,6 +103,7 @@ class App:
             "loop": m.view(),
             "heap": {"free": m.heap_free, "alloc": m.heap_alloc, "min_free": m.heap_free_min},
             "devices": [self._device_view(d) for d in self.site.devices.values()],
+            "device_comm": self.devices.view() if self.devices is not None else [],
         }
 
     def _device_view(self, d):
@@ -123,6 +127,17 @@ class App:
         if self.evse_slave is not None:
             self._start_evse_slave()
         self._start_rtu_slaves()
+        self._start_devices()
+
+    def _start_devices(self):
+        """External wallboxes and meters (docs/devices.md); set-points come from the manager via self.setpoints."""
+        from loadpilot.devices import layer
+        slave_ports = [self.config.get(k).split(",")[0].strip().upper() for k in ("modbus_rtu_port", "slave_rtu_port")
+                       if self.config.get(k)]
+        self.devices = layer.build(self.config.get("devices"), self.site, self.setpoints, self.hal, self.log,
+                                   slave_ports)
+        for name, fn in self.devices.tasks():
+            self.supervisor.spawn(name, fn, critical=False)
 
     def _start_rtu_slaves(self):
         """One RS485 bus is one slave: the SunSpec server, or the local charge point's map, never both."""

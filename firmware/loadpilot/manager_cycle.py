@@ -28,7 +28,7 @@ def _wiring(text):
 
 
 class ManagerCycle:
-    def __init__(self, store, site, log, evse=None, local_id=None, shed_input=None):
+    def __init__(self, store, site, log, evse=None, local_id=None, shed_input=None, setpoints=None):
         self.store = store
         self.site = site
         self.log = log
@@ -38,7 +38,7 @@ class ManagerCycle:
         self.state = State()
         self.params = model.Params()
         self.msite = model.Site()
-        self.setpoints = {}  # dev_id -> [enabled, current_ma, phases]: what the driver layer should write
+        self.setpoints = setpoints if setpoints is not None else {}  # dev_id -> [enabled, current_ma, phases]
         self.cycles = 0
         self._grid_seen_ms = None  # updated_ms of the grid reading the manager saw last
         self._hour_cycle = 0
@@ -63,8 +63,8 @@ class ManagerCycle:
                                    group=d.get("group", 0), pv_mode=_PV_MODE.get(d.get("pv_mode"), model.PV_OFF),
                                    fail_safe_ma=d.get("fail_safe_current", 6000))
             cps.append(cp)
-            self.setpoints[d["dev_id"]] = [False, 0, cp.phases]
         self.msite.chargepoints = cps
+        self.setpoints.clear()
         self.meters = [(d["dev_id"], d.get("role", 0)) for d in self.store.get("devices") if d["dev_id"][0] == "M"]
         self.results = {}
         self._apply_config()
@@ -132,6 +132,8 @@ class ManagerCycle:
 
     def cycle(self, now):
         self._fill(now)
+        if not self.params.load_management:
+            self.setpoints.clear()  # observation mode: the device layer writes nothing
         results = allocate(self.msite, self.params, self.state, now)
         for r in results:
             self.results[r.dev_id] = r
@@ -143,7 +145,9 @@ class ManagerCycle:
                 if r.phases != self.evse.sm.phases() and self.evse.phase_switching:
                     self.evse.request_phases(r.phases)
             else:
-                sp = self.setpoints[r.dev_id]
+                sp = self.setpoints.get(r.dev_id)
+                if sp is None:  # a wallbox the manager writes for the first time
+                    sp = self.setpoints[r.dev_id] = [False, 0, 3]
                 sp[0] = r.enabled
                 sp[1] = ma
                 sp[2] = r.phases

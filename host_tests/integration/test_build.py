@@ -58,7 +58,8 @@ def _import_all(names, extra_path=None, root=FIRMWARE):
         code += "sys.path.insert(0, %r)\n" % extra_path
     code += "bad = 0\n"
     for n in names:
-        code += ("try:\n    import %s\n    print('ok', %r, %s.__file__)\nexcept Exception as e:\n"
+        # sys.modules, not attribute access: a package may re-export a function named like its submodule
+        code += ("try:\n    import %s\n    print('ok', %r, sys.modules[%r].__file__)\nexcept Exception as e:\n"
                  "    bad += 1\n    print('FAIL', %r, type(e).__name__, e)\n") % (n, n, n, n)
     code += "sys.exit(1 if bad else 0)\n"
     fd, path = tempfile.mkstemp(suffix=".py")

@@ -96,7 +96,9 @@ def test_pysunspec2_scans_both_units(tmp_path):
         p = fw.port
         evses = d.models[113]
         assert [raw(p, 2, m, 63) for m in evses] == [1, 2, 3]
-        assert [raw(p, 2, m, 62) for m in evses] == [3, 2, 5]  # E3 never reported: error/offline
+        # E1 is the local charge point and reports its own state (no car on the virtual pilot: waiting);
+        # E2 was pushed as plugged in; E3 never reported: error/offline
+        assert [raw(p, 2, m, 62) for m in evses] == [1, 2, 5]
         assert evses[0].A.value == 48.0 and evses[1].WH.value == 2000.0
         meters = d.models[213]
         assert [(raw(p, 2, m, 126), raw(p, 2, m, 127)) for m in meters] == [(3, -1), (2, -2), (5, -3)]

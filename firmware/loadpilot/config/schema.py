@@ -106,6 +106,14 @@ DEVICE_FIELDS = (
     ("max_charging_cur", "int", 16000, 0, 80000, 0, "E"),
     ("prio", "int", 1, 1, 10, 0, "E"),
     ("pv_mode", "choice", "off", ("off", "pv_only", "min_pv", "now"), 0, 0, "E"),
+    # device layer (docs/devices.md)
+    ("wiring", "choice", "123", ("123", "231", "312", "132", "213", "321"), 0, 0, "EM"),  # site phase of device L1..L3
+    ("phases", "int", 3, 1, 3, 0, "E"),  # phases the box is wired for (currents of a box without a meter)
+    ("fail_safe_current", "int", 6000, 0, 80000, 0, "E"),  # mA the box falls back to when the master is silent
+    ("fail_safe_secs", "int", 60, 0, 3600, 0, "E"),  # silence before that fallback, where the master sets it
+    ("push_timeout", "int", 30, 1, 3600, 0, "EM"),  # http_input / mqtt_input: s without data -> com_err
+    ("group", "int", 0, 0, 16, 0, "EM"),  # load group for the manager; 0 = the site
+    ("attach", "str", "", 0, 8, 0, "M"),  # meter measuring a wallbox: that box's dev_id, e.g. "E2"
 )
 MAX_WALLBOXES = 25
 

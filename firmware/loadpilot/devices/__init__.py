@@ -1,0 +1,1 @@
+# The Charging Manager's device layer: drivers for external wallboxes and meters, bus polling, comm state.

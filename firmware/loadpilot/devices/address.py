@@ -1,0 +1,37 @@
+# A device's "address" field, as the installer types it (http-api.md: URL, IP address or COM port + parameters):
+#   "192.168.2.151:4701" -> Modbus TCP;  "COM1,19200,8,n,1" -> Modbus RTU on that bus;
+#   "evse", "meter1", "meter2" -> this box's own charge point and S0 meters (handled elsewhere);
+#   "" -> pushed device (http_input / mqtt_input).
+from loadpilot.modbus import serial_settings
+
+LOCAL = ("evse", "meter1", "meter2")
+
+
+def parse(text):
+    """-> ("tcp", host, port) | ("rtu", SerialSettings) | ("local", name) | ("push", None). Raises ValueError."""
+    t = (text or "").strip()
+    if not t:
+        return ("push", None)
+    if t.lower() in LOCAL:
+        return ("local", t.lower())
+    if t[:3].upper() == "COM":
+        return ("rtu", serial_settings.parse(t))
+    host, sep, port = t.rpartition(":")
+    if not sep:
+        host, port = t, "502"
+    parts = host.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and 0 <= int(p) <= 255 for p in parts):
+        # MicroPython resolves names with a blocking getaddrinfo: only IP addresses are taken
+        raise ValueError("address %r: expected IP:port, COMn,baud,bits,parity,stop or evse/meter1/meter2" % text)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("address %r: port must be 1..65535" % text)
+    return ("tcp", host, int(port))
+
+
+def bus_key(parsed):
+    """Devices with the same key share one transport: one RtuMaster per COM port, one TCP client per host:port."""
+    if parsed[0] == "rtu":
+        return "rtu:" + parsed[1].port
+    if parsed[0] == "tcp":
+        return "tcp:%s:%d" % (parsed[1], parsed[2])
+    return None

@@ -1,0 +1,93 @@
+# Another LoadPilot / Power Brain wallbox, read and steered through its 8000+ map (registers/powerbrain.py;
+# addresses come from those rows, not retyped here).
+#   one read per poll: 8083..8095 (fail-safe window, CP state, limit, enable, charging current), plus
+#   8058..8069 (energy, power, currents) when the box has a meter (8112, read once per contact);
+#   set-point: 8093 (current, 0.1 A) and 8094 (enable) in one write.
+from loadpilot.devices import decode
+from loadpilot.devices.driver import Wallbox, wire_currents
+from loadpilot.registers import powerbrain
+
+_ROWS = powerbrain.EVSE
+
+
+def _addr(key):
+    for r in _ROWS:
+        if r[4] == key:
+            return r[0]
+    raise KeyError(key)
+
+
+A_ENERGY = _addr("energy_wh")
+A_POWER = _addr("power_w")
+A_CUR1 = _addr("current_l1_ma")
+A_FAILSAFE = _addr("fail_safe_duration_s")
+A_STATE = _addr("charge_pilot_state")
+A_LIMIT = _addr("charging_cur_limit_ma")
+A_ENABLE = _addr("charging_enable")
+A_CHARGING = _addr("charging_current_ma")
+A_HAS_METER = _addr("has_meter")
+CTRL_START = A_FAILSAFE
+CTRL_COUNT = A_CHARGING - A_FAILSAFE + 1
+METER_COUNT = A_CUR1 + 6 - A_ENERGY
+LIMIT_MIN_MA, LIMIT_MAX_MA = powerbrain.LIMITS["charging_cur_limit_ma"]
+
+# 8092 CP state 0=A .. 3=D -> site status 1..4; E, F, DC sensor error and anything else: 5 (error)
+_STATUS = (1, 2, 3, 4)
+
+
+class PowerBrain(Wallbox):
+    def __init__(self, dev, client):
+        Wallbox.__init__(self, dev, client)
+        self.has_meter = None  # unknown until the first contact
+        self.cp_state = None
+        self.limit_ma = 0
+        self.enabled = None
+        self.phases = dev.get("phases", 3)
+
+    def lost(self):
+        Wallbox.lost(self)
+        self.has_meter = None
+
+    async def poll(self, state, now_ms):
+        c = self.client
+        if self.has_meter is None:
+            r = await c.read_holding(A_HAS_METER, 1, unit=self.unit)
+            self.has_meter = decode.u16(r, 0) != 0
+        r = await c.read_holding(CTRL_START, CTRL_COUNT, unit=self.unit)
+        self.fail_safe_s = decode.u32(r, 0)
+        cp = decode.u16(r, A_STATE - CTRL_START)
+        self.limit_ma = decode.u16(r, A_LIMIT - CTRL_START) * 100
+        self.enabled = decode.u16(r, A_ENABLE - CTRL_START) != 0
+        charging_ma = decode.u16(r, A_CHARGING - CTRL_START) * 100
+        self.cp_state = cp
+        status = _STATUS[cp] if cp < 4 else 5
+        if self.has_meter:
+            m = await c.read_holding(A_ENERGY, METER_COUNT, unit=self.unit)
+            cur = [decode.i32(m, A_CUR1 - A_ENERGY + 2 * i) * 100 for i in range(3)]
+            state.reading.update(current_ma=wire_currents(self.wiring, cur),
+                                 power_w=decode.i32(m, A_POWER - A_ENERGY),
+                                 import_wh=decode.u64(m, 0), now_ms=now_ms)
+        else:
+            # no meter: the signalled current on the phases the box is wired for, while it charges
+            on = charging_ma if status in (3, 4) else 0
+            cur = [on if i < self.phases else 0 for i in range(3)]
+            state.reading.update(current_ma=wire_currents(self.wiring, cur), now_ms=now_ms)
+        state.status = status
+
+    async def apply(self, sp, now_ms):
+        if sp is None:
+            return False
+        enable, current_ma, _phases = sp  # the 8000+ map has no phase switching register
+        ma = min(max(current_ma, LIMIT_MIN_MA), LIMIT_MAX_MA)
+        wire = (ma // 100, 1 if enable else 0)
+        if not self.due(wire, now_ms):
+            return False
+        await self.client.write_multiple(A_LIMIT, [wire[0], wire[1]], unit=self.unit)
+        self.done(wire, now_ms)
+        return True
+
+    def info(self):
+        d = Wallbox.info(self)
+        d.update({"has_meter": self.has_meter, "cp_state": self.cp_state, "limit_ma": self.limit_ma,
+                  "charging_enabled": self.enabled})
+        return d

@@ -1,0 +1,146 @@
+# The device layer built from the configuration's device list: one transport per RS485 bus / TCP host:port
+# (shared by the devices behind it), one Bus task each, and a watch on pushed devices (http_input /
+# mqtt_input) that marks them com_err after push_timeout seconds without data.
+# Local devices (address evse / meter1 / meter2) and disabled devices are skipped.
+import asyncio
+import time
+
+from loadpilot.devices import address as address_mod
+from loadpilot.devices import registry
+from loadpilot.devices.bus import Bus, Entry
+from loadpilot.site import ST_OFFLINE
+
+RTU_TIMEOUT_MS = 300      # a silent RTU slave costs this much per retry
+TCP_TIMEOUT_MS = 1000
+TCP_PERIOD_MS = 1000      # network devices: one cycle a second
+RTU_PERIOD_MS = 0         # a bus runs back to back: the slower the bus, the longer the cycle
+
+
+class _Pushed:
+    is_evse = False
+
+    def lost(self):
+        pass
+
+    def info(self):
+        return {}
+
+
+class DeviceLayer:
+    def __init__(self, devices, site, setpoints=None, open_rtu=None, open_tcp=None, log=None, clock=None,
+                 slave_ports=()):
+        """devices: the configuration's device list; open_rtu(SerialSettings) -> an RtuDevice-like client for
+        that bus, open_tcp(host, port) -> a ModbusTcpClient-like client (factories so tests can fake them).
+        slave_ports: COM ports this box serves as a slave (one bus has one master): devices there are skipped."""
+        self.site = site
+        self.setpoints = setpoints if setpoints is not None else {}
+        self.log = log
+        self.clock = clock or time.ticks_ms
+        self.started_ms = self.clock()
+        self.entries = []
+        self.buses = []
+        self.pushed = []
+        self.skipped = []  # (dev_id, why)
+        groups = {}
+        order = []
+        for dev in devices:
+            if not dev.get("device_enabled", True):
+                continue
+            dev_id = dev["dev_id"]
+            try:
+                if site.device(dev_id) is None:
+                    raise ValueError("not in the site's device list")
+                where = address_mod.parse(dev.get("address", ""))
+                if where[0] == "local":
+                    continue
+                if where[0] == "push":
+                    if dev["driver"] not in registry.PUSHED:
+                        raise ValueError("driver %s needs an address" % dev["driver"])
+                    e = Entry(dev, _Pushed(), site.device(dev_id))
+                    self.pushed.append(e)
+                    self.entries.append(e)
+                    continue
+                if where[0] == "rtu" and where[1].port in slave_ports:
+                    raise ValueError("%s is this box's slave port; a bus has one master" % where[1].port)
+                key = address_mod.bus_key(where)
+                g = groups.get(key)
+                if g is None:
+                    client = open_rtu(where[1]) if where[0] == "rtu" else open_tcp(where[1], where[2])
+                    g = groups[key] = (where[0], client, [])
+                    order.append(key)
+                e = Entry(dev, registry.make(dev, g[1]), site.device(dev_id))
+                g[2].append(e)
+                self.entries.append(e)
+            except (ValueError, OSError) as ex:
+                self.skipped.append((dev_id, str(ex)))
+                if log is not None:
+                    log.error("devices", "%s not polled: %s" % (dev_id, ex))
+        for key in order:
+            kind, client, entries = groups[key]
+            period = TCP_PERIOD_MS if kind == "tcp" else RTU_PERIOD_MS
+            self.buses.append(Bus(key, entries, site, self.setpoints, self.clock, period))
+
+    def tasks(self):
+        """(name, coroutine function) pairs for the supervisor."""
+        out = [("dev_" + b.name.replace(":", "_"), b.run) for b in self.buses]
+        if self.pushed:
+            out.append(("dev_push_watch", self.watch_pushed))
+        return out
+
+    def check_pushed(self, now_ms):
+        for e in self.pushed:
+            st = e.state
+            timeout_ms = e.dev.get("push_timeout", 30) * 1000
+            seen = st.reading.updated_ms if st is not None else None
+            since = self.started_ms if seen is None else seen
+            if time.ticks_diff(now_ms, since) > timeout_ms:
+                if not e.com_err:
+                    e.failed("no data for %d s" % (timeout_ms // 1000), now_ms, 0)
+                    if st is not None and st.is_evse:
+                        st.status = ST_OFFLINE
+            elif seen is not None:
+                e.com_err = False
+                e.ok_ms = seen
+
+    async def watch_pushed(self):
+        while True:
+            self.check_pushed(self.clock())
+            await asyncio.sleep_ms(1000)
+
+    def view(self, now_ms=None):
+        """get_dev_info-like dicts, one per polled or pushed device."""
+        now = self.clock() if now_ms is None else now_ms
+        out = []
+        for e in self.entries:
+            d = e.dev
+            since = e.last_error_ms if e.last_error_ms is not None else self.started_ms
+            v = {"dev_id": e.dev_id, "dev_type": d["driver"], "name": d.get("name", ""),
+                 "address": d.get("address", ""), "id": d.get("id", 1), "device_enabled": True,
+                 "is_evse": e.dev_id[0] == "E", "com_err": e.com_err,
+                 "com_err_secs": time.ticks_diff(now, since) // 1000, "com_errors": e.com_errors,
+                 "last_error": e.last_error}
+            if e.state is not None:
+                v.update(e.state.view())
+            v.update(e.driver.info())
+            out.append(v)
+        return out
+
+    def bus_view(self):
+        return [b.view() for b in self.buses]
+
+
+def build(devices, site, setpoints, hal, log=None, slave_ports=()):
+    """The layer on real transports: RtuMaster per COM port on the board UART it names, ModbusTcpClient per
+    host:port."""
+    from loadpilot.modbus.rtu_master import RtuDevice, RtuMaster
+    from loadpilot.modbus.tcp_client import ModbusTcpClient
+
+    def open_rtu(st):
+        uart = hal.uart(st.board_uart(), *st.uart_args())
+        master = RtuMaster(uart, st, timeout_ms=RTU_TIMEOUT_MS)
+        return RtuDevice(master, 1)  # one client per bus: drivers pass their unit with every request
+
+    def open_tcp(host, port):
+        return ModbusTcpClient(host, port, timeout_ms=TCP_TIMEOUT_MS)
+
+    return DeviceLayer(devices, site, setpoints, open_rtu, open_tcp, log, slave_ports=slave_ports)

@@ -1,0 +1,47 @@
+# Modbus meters as data: a new meter model is a table entry here, not a class (devices/meter.py reads any).
+#
+# An entry: "fc" (3 holding, 4 input), "blocks" ((start, count), ...) read each poll, and "fields":
+#   (quantity, address, kind, mul, div): value inside = raw * mul // div (floats: rounded)
+#   quantity: v1..v3 (V), i1..i3 (mA), p1..p3 (W per phase), p (W total), imp / exp (Wh)
+#   kind: f32 (IEEE float, high word first), u32 / i32 / u64 (high word first), u16 / i16
+# "signed_currents_from_power": the meter gives current magnitudes; a phase's sign follows its power
+# (negative = export), as Site readings want.
+#
+# Register facts (public manufacturer documentation): Eastron SDM630 / SDM72 input registers, float32, FC4:
+# voltages 0x0000/02/04, currents 0x0006/08/0A, phase power 0x000C/0E/10, total power 0x0034,
+# import 0x0048 and export 0x004A in kWh. ABB B23: holding registers, integers: voltages 0x5B00.. (u32,
+# 0.1 V), currents 0x5B0C.. (u32, 0.01 A), total power 0x5B14 and phases 0x5B16.. (i32, 0.01 W),
+# import 0x5000 / export 0x5004 (u64, 0.01 kWh).
+# Left out until their register maps are confirmed: YTL DEM4A, DTS353.
+
+_EASTRON_FIELDS = (
+    ("v1", 0x0000, "f32", 1, 1), ("v2", 0x0002, "f32", 1, 1), ("v3", 0x0004, "f32", 1, 1),
+    ("i1", 0x0006, "f32", 1000, 1), ("i2", 0x0008, "f32", 1000, 1), ("i3", 0x000A, "f32", 1000, 1),
+    ("p1", 0x000C, "f32", 1, 1), ("p2", 0x000E, "f32", 1, 1), ("p3", 0x0010, "f32", 1, 1),
+    ("p", 0x0034, "f32", 1, 1),
+    ("imp", 0x0048, "f32", 1000, 1), ("exp", 0x004A, "f32", 1000, 1),
+)
+
+_EASTRON = {
+    "fc": 4,
+    "blocks": ((0x0000, 0x12), (0x0034, 2), (0x0048, 4)),
+    "fields": _EASTRON_FIELDS,
+    "signed_currents_from_power": True,
+}
+
+TABLES = {
+    "meter_sdm630": _EASTRON,
+    "meter_sdm72": _EASTRON,  # SDM72D-M: same addresses for these quantities
+    "meter_abb_b23": {
+        "fc": 3,
+        "blocks": ((0x5000, 8), (0x5B00, 0x1C)),
+        "fields": (
+            ("imp", 0x5000, "u64", 10, 1), ("exp", 0x5004, "u64", 10, 1),
+            ("v1", 0x5B00, "u32", 1, 10), ("v2", 0x5B02, "u32", 1, 10), ("v3", 0x5B04, "u32", 1, 10),
+            ("i1", 0x5B0C, "u32", 10, 1), ("i2", 0x5B0E, "u32", 10, 1), ("i3", 0x5B10, "u32", 10, 1),
+            ("p", 0x5B14, "i32", 1, 100),
+            ("p1", 0x5B16, "i32", 1, 100), ("p2", 0x5B18, "i32", 1, 100), ("p3", 0x5B1A, "i32", 1, 100),
+        ),
+        "signed_currents_from_power": True,
+    },
+}
