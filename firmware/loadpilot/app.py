@@ -48,9 +48,14 @@ class App:
             from loadpilot.registers.sunspec_service import SunSpecService
             self.sunspec = SunSpecService(self.config, self.commands, self.site, self.log, self.hal.serial())
             self.sunspec.attach(self.sunspec_router)
+        from loadpilot.mqtt.service import MqttApiService
+        self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(), self.evse)
         self.config.subscribe(self._config_changed)
-        self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site}
+        self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
+                             "loop_reset": lambda req: self.monitor.reset()}  # measure a phase, not the boot
         self.ctl_handlers.update(config_ctl.handlers(self.config))
+        if self.mqtt is not None:
+            self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
         if self.evse is not None:
             self.ctl_handlers.update(self.evse.ctl_handlers())
             self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
@@ -114,6 +119,8 @@ class App:
         if self.evse_slave is not None:
             self._start_evse_slave()
         self._start_rtu_slaves()
+        if self.mqtt is not None:
+            self.mqtt.start(lambda name, factory: sup.spawn(name, factory, critical=False))
 
     def _start_rtu_slaves(self):
         """One RS485 bus is one slave: the SunSpec server, or the local charge point's map, never both."""
