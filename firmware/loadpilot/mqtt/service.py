@@ -6,11 +6,10 @@ import json
 import time
 
 from loadpilot.api.commands import HTTP_INPUT, LOCAL_DEV_ID, CommandError
-from loadpilot.api.dev_info import DevInfo
 from loadpilot.config.schema import redact_url
 from loadpilot.log import level_name, INFO
-from loadpilot.mqtt.connections import Connections
-from loadpilot.mqtt.dedup import Dedup
+
+# the client, dev_info and dedup modules are imported only when a broker is configured (heap on the ESP32)
 
 _OUT_MAX = 16      # queued answers; a flood of requests beyond this is answered with a log line instead
 _LOG_MAX = 32      # log lines waiting for the broker
@@ -47,6 +46,8 @@ def _payload_text(msg):
 
 class MqttApiService:
     def __init__(self, store, commands, site, log, serial, evse=None):
+        from loadpilot.api.dev_info import DevInfo
+        from loadpilot.mqtt.connections import Connections
         self.store = store
         self.commands = commands
         self.site = site
@@ -128,6 +129,7 @@ class MqttApiService:
         k = id(client)
         d = self._dedup.get(k)
         if d is None or d[0] != client.connects:
+            from loadpilot.mqtt.dedup import Dedup
             d = self._dedup[k] = [client.connects, Dedup()]
         if d[1].is_duplicate(msg):
             self.duplicates += 1
