@@ -243,7 +243,7 @@ def test_ta_log_one_record_per_plug_in(env):
 
 def test_duplicated_publish_is_executed_once():
     """A broker that delivers one QoS 1 api PUBLISH twice (DUP copy, same packet id): one execution, one
-    answer on api_res; a different packet id afterwards runs again."""
+    answer on api_res; a different packet id afterwards runs again. The root carries the serial here."""
     answers = []
 
     def behaviour(conn, i):
@@ -254,7 +254,7 @@ def test_duplicated_publish_is_executed_once():
         while first != 0x82:  # the retained "online" status comes first
             first, body = read_packet(conn)
         conn.sendall(b"\x90\x03" + body[:2] + b"\x01")
-        topic = b"cfos_mqtt/api/cmd=set_cm_vars&name=x&val=3"
+        topic = b"cfos_mqtt_sn42/api/cmd=set_cm_vars&name=x&val=3"
         pkt = lambda dup, pid: (bytes([0x32 | (8 if dup else 0), 2 + len(topic) + 2]) + struct.pack("!H", len(topic))
                                 + topic + struct.pack("!H", pid))
         conn.sendall(pkt(False, 7) + pkt(True, 7))
@@ -265,7 +265,7 @@ def test_duplicated_publish_is_executed_once():
                 f, body = read_packet(conn)
                 if f & 0xF0 == 0x30:
                     tl = struct.unpack("!H", body[:2])[0]
-                    if body[2:2 + tl] == b"cfos_mqtt/api_res":
+                    if body[2:2 + tl] == b"cfos_mqtt_sn42/api_res":
                         answers.append(body)
                         if f & 0x06:
                             conn.sendall(b"\x40\x02" + body[2 + tl:4 + tl])
@@ -276,7 +276,8 @@ def test_duplicated_publish_is_executed_once():
 
     fb = FakeBroker(behaviour)
     fw = Firmware(config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0,
-                          "mqtt_api_url": "mqtt://127.0.0.1:%d" % fb.port, "cm_vars": [{"name": "x", "expr": "1"}]})
+                          "mqtt_api_url": "mqtt://127.0.0.1:%d" % fb.port, "cm_vars": [{"name": "x", "expr": "1"}],
+                          "mqtt_topic_serial": True}, env={"LOADPILOT_SERIAL": "sn42"})
     try:
         fw.start()
         wait_for(lambda: len(answers) >= 2)

@@ -224,9 +224,11 @@ class MqttApiService:
             while self._out:
                 client, topic, payload, qos = self._out.pop(0)
                 if payload is None:
-                    await self._publish_dev_info(client, topic, qos)
+                    ok = await self._publish_dev_info(client, topic, qos)
                 else:
-                    await client.publish(topic, payload, qos)
+                    ok = await client.publish(topic, payload, qos)
+                if not ok and qos:
+                    self.log.warn("mqtt", "%s lost: the broker's in-flight window is full" % topic)
             while self._log_q and self.logc.is_connected():
                 e = self._log_q.pop(0)
                 line = json.dumps({"time": time.time(), "level": level_name(e[1]), "tag": e[2],
@@ -238,7 +240,7 @@ class MqttApiService:
         n = 0
         for p in chunks:
             n += len(p)
-        await client.publish_parts(topic, n, lambda: chunks, qos)
+        return await client.publish_parts(topic, n, lambda: chunks, qos)
 
     async def _publish_info(self):
         c = self.info
