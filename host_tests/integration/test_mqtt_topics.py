@@ -82,7 +82,8 @@ def last_json(obs, topic, pred=lambda v: True, timeout=10, after=0):
                 if pred(v):
                     return v
         if time.monotonic() > deadline:
-            raise AssertionError("no matching %s: %r" % (topic, [m for m in obs.messages[after:] if m[0] == topic][-3:]))
+            seen = [m for m in obs.messages[after:] if m[0] == topic]
+            raise AssertionError("no matching %s: %r" % (topic, seen[-3:]))
         pump(obs)
 
 
