@@ -54,9 +54,14 @@ class App:
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
         self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id(), shed,
                                     self.setpoints)
+        from loadpilot.mqtt.service import MqttApiService
+        self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(), self.evse)
         self.config.subscribe(self._config_changed)
-        self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site}
+        self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
+                             "loop_reset": lambda req: self.monitor.reset()}  # measure a phase, not the boot
         self.ctl_handlers.update(config_ctl.handlers(self.config))
+        if self.mqtt is not None:
+            self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
         if self.evse is not None:
             self.ctl_handlers.update(self.evse.ctl_handlers())
             self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
@@ -128,6 +133,8 @@ class App:
             self._start_evse_slave()
         self._start_rtu_slaves()
         self._start_devices()
+        if self.mqtt is not None:
+            self.mqtt.start(lambda name, factory: sup.spawn(name, factory, critical=False))
 
     def _start_devices(self):
         """External wallboxes and meters (docs/devices.md); set-points come from the manager via self.setpoints."""

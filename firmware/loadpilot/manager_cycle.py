@@ -133,7 +133,7 @@ class ManagerCycle:
     def cycle(self, now):
         self._fill(now)
         if not self.params.load_management:
-            self.setpoints.clear()  # observation mode: the device layer writes nothing
+            self._observation_setpoints()
         results = allocate(self.msite, self.params, self.state, now)
         for r in results:
             self.results[r.dev_id] = r
@@ -153,6 +153,21 @@ class ManagerCycle:
                 sp[2] = r.phases
         self.cycles += 1
         return results
+
+    def _observation_setpoints(self):
+        """Observation mode: the manager writes nothing; the device layer writes only what a user set through
+        MQTT ctl (setpoint.<dev_id>.cur/ena/phs in the volatile store)."""
+        self.setpoints.clear()
+        vol = self.store.volatile
+        for cp in self.msite.chargepoints:
+            if cp.dev_id == self.local_id:
+                continue  # ctl steers the local charge point through its overrides
+            cur = vol.get("setpoint.%s.cur" % cp.dev_id)
+            ena = vol.get("setpoint.%s.ena" % cp.dev_id)
+            if cur is None and ena is None:
+                continue
+            self.setpoints[cp.dev_id] = [ena != 0, cur if cur is not None else cp.min_ma,
+                                         vol.get("setpoint.%s.phs" % cp.dev_id) or cp.phases]
 
     def device_view(self, dev_id):
         r = self.results.get(dev_id)

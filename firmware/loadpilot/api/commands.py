@@ -79,7 +79,19 @@ class Commands:
             "set_params": self._q_set_params,
             "get_cm_vars": self._q_get_cm_vars,
             "set_cm_vars": self._q_set_cm_vars,
+            "get_dev_info": self._q_get_dev_info,
+            "enter_rfid": self._q_enter_rfid,
+            "override_device": self._q_override_device,
+            "set_ajax_meter": self._q_set_ajax,
+            "set_ajax_evse": self._q_set_ajax,
         }
+        # set by the app/services that own them; None: the commands that need them refuse
+        self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info)
+        self.dev_info = None   # loadpilot.api.dev_info.DevInfo
+        # recorded only: no RFID/user handling and no manager consume these yet; views show them
+        self.rfids = {}        # dev_id -> last RFID/PIN entered (enter_rfid, HTTP-input wallbox "rfid")
+        self.overrides = {}    # dev_id -> {"mamps", "no_charging", "no_evse_rules", "no_user_rules"}
+        self.http_info = {}    # dev_id -> {"model", "max_charging_current"} from HTTP-input messages
 
     # ---- typed commands (Modbus and internal callers)
 
@@ -225,6 +237,243 @@ class Commands:
         for name, x in checked:
             self.set_cm_var(name, x)
         return {"ok": True}
+
+
+    # ---- devices (dev_id addressed)
+
+    def _wallbox(self, dev_id, cmd):
+        """dev_id of a configured wallbox, or E1 for the local charge point. -> config dict or None (local)."""
+        for d in self.store.get("devices"):
+            if d["dev_id"] == dev_id:
+                if dev_id[0] != "E":
+                    raise CommandError("%s: %s is a meter, not a wallbox" % (cmd, dev_id))
+                return d
+        if dev_id == LOCAL_DEV_ID and self.evse_control is not None:
+            return None
+        raise CommandError("%s: unknown device %r" % (cmd, dev_id))
+
+    def _q_get_dev_info(self, args, payload):
+        if self.dev_info is None:
+            raise CommandError("get_dev_info: not available")
+        return self.dev_info.whole()
+
+    def _q_enter_rfid(self, args, payload):
+        rfid = args.get("rfid", "")
+        if not rfid or len(rfid) > 20 or not rfid.isdigit():
+            raise CommandError("enter_rfid: rfid must be 1..20 digits")
+        dev_id = args.get("dev_id")
+        if dev_id is None:
+            boxes = [d["dev_id"] for d in self.store.get("devices") if d["dev_id"][0] == "E"]
+            if not boxes and self.evse_control is not None:
+                boxes = [LOCAL_DEV_ID]
+            if len(boxes) != 1:
+                raise CommandError("enter_rfid: give dev_id (automatic assignment needs exactly one wallbox)")
+            dev_id = boxes[0]
+        self._wallbox(dev_id, "enter_rfid")
+        self.rfids[dev_id] = rfid
+        return {"ok": True, "dev_id": dev_id}
+
+    def _q_override_device(self, args, payload):
+        dev_id = args.get("dev_id", "")
+        self._wallbox(dev_id, "override_device")
+        flags = args.get("flags", "")
+        for f in flags:
+            if f not in "CcEeUu":
+                raise CommandError("override_device: unknown flag %r (C c E e U u)" % f)
+        mamps = None
+        if "mamps" in args:
+            x = _number(args["mamps"], "mamps")
+            if x != int(x) or not 0 <= x <= 80000:
+                raise CommandError("override_device: mamps must be an integer 0..80000 mA")
+            mamps = int(x)
+        o = self.overrides.get(dev_id) or {"mamps": None, "no_charging": False, "no_evse_rules": False,
+                                            "no_user_rules": False}
+        for f in flags:
+            key = {"c": "no_charging", "e": "no_evse_rules", "u": "no_user_rules"}[f.lower()]
+            o[key] = f.isupper()
+        if mamps is not None:
+            o["mamps"] = mamps
+        self.overrides[dev_id] = o
+        if args.get("rfid"):
+            self.rfids[dev_id] = args["rfid"]
+        return {"ok": True}
+
+    def unplugged(self, dev_id):
+        """The car left: overrides end with the transaction (HTTP API: they remain until unplugged)."""
+        self.overrides.pop(dev_id, None)
+
+    def charging_current(self, dev_id, dev):
+        """What an HTTP-input wallbox is told: its configured maximum, lowered by an override_device mamps or
+        a ctl set-point. No load manager computes a share yet."""
+        cur = dev["max_charging_cur"]
+        o = self.overrides.get(dev_id)
+        if o is not None and o["mamps"] is not None:
+            cur = min(cur, o["mamps"])
+        sp = self.store.volatile.get("setpoint.%s.cur" % dev_id)
+        if sp is not None:
+            cur = min(cur, sp)
+        return cur
+
+    def charging_enabled(self, dev_id):
+        o = self.overrides.get(dev_id)
+        if o is not None and o["no_charging"]:
+            return False
+        if dev_id == LOCAL_DEV_ID and self.evse_control is not None:
+            return bool(self.evse_control.enable)
+        return self.store.volatile.get("setpoint.%s.ena" % dev_id) != 0
+
+    # ---- HTTP-input devices (HTTP set_ajax_meter/set_ajax_evse, MQTT set/<dev_id>)
+
+    def _q_set_ajax(self, args, payload):
+        dev_id = args.get("dev_id", "")
+        if payload is None:  # the GET form: values in the query, lists comma-separated
+            payload = {}
+            for k in args:
+                if k not in ("cmd", "dev_id"):
+                    v = args[k]
+                    payload[k] = [_json_value(x) for x in v.split(",")] if k in ("voltage", "current") \
+                        else (v if k in ("model", "rfid") else _json_value(v))
+        kind = "E" if args.get("cmd") == "set_ajax_evse" else "M"
+        if dev_id[:1] != kind:
+            raise CommandError("%s: %r is not a %s" % (args.get("cmd"), dev_id, "wallbox" if kind == "E" else "meter"))
+        return self.http_input(dev_id, payload)
+
+    def http_input(self, dev_id, obj, now_ms=None):
+        """One HTTP-input message (reference/http-api.md, HTTP meters and EVSEs) for dev_id -> the wallbox
+        answer object, or {"ok": true} for a meter. Checked whole before anything changes."""
+        import time
+        if self.site is None:
+            raise CommandError("http input: not available")
+        dev = None
+        for d in self.store.get("devices"):
+            if d["dev_id"] == dev_id:
+                dev = d
+        if dev is None or self.site.device(dev_id) is None:
+            raise CommandError("http input: unknown device %r" % (dev_id,))
+        if dev["driver"] != HTTP_INPUT:
+            raise CommandError("http input: %s is not an HTTP-input device (driver %s)" % (dev_id, dev["driver"]))
+        if not isinstance(obj, dict):
+            raise CommandError("http input: expected a JSON object")
+        r = {}
+        info = {}
+        if "model" in obj:
+            if not isinstance(obj["model"], str) or len(obj["model"]) > 64:
+                raise CommandError("http input: model must be a string of at most 64 characters")
+            info["model"] = obj["model"]
+        if "current" in obj:
+            r["current_ma"] = _triple(obj["current"], "current", -_MA_LIMIT, _MA_LIMIT)
+        if dev_id[0] == "M":
+            if "voltage" in obj:
+                r["voltage_v"] = _triple(obj["voltage"], "voltage", 0, 1000)
+            for src, dst in (("import_wh", "import_wh"), ("import_vah", "import_wh"), ("export_wh", "export_wh")):
+                if src in obj:
+                    r[dst] = _int_in(obj[src], src, 0, _WH_LIMIT)
+            is_va = obj.get("is_va", False)
+            if not isinstance(is_va, bool):
+                raise CommandError("http input: is_va must be true or false")
+            for src in ("power_w", "power_va"):
+                if src in obj:
+                    p = _int_in(obj[src], src, -_W_LIMIT, _W_LIMIT)
+                    if src == "power_va" or is_va:
+                        r["power_va"] = p
+                    else:
+                        r["power_w"] = p
+        else:
+            if "state" in obj:
+                r["status"] = _int_in(obj["state"], "state", 1, 5)
+            if "max_charging_current" in obj:
+                info["max_charging_current"] = _int_in(obj["max_charging_current"], "max_charging_current", 0,
+                                                       _MA_LIMIT)
+            if "total_energy" in obj:
+                r["import_wh"] = _int_in(obj["total_energy"], "total_energy", 0, _WH_LIMIT)
+            if "rfid" in obj:
+                if not isinstance(obj["rfid"], str) or len(obj["rfid"]) > 20:
+                    raise CommandError("http input: rfid must be a string of at most 20 characters")
+        try:
+            self.site.push({dev_id: r}, time.ticks_ms() if now_ms is None else now_ms)
+        except (ValueError, TypeError) as e:
+            raise CommandError("http input: %s" % e)
+        if info:
+            self.http_info.setdefault(dev_id, {}).update(info)
+        if dev_id[0] == "M":
+            return {"ok": True}
+        if obj.get("rfid"):
+            self.rfids[dev_id] = obj["rfid"]
+        if r.get("status") == 1:
+            self.unplugged(dev_id)
+        return {"device_enabled": dev["device_enabled"], "charging_enabled": self.charging_enabled(dev_id),
+                "paused": False, "charging_current": self.charging_current(dev_id, dev)}
+
+    # ---- MQTT ctl (observation mode)
+
+    def ctl(self, obj):
+        """{"E1": {"cur": mA, "ena": bool, "wke": bool, "phs": 1|3}, ...}, each key optional. Only in
+        observation mode. The local charge point gets evse_set overrides; other wallboxes get set-points in
+        the volatile store (setpoint.<dev_id>.cur/ena/wke/phs) for the driver layer. All or nothing."""
+        if self.store.get("lb_enabled"):
+            raise CommandError("ctl: only in observation mode (lb_enabled is true)")
+        if not isinstance(obj, dict) or not obj:
+            raise CommandError("ctl: expected a JSON object of dev_id: {cur, ena, wke, phs}")
+        local = {}
+        remote = {}
+        for dev_id in obj:
+            self._wallbox(dev_id, "ctl")
+            sub = obj[dev_id]
+            if not isinstance(sub, dict):
+                raise CommandError("ctl: %s: expected an object" % dev_id)
+            for k in sub:
+                if k not in ("cur", "ena", "wke", "phs"):
+                    raise CommandError("ctl: %s: unknown key %r" % (dev_id, k))
+            if "cur" in sub:
+                _int_in(sub["cur"], "ctl %s cur" % dev_id, 6000, 63000)
+            for k in ("ena", "wke"):
+                if k in sub and not isinstance(sub[k], bool):
+                    raise CommandError("ctl: %s: %s must be true or false" % (dev_id, k))
+            if "phs" in sub and (isinstance(sub["phs"], bool) or sub["phs"] not in (1, 3)):
+                raise CommandError("ctl: %s: phs must be 1 or 3" % dev_id)
+            if dev_id == LOCAL_DEV_ID and self.evse_control is not None:
+                if "cur" in sub:
+                    local["charging_cur_limit_ma"] = sub["cur"]
+                if "ena" in sub:
+                    local["charging_enable"] = 1 if sub["ena"] else 0
+                if sub.get("wke"):
+                    local["disconnect_cp_s"] = WAKEUP_S
+                if "phs" in sub:
+                    local["relay_select"] = 1 if sub["phs"] == 1 else 0
+            else:
+                for k in sub:
+                    remote["setpoint.%s.%s" % (dev_id, k)] = int(sub[k])
+        try:
+            if remote:
+                self.store.volatile.set_many(remote)
+        except ConfigError as e:
+            raise CommandError("ctl: %s" % e)
+        if local:
+            self.evse_set(local)
+        return {"ok": True}
+
+
+LOCAL_DEV_ID = "E1"   # the board's own charge point
+HTTP_INPUT = "http_input"  # driver name of devices fed from outside (HTTP set_ajax_*, MQTT set/<dev_id>)
+WAKEUP_S = 3          # ctl "wke": CP held off this long, which makes most cars resume charging
+_MA_LIMIT = 1000000
+_W_LIMIT = 10000000
+_WH_LIMIT = 2 ** 47
+
+
+def _int_in(v, name, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or not lo <= v <= hi:
+        raise CommandError("%s must be a number %d..%d, got %r" % (name, lo, hi, v))
+    return int(v)
+
+
+def _triple(v, name, lo, hi):
+    if not isinstance(v, list) or not 1 <= len(v) <= 3:
+        raise CommandError("%s must be a list of 1 to 3 numbers" % name)
+    out = [_int_in(x, name, lo, hi) for x in v]
+    while len(out) < 3:
+        out.append(0 if name == "current" else out[0])
+    return out
 
 
 def _json_value(text):

@@ -80,6 +80,16 @@ FIELDS = (
     ("mqtt_enabled", "bool", False, 0, 0, 0),
     ("mqtt_url", "mqtt_url", "", 0, 0, SECRET_URL),
     ("mqtt_topic_root", "str", "cfos_mqtt", 1, 64, 0),
+    # MQTT API topics (docs/mqtt-topics.md): "" off, "mqtt" = the default broker mqtt_url, or a broker URL
+    ("mqtt_topic_serial", "bool", False, 0, 0, 0),  # root becomes <mqtt_topic_root>_<serial>
+    ("mqtt_api_url", "mqtt_broker", "", 0, 0, SECRET_URL),       # api/<query> -> api_res, ctl
+    ("mqtt_dev_info_url", "mqtt_broker", "", 0, 0, SECRET_URL),  # get/dev_info, get/params, get/<dev_id>
+    ("mqtt_log_url", "mqtt_broker", "", 0, 0, SECRET_URL),       # log
+    ("mqtt_ta_log_url", "mqtt_broker", "", 0, 0, SECRET_URL),    # ta_log
+    ("mqtt_ctl_enabled", "bool", False, 0, 0, 0),   # ctl topic (observation mode only)
+    ("mqtt_ha_discovery", "bool", False, 0, 0, 0),  # Home Assistant discovery on the dev_info broker
+    ("mqtt_publish_s", "int", 10, 1, 3600, 0),       # get/... publish interval
+    ("http_input_timeout_s", "int", 60, 5, 3600, 0),  # HTTP-input device without data this long: com_err
     # access
     ("admin_pwd", "str", "", 0, 64, SECRET),
     # store behaviour
@@ -273,6 +283,13 @@ def _mqtt_url(value, row, path):
     return value
 
 
+def _mqtt_broker(value, row, path):
+    # a feature's broker: "" (off), the bare word "mqtt" (the default broker mqtt_url) or a URL
+    if value == "mqtt":
+        return value
+    return _mqtt_url(value, row, path)
+
+
 def redact_url(url):
     """The URL with the password replaced by ***; user and host stay visible for diagnosis."""
     scheme, sep, rest = url.partition("://")
@@ -454,6 +471,7 @@ def _int_any(value, row, path):
 
 
 _CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
+           "mqtt_broker": _mqtt_broker,
            "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
            "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits, "number": _number, "int_any": _int_any}
 

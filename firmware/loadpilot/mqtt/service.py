@@ -1,0 +1,321 @@
+# The MQTT API topics (docs/mqtt-topics.md) on top of the transport: which broker serves which topic group,
+# subscriptions, the periodic get/... publishes, the log and ta_log feeds, Home Assistant discovery. Every
+# request goes to the one command layer (api/commands.py); nothing here changes settings by itself.
+import asyncio
+import json
+import time
+
+from loadpilot.api.commands import HTTP_INPUT, LOCAL_DEV_ID, CommandError
+from loadpilot.config.schema import redact_url
+from loadpilot.log import level_name, INFO
+
+# the client, dev_info and dedup modules are imported only when a broker is configured (heap on the ESP32)
+
+_OUT_MAX = 16      # queued answers; a flood of requests beyond this is answered with a log line instead
+_LOG_MAX = 32      # log lines waiting for the broker
+_TA_POLL_MS = 250  # plug/unplug detection period (a transaction lasts minutes to hours)
+_HA_PREFIX = "homeassistant"
+
+
+BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
+
+
+def mqtt_inputs(store):
+    """HTTP-input devices whose address is `mqtt` or a broker URL: they listen on set/<dev_id>."""
+    out = []
+    for dev in store.get("devices"):
+        a = dev["address"]
+        if dev["driver"] == HTTP_INPUT and (a == "mqtt" or a.startswith("mqtt")):
+            out.append(dev)
+    return out
+
+
+def _scrub(msg):
+    """Log text with any user:password@ inside a URL redacted (log lines should never carry one anyway)."""
+    if "://" not in msg or "@" not in msg:
+        return msg
+    return " ".join(redact_url(w) if "://" in w else w for w in msg.split(" "))
+
+
+def _payload_text(msg):
+    try:
+        return msg.payload.decode()
+    except UnicodeError:
+        return None
+
+
+class MqttApiService:
+    def __init__(self, store, commands, site, log, serial, evse=None):
+        from loadpilot.api.dev_info import DevInfo
+        from loadpilot.mqtt.connections import Connections
+        self.store = store
+        self.commands = commands
+        self.site = site
+        self.log = log
+        self.evse = evse
+        root = store.get("mqtt_topic_root")
+        if store.get("mqtt_topic_serial"):
+            root = "%s_%s" % (root, serial)
+        self.root = root
+        self.dev_info = DevInfo(store, site, commands, evse)
+        commands.site = site
+        commands.dev_info = self.dev_info
+        self.conns = Connections(default_url=store.secret("mqtt_url") or None, status_topic=root + "/status",
+                                 log=log)
+        self._dedup = {}  # id(client) -> [connects, Dedup]
+        self.duplicates = 0
+        self._out = []  # (client, topic, payload or None for dev_info, qos)
+        self._wake = asyncio.Event()
+        self._log_q = []
+        self.log_dropped = 0
+        self.api = self._client("mqtt_api_url")
+        self.info = self._client("mqtt_dev_info_url")
+        self.logc = self._client("mqtt_log_url")
+        self.ta = self._client("mqtt_ta_log_url")
+        self.transactions = 0
+        self._plug = None  # (start time s, start Wh or None) while a car is plugged into E1
+        self._ha_connects = -1
+        if self.api is not None:
+            c = self.api
+            c.subscribe(root + "/api/#", 1, lambda m: self._on_api(m, c))
+            if store.get("mqtt_ctl_enabled"):
+                c.subscribe(root + "/ctl", 1, lambda m: self._on_ctl(m, c))
+        self._set_clients = {}  # dev_id -> the client its set/<dev_id> arrives on (set_res goes back there)
+        for dev in mqtt_inputs(store):
+            try:
+                c = self.conns.get(dev["address"])
+            except ValueError as e:
+                log.error("mqtt", "%s address: %s" % (dev["dev_id"], e))
+                continue
+            c.subscribe("%s/set/%s" % (root, dev["dev_id"]), 1, (lambda c: lambda m: self._on_set(m, c))(c))
+            self._set_clients[dev["dev_id"]] = c
+        if self.logc is not None:
+            log.add_listener(self._on_log)
+
+    def _client(self, key):
+        text = self.store.secret(key)
+        if not text:
+            return None
+        try:
+            return self.conns.get(text)
+        except ValueError as e:
+            self.log.error("mqtt", "%s: %s" % (key, e))
+            return None
+
+    @classmethod
+    def create(cls, store, commands, site, log, serial, evse=None):
+        """The service, or None when no topic group names a broker (no tasks, no sockets)."""
+        if not any(store.secret(k) for k in BROKER_KEYS) and not mqtt_inputs(store):
+            return None
+        return cls(store, commands, site, log, serial, evse)
+
+    def start(self, spawn):
+        """spawn(name, factory): one task per broker connection, the answer sender and the topic task."""
+        for c in self.conns.clients():
+            spawn("mqtt %s" % c.url.redacted(), c.run)
+        spawn("mqtt_answers", self._sender)
+        spawn("mqtt_topics", self.run)
+
+    def view(self):
+        return {"root": self.root, "brokers": self.conns.view(), "duplicates": self.duplicates,
+                "log_dropped": self.log_dropped, "transactions": self.transactions}
+
+    # ---- incoming ---------------------------------------------------------------------------------------
+
+    def _duplicate(self, msg, client):
+        """A second delivery of a message already handled on this connection. Sessions are clean, so a broker
+        never redelivers across connections, while packet ids start again after a reconnect: the memory is
+        per client and is forgotten when the client reconnects."""
+        k = id(client)
+        d = self._dedup.get(k)
+        if d is None or d[0] != client.connects:
+            from loadpilot.mqtt.dedup import Dedup
+            d = self._dedup[k] = [client.connects, Dedup()]
+        if d[1].is_duplicate(msg):
+            self.duplicates += 1
+            return True
+        return False
+
+    def _fresh(self, msg, client, what):
+        """False for a message that must not run: retained (it would run again after every reconnect) or a
+        second delivery of one already executed."""
+        if msg.retain:
+            self.log.warn("mqtt", "%s: retained message ignored (publish commands without retain)" % what)
+            return False
+        return not self._duplicate(msg, client)
+
+    def _queue(self, client, topic, payload, qos=1):
+        if len(self._out) >= _OUT_MAX:
+            self.log.warn("mqtt", "answer queue full: %s not answered" % topic)
+            return
+        self._out.append((client, topic, payload, qos))
+        self._wake.set()
+
+    def _on_api(self, msg, client):
+        if not self._fresh(msg, client, "api"):
+            return
+        query = msg.topic[len(self.root) + 5:]
+        res_topic = self.root + "/api_res"
+        try:
+            body = msg.payload or None
+            if query.startswith("cmd=get_dev_info") and "&" not in query:
+                self._queue(self.api, res_topic, None)  # streamed by the sender, never one string
+                return
+            res = self.commands.execute(query, body)
+            out = json.dumps(res)
+        except CommandError as e:
+            out = json.dumps({"error": str(e), "query": query})
+        except (ValueError, TypeError, UnicodeError) as e:
+            out = json.dumps({"error": "bad request: %s" % e, "query": query})
+        self._queue(self.api, res_topic, out)
+
+    def _on_ctl(self, msg, client):
+        if not self._fresh(msg, client, "ctl"):
+            return
+        if not self.store.get("mqtt_ctl_enabled"):
+            self.log.warn("mqtt", "ctl: control of wallboxes is not enabled (mqtt_ctl_enabled)")
+            return
+        try:
+            text = _payload_text(msg)
+            if text is None:
+                raise CommandError("ctl: payload is not UTF-8")
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                raise CommandError("ctl: payload is not valid JSON")
+            self.commands.ctl(obj)
+            self.log.info("mqtt", "ctl applied: %s" % ", ".join(sorted(obj)))
+        except CommandError as e:
+            self.log.warn("mqtt", "ctl refused, nothing changed: %s" % e)
+
+    def _on_set(self, msg, client):
+        dev_id = msg.topic[len(self.root) + 5:]
+        # retained data is fine here (the last reading), but a duplicate is dropped like any other
+        if self._duplicate(msg, client):
+            return
+        try:
+            text = _payload_text(msg)
+            try:
+                obj = json.loads(text) if text is not None else None
+            except ValueError:
+                raise CommandError("payload is not valid JSON")
+            answer = self.commands.http_input(dev_id, obj)
+        except CommandError as e:
+            self.log.warn("mqtt", "set/%s refused, nothing changed: %s" % (dev_id, e))
+            return
+        if dev_id[0] == "E" and dev_id in self._set_clients:
+            self._queue(self._set_clients[dev_id], "%s/set_res/%s" % (self.root, dev_id), json.dumps(answer), 0)
+
+    def _on_log(self, entry):
+        if entry[1] < INFO:
+            return
+        if len(self._log_q) >= _LOG_MAX:
+            self._log_q.pop(0)
+            self.log_dropped += 1
+        self._log_q.append(entry)
+        self._wake.set()
+
+    # ---- outgoing ---------------------------------------------------------------------------------------
+
+    async def _sender(self):
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._out:
+                client, topic, payload, qos = self._out.pop(0)
+                if payload is None:
+                    ok = await self._publish_dev_info(client, topic, qos)
+                else:
+                    ok = await client.publish(topic, payload, qos)
+                if not ok and qos:
+                    self.log.warn("mqtt", "%s lost: the broker's in-flight window is full" % topic)
+            while self._log_q and self.logc.is_connected():
+                e = self._log_q.pop(0)
+                line = json.dumps({"time": time.time(), "level": level_name(e[1]), "tag": e[2],
+                                   "msg": _scrub(str(e[3]))})
+                await self.logc.publish(self.root + "/log", line, 0)
+
+    async def _publish_dev_info(self, client, topic, qos=0):
+        chunks = self.dev_info.snapshot()  # one chunk per device: the document never exists as one string
+        n = 0
+        for p in chunks:
+            n += len(p)
+        return await client.publish_parts(topic, n, lambda: chunks, qos)
+
+    async def _publish_info(self):
+        c = self.info
+        if c is None or not c.is_connected():
+            return
+        root = self.root
+        await self._publish_dev_info(c, root + "/get/dev_info")
+        await c.publish(root + "/get/params", json.dumps(self.dev_info.params()))
+        ha = self.store.get("mqtt_ha_discovery")
+        for dev in self.store.get("devices"):
+            if dev["publish_mqtt"] or ha:
+                await c.publish("%s/get/%s" % (root, dev["dev_id"]), json.dumps(self.dev_info.device(dev)))
+        if ha and c.connects != self._ha_connects:
+            self._ha_connects = c.connects  # again after every reconnect: the broker may have lost them
+            await self._publish_discovery(c)
+
+    async def _publish_discovery(self, c):
+        node = self.root.replace("/", "_")
+        avail = self.root + "/status"
+        for dev in self.store.get("devices"):
+            dev_id = dev["dev_id"]
+            if dev_id[0] == "E":
+                sensors = (("state", "State", None, None), ("cur_charging_power", "Power", "W", "power"),
+                           ("total_energy", "Energy", "Wh", "energy"))
+            else:
+                sensors = (("power_w", "Power", "W", "power"), ("import", "Import", "Wh", "energy"),
+                           ("export", "Export", "Wh", "energy"))
+            for key, label, unit, cls in sensors:
+                uid = "%s_%s_%s" % (node, dev_id, key)
+                cfg = {"name": label, "unique_id": uid, "object_id": uid,
+                       "state_topic": "%s/get/%s" % (self.root, dev_id),
+                       "value_template": "{{ value_json.%s }}" % key,
+                       "availability_topic": avail, "payload_available": "online",
+                       "payload_not_available": "offline",
+                       "device": {"identifiers": ["%s_%s" % (node, dev_id)],
+                                  "name": dev["name"] or dev_id, "manufacturer": "LoadPilot",
+                                  "model": "chargepoint" if dev_id[0] == "E" else "meter"}}
+                if unit:
+                    cfg["unit_of_measurement"] = unit
+                    cfg["device_class"] = cls
+                    cfg["state_class"] = "total_increasing" if cls == "energy" else "measurement"
+                await c.publish("%s/sensor/%s/config" % (_HA_PREFIX, uid), json.dumps(cfg), 1, True)
+
+    def _track_transaction(self):
+        """E1 plug-in -> unplug from the pilot state (A = no car)."""
+        ev = self.evse
+        if ev is None:
+            return
+        cp = ev.cp_state
+        if self._plug is None and cp in (1, 2, 3):  # B, C, D: a car is connected
+            self._plug = (time.time(), ev.s0[0].energy_wh if ev.s0 else None)
+            self.log.info("mqtt", "transaction started on %s" % LOCAL_DEV_ID)
+        elif self._plug is not None and cp == 0:
+            start, start_wh = self._plug
+            self._plug = None
+            end_wh = ev.s0[0].energy_wh if ev.s0 else None
+            rec = {"dev_id": LOCAL_DEV_ID, "start": start, "end": time.time(), "duration_s": time.time() - start,
+                   "meter_start_wh": start_wh, "meter_end_wh": end_wh,
+                   "energy_wh": None if start_wh is None else end_wh - start_wh,
+                   "rfid": self.commands.rfids.pop(LOCAL_DEV_ID, "")}
+            self.commands.unplugged(LOCAL_DEV_ID)
+            self.transactions += 1
+            self.log.info("mqtt", "transaction ended on %s" % LOCAL_DEV_ID)
+            if self.ta is not None:
+                self._queue(self.ta, self.root + "/ta_log", json.dumps(rec), 1)
+
+    async def run(self):
+        next_info = time.ticks_ms()
+        while True:
+            self._track_transaction()
+            now = time.ticks_ms()
+            if time.ticks_diff(now, next_info) >= 0:
+                next_info = time.ticks_add(now, self.store.get("mqtt_publish_s") * 1000)
+                self.dev_info.expire()
+                await self._publish_info()
+            if self._log_q:
+                self._wake.set()  # log lines that waited for the broker
+            await asyncio.sleep_ms(_TA_POLL_MS)

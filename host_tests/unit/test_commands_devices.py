@@ -1,0 +1,122 @@
+"""Device-addressed commands (HTTP-input data, enter_rfid, override_device, ctl) and the get_dev_info views."""
+import json
+
+import pytest
+
+from loadpilot.api.commands import CommandError, Commands
+from loadpilot.api.dev_info import DevInfo
+from loadpilot.config.store import Store
+from loadpilot.evse.control import EvseControl
+from loadpilot.log import Log
+from loadpilot.site import Site
+
+DEVICES = [{"dev_id": "E2", "driver": "http_input", "address": "mqtt", "max_charging_cur": 20000},
+           {"dev_id": "E3", "driver": "powerbrain", "address": "mqtt://u:topsecret@10.0.0.2"},
+           {"dev_id": "M2", "driver": "http_input", "address": "mqtt"}]
+
+
+def make(tmp_path, devices=DEVICES, lb=False):
+    store = Store(str(tmp_path), Log(console_level=100))
+    store.set_many({"devices": devices, "lb_enabled": lb})
+    store.flush()
+    cmds = Commands(store, store.log, EvseControl(store))
+    site = Site()
+    site.configure([d["dev_id"] for d in devices])
+    cmds.site = site
+    cmds.dev_info = DevInfo(store, site, cmds)
+    return cmds
+
+
+@pytest.fixture
+def cmds(tmp_path):
+    return make(tmp_path)
+
+
+def test_http_input_meter_and_wallbox(cmds):
+    assert cmds.http_input("M2", {"model": "TestModell", "import_wh": 12345, "export_wh": 23456,
+                                  "voltage": [231, 232, 233], "current": [10001, 10002, 10003]}) == {"ok": True}
+    m = cmds.dev_info.device(cmds.dev_info.config_of("M2"))
+    assert (m["import"], m["export"], m["voltage_l3"], m["current_l1"], m["model"], m["com_err"]) == \
+        (12345, 23456, 233, 10001, "TestModell", False)
+    assert m["power_w"] == 231 * 10001 // 1000 + 232 * 10002 // 1000 + 233 * 10003 // 1000  # V x I per phase
+    cmds.http_input("M2", {"power_w": 1500, "is_va": True})
+    assert cmds.site.device("M2").reading.power_va == 1500
+    ans = cmds.http_input("E2", {"state": 3, "current": [16000], "total_energy": 99, "rfid": "42"})
+    assert ans == {"device_enabled": True, "charging_enabled": True, "paused": False, "charging_current": 20000}
+    e = cmds.dev_info.device(cmds.dev_info.config_of("E2"))
+    assert (e["state"], e["total_energy"], e["phases"], e["rfid"]) == (3, 99, 1, "42")
+
+
+@pytest.mark.parametrize("dev_id, obj, msg", [
+    ("M2", {"import_wh": "12"}, "import_wh"),
+    ("M2", {"import_wh": True}, "import_wh"),
+    ("M2", {"current": [1, 2, 3, 4]}, "current"),
+    ("M2", {"voltage": [float("nan")]}, "voltage"),
+    ("M2", {"is_va": 1}, "is_va"),
+    ("M2", [1], "JSON object"),
+    ("E2", {"state": 7}, "state"),
+    ("E2", {"state": 3, "max_charging_current": -1}, "max_charging_current"),
+    ("E3", {"state": 1}, "not an HTTP-input device"),
+    ("M9", {}, "unknown device"),
+])
+def test_bad_http_input_changes_nothing(cmds, dev_id, obj, msg):
+    cmds.http_input("M2", {"import_wh": 5})
+    before = cmds.dev_info.whole()["devices"]
+    with pytest.raises(CommandError) as e:
+        cmds.http_input(dev_id, obj)
+    assert msg in str(e.value)
+    assert cmds.dev_info.whole()["devices"] == before
+
+
+def test_override_and_rfid_are_recorded_and_end_at_unplug(cmds):
+    assert cmds.execute("cmd=enter_rfid&rfid=5678&dev_id=E2") == {"ok": True, "dev_id": "E2"}
+    assert cmds.execute("cmd=override_device&dev_id=E2&flags=C&mamps=8000") == {"ok": True}
+    ans = cmds.http_input("E2", {"state": 2})
+    assert ans["charging_current"] == 8000 and ans["charging_enabled"] is False
+    assert cmds.execute("cmd=override_device&dev_id=E2&flags=c")["ok"]
+    assert cmds.http_input("E2", {"state": 2})["charging_enabled"] is True
+    cmds.http_input("E2", {"state": 1})  # unplugged: the override ends
+    assert cmds.http_input("E2", {"state": 1})["charging_current"] == 20000
+    for q in ("cmd=enter_rfid&rfid=12ab&dev_id=E2", "cmd=enter_rfid&rfid=1&dev_id=M2",
+              "cmd=override_device&dev_id=E2&flags=X", "cmd=override_device&dev_id=E2&mamps=-5",
+              "cmd=enter_rfid&rfid=1"):  # two wallboxes: no automatic assignment
+        with pytest.raises(CommandError):
+            cmds.execute(q)
+
+
+def test_ctl_all_or_nothing_and_only_in_observation_mode(cmds, tmp_path):
+    cmds.ctl({"E1": {"cur": 10000, "ena": False, "wke": True, "phs": 1}, "E2": {"cur": 7000, "ena": True}})
+    c = cmds.evse_control
+    assert (c.cur_limit_ma, c.enable, c.wakeup_s, c.phases_request) == (10000, 0, 3, 1)
+    assert cmds.store.volatile.get("setpoint.E2.cur") == 7000 and cmds.store.volatile.get("setpoint.E2.ena") == 1
+    assert cmds.http_input("E2", {"state": 2})["charging_current"] == 7000
+    for bad in ({"E1": {"cur": 12000}, "E2": {"cur": 5999}}, {"E1": {"ena": 0}}, {"E2": {"phs": 2}},
+                {"M2": {"cur": 8000}}, {"E9": {}}, {"E1": {"xyz": 1}}, [], {}):
+        with pytest.raises(CommandError):
+            cmds.ctl(bad)
+    assert c.cur_limit_ma == 10000 and cmds.store.volatile.get("setpoint.E2.cur") == 7000
+    lb = make(tmp_path / "lb", lb=True)
+    with pytest.raises(CommandError) as e:
+        lb.ctl({"E1": {"cur": 8000}})
+    assert "observation mode" in str(e.value)
+
+
+def test_dev_info_streams_in_bounded_chunks_for_25_wallboxes_and_8_meters(tmp_path):
+    devs = [{"dev_id": "E%d" % i, "driver": "http_input", "address": "mqtt", "name": "Wallbox %d" % i}
+            for i in range(1, 26)]
+    devs += [{"dev_id": "M%d" % i, "driver": "http_input", "address": "mqtt"} for i in range(1, 9)]
+    cmds = make(tmp_path, devs)
+    parts = cmds.dev_info.snapshot()
+    doc = b"".join(parts)
+    whole = json.loads(doc)
+    assert len(whole["devices"]) == 33 and whole["devices"][24]["name"] == "Wallbox 25"
+    assert whole["devices"] == cmds.dev_info.whole()["devices"]
+    biggest = max(len(p) for p in parts)
+    print("dev_info: %d bytes in %d chunks, largest %d" % (len(doc), len(parts), biggest))
+    assert biggest < 1024 < len(doc)  # no chunk is more than one device
+
+
+def test_dev_info_redacts_passwords_in_addresses(cmds):
+    e3 = cmds.dev_info.device(cmds.dev_info.config_of("E3"))
+    assert "topsecret" not in json.dumps(e3) and e3["address"] == "mqtt://u:***@10.0.0.2"
+    assert "topsecret" not in b"".join(cmds.dev_info.snapshot()).decode()
