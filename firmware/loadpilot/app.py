@@ -55,7 +55,12 @@ class App:
         self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id(), shed,
                                     self.setpoints)
         from loadpilot.mqtt.service import MqttApiService
-        self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(), self.evse)
+        try:
+            self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(),
+                                              self.evse)
+        except Exception as e:  # a bad MQTT setting must not stop the charge point and the Modbus servers
+            self.mqtt = None
+            self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))
         self.config.subscribe(self._config_changed)
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
                              "loop_reset": lambda req: self.monitor.reset()}  # measure a phase, not the boot

@@ -124,6 +124,8 @@ DEVICE_FIELDS = (
     ("push_timeout", "int", 30, 1, 3600, 0, "EM"),  # http_input / mqtt_input: s without data -> com_err
     ("group", "int", 0, 0, 16, 0, "EM"),  # load group for the manager; 0 = the site
     ("attach", "str", "", 0, 8, 0, "M"),  # meter measuring a wallbox: that box's dev_id, e.g. "E2"
+    # meter_mqtt: a user-defined meter definition (reference/user-defined-meters.md, rtype 2), at most 4 KB
+    ("definition", "json_object", {}, 0, 4096, 0, "M"),
 )
 MAX_WALLBOXES = 25
 
@@ -464,6 +466,15 @@ def _group_limits(value, row, path):
     return out
 
 
+def _json_object(value, row, path):
+    if not isinstance(value, dict):
+        raise ConfigError(path, "expected a JSON object")
+    import json
+    if len(json.dumps(value)) > row[4]:
+        raise ConfigError(path, "larger than %d bytes" % row[4])
+    return value
+
+
 def _int_any(value, row, path):
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(path, "expected an integer, got %r" % (value,))
@@ -471,7 +482,7 @@ def _int_any(value, row, path):
 
 
 _CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
-           "mqtt_broker": _mqtt_broker,
+           "mqtt_broker": _mqtt_broker, "json_object": _json_object,
            "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
            "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits, "number": _number, "int_any": _int_any}
 

@@ -8,12 +8,15 @@ LOCAL = ("evse", "meter1", "meter2")
 
 
 def parse(text):
-    """-> ("tcp", host, port) | ("rtu", SerialSettings) | ("local", name) | ("push", None). Raises ValueError."""
+    """-> ("tcp", host, port) | ("rtu", SerialSettings) | ("local", name) | ("push", None) for "" or an MQTT
+    broker. Raises ValueError."""
     t = (text or "").strip()
     if not t:
         return ("push", None)
     if t.lower() in LOCAL:
         return ("local", t.lower())
+    if t.lower() == "mqtt" or (t[:4].lower() == "mqtt" and "://" in t):
+        return ("push", None)  # fed over MQTT (set/<dev_id>, or a user-defined meter's topics)
     if t[:3].upper() == "COM":
         return ("rtu", serial_settings.parse(t))
     host, sep, port = t.rpartition(":")

@@ -12,7 +12,7 @@ WALLBOXES = {
     "evse_omcci": Omcci,
 }
 METERS = {"meter_sunspec": SunSpecMeter}  # meters that need code (a model scan); the rest are TABLES
-PUSHED = ("http_input", "mqtt_input")
+PUSHED = ("http_input", "mqtt_input", "meter_mqtt")  # meter_mqtt: user-defined MQTT meter (rtype 2)
 
 
 def names():

@@ -30,6 +30,11 @@ def mqtt_inputs(store):
     return out
 
 
+def user_meters(store):
+    """User-defined MQTT meters (driver meter_mqtt, rtype 2): their definitions name the topics to read."""
+    return [d for d in store.get("devices") if d["driver"] == "meter_mqtt"]
+
+
 def _scrub(msg):
     """Log text with any user:password@ inside a URL redacted (log lines should never carry one anyway)."""
     if "://" not in msg or "@" not in msg:
@@ -89,6 +94,16 @@ class MqttApiService:
                 continue
             c.subscribe("%s/set/%s" % (root, dev["dev_id"]), 1, (lambda c: lambda m: self._on_set(m, c))(c))
             self._set_clients[dev["dev_id"]] = c
+        self.user_meters = []
+        for dev in user_meters(store):
+            from loadpilot.mqtt.user_meter import DefinitionError, UserMeter
+            try:
+                m = UserMeter(dev["dev_id"], dev.get("definition") or {}, site, log)
+                m.attach(self.conns.get(dev["address"] or "mqtt"))
+            except (DefinitionError, ValueError) as e:
+                log.error("mqtt", "%s: %s" % (dev["dev_id"], e))
+                continue
+            self.user_meters.append(m)
         if self.logc is not None:
             log.add_listener(self._on_log)
 
@@ -105,7 +120,7 @@ class MqttApiService:
     @classmethod
     def create(cls, store, commands, site, log, serial, evse=None):
         """The service, or None when no topic group names a broker (no tasks, no sockets)."""
-        if not any(store.secret(k) for k in BROKER_KEYS) and not mqtt_inputs(store):
+        if not any(store.secret(k) for k in BROKER_KEYS) and not mqtt_inputs(store) and not user_meters(store):
             return None
         return cls(store, commands, site, log, serial, evse)
 

@@ -13,6 +13,20 @@ class DefinitionError(ValueError):
     pass
 
 
+def _good_name(name):
+    # letters, digits and _, optionally "*" (shown in the UI) or "CM." (a Charging Manager variable) in front
+    if name.startswith("*"):
+        name = name[1:]
+    elif name.startswith("CM."):
+        name = name[3:]
+    if not name:
+        return False
+    for c in name:
+        if not ("a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c == "_"):
+            return False
+    return True
+
+
 def parse_query(text):
     """'a.b[0]["u2"][{"k": "v"}].value' -> steps: ("key", name), ("index", n) or ("match", dict)."""
     steps = []
@@ -140,7 +154,7 @@ class UserMeter:
         for name, spec in definition.items():
             if name in ("rtype", "mtype", "manufacturer", "upd_delay", "delay_accumulated", "ui_addr", "reserved"):
                 continue
-            if not name.replace("_", "").isalnum() and not name.startswith("*"):
+            if not _good_name(name):
                 raise DefinitionError("%s: bad variable name %r" % (dev_id, name))
             self.vars.append(Variable(name, spec))
         self.messages = 0

@@ -1,0 +1,63 @@
+"""A user-defined MQTT meter (rtype 2) on the MicroPython binary: its topics feed the site reading, bad
+messages change nothing, and silence marks it com_err after its push timeout."""
+import json
+import time
+
+import pytest
+
+from firmware_proc import Firmware, free_port
+from mqtt_peers import Mosquitto, Observer
+
+pytestmark = pytest.mark.mp
+
+DEFINITION = {"rtype": 2, "mtype": 1,
+              "power_w": {"address": "home/em/status", "type": "float", "query": "emeters[0].power"},
+              "current_l1": {"address": "home/em/status", "type": "float", "query": "emeters[0].current",
+                             "resolution": 1000},
+              "import_wh": {"address": "home/em/energy", "type": "float", "query": "total", "resolution": 1000}}
+
+
+def wait_for(fn, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(0.1)
+
+
+def test_user_defined_meter_reads_its_topics(tmp_path):
+    broker = Mosquitto().start()
+    obs = Observer(broker.port)
+    devices = [{"dev_id": "M1", "driver": "meter_mqtt", "address": "mqtt", "role": 3, "push_timeout": 3,
+                "definition": DEFINITION}]
+    fw = Firmware(fs_dir=str(tmp_path), config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0,
+                                                "mqtt_url": "mqtt://127.0.0.1:%d" % broker.port,
+                                                "devices": devices})
+    try:
+        fw.start()
+        m1 = lambda: {d["dev_id"]: d for d in fw.status()["devices"]}["M1"]
+        comm = lambda: {d["dev_id"]: d for d in fw.status()["device_comm"]}["M1"]
+
+        def publish_until(pred):
+            for _ in range(40):  # the firmware subscribes once connected; publish until it has taken one
+                obs.publish("home/em/status", json.dumps({"emeters": [{"power": 2300.0, "current": 10.0}]}))
+                obs.publish("home/em/energy", json.dumps({"total": 4.2}))
+                if pred():
+                    return True
+                time.sleep(0.25)
+            return False
+
+        assert publish_until(lambda: m1()["power_w"] == 2300)
+        r = m1()
+        assert (r["current_ma"][0], r["import_wh"]) == (10000, 4200)
+        obs.publish("home/em/status", "{not json")
+        obs.publish("home/em/status", json.dumps({"emeters": [{"power": "lots"}]}))
+        time.sleep(0.5)
+        assert m1()["power_w"] == 2300
+        assert wait_for(lambda: comm()["com_err"] is True, timeout=8)  # silent past its push timeout
+        assert "M1: message on home/em/status is not JSON" in fw.read_output()
+    finally:
+        fw.stop()
+        obs.close()
+        broker.close()
