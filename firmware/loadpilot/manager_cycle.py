@@ -11,6 +11,7 @@ from loadpilot.manager.allocate import allocate
 from loadpilot.manager.state import State
 
 CYCLE_MS = 2000
+FAST_CHECK_MS = 100
 ROLE_GENERATION = 2
 ROLE_GRID = 3
 ROLE_STORAGE = (5, 6)
@@ -174,7 +175,24 @@ class ManagerCycle:
         return {} if r is None else {"alloc_ma": r.current_ma if r.enabled else 0,
                                      "reason": model.REASON_NAMES[r.reason]}
 
+    def _overloaded(self):
+        """A grid reading newer than the last cycle's is above the house connection: cut now, not next cycle."""
+        p = self.params
+        limit = p.max_total_ma * p.percent // 100
+        for dev_id, role in self.meters:
+            if role != ROLE_GRID:
+                continue
+            d = self.site.device(dev_id)
+            if d is None or d.reading.updated_ms is None or d.reading.updated_ms == self._grid_seen_ms:
+                return False
+            cur = d.reading.current_ma
+            return cur[0] > limit or cur[1] > limit or cur[2] > limit
+        return False
+
     async def run(self):
         while True:
             self.cycle(time.ticks_ms())
-            await asyncio.sleep_ms(CYCLE_MS)
+            waited = 0
+            while waited < CYCLE_MS and not self._overloaded():  # fast down: an overload skips the wait
+                await asyncio.sleep_ms(FAST_CHECK_MS)
+                waited += FAST_CHECK_MS

@@ -4,7 +4,8 @@
 Usage: pty baud n_boxes tcp_port. Commands on stdin, one JSON object a line, answers on stdout:
   {"op": "get", "unit": u, "addr": a, "count": n[, "tcp": true]}  -> {"values": [...]}
   {"op": "silence", "unit": u} / {"op": "wake", "unit": u}          -> {"ok": true}
-  {"op": "set", "unit": u, "addr": a, "values": [...]}              -> {"ok": true}"""
+  {"op": "set", "unit": u, "addr": a, "values": [...][, "fc": 4]}   -> {"ok": true} (fc 4: the meter's
+                                                                       input registers)"""
 import asyncio
 import json
 import logging
@@ -112,7 +113,7 @@ async def main():
                     values = on_loop(server.async_getValues(req["unit"], fc, req["addr"], req["count"]))
                     print(json.dumps({"values": values}), flush=True)
                 elif op == "set":
-                    on_loop(server.async_setValues(req["unit"], 16, req["addr"], req["values"]))
+                    on_loop(server.async_setValues(req["unit"], req.get("fc", 16), req["addr"], req["values"]))
                     print(json.dumps({"ok": True}), flush=True)
                 elif op in ("silence", "wake"):
                     (silent.add if op == "silence" else silent.discard)(req["unit"])
