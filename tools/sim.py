@@ -123,11 +123,11 @@ def main():
             for _ in range(3):
                 sim.step()
                 time.sleep(0.4)
-            print(render(fw.status(), sim))
+            print(render(fw.ctl("status", gc=True), sim))
             return 0
         while True:
             sim.step()
-            screen = render(fw.status(), sim)
+            screen = render(fw.ctl("status", gc=True), sim)
             sys.stdout.write("\x1b[2J\x1b[H" + screen + "\n\nSunSpec on 127.0.0.1:1502   Ctrl-C to stop\n")
             sys.stdout.flush()
             time.sleep(1.0)
