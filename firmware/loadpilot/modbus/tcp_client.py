@@ -12,6 +12,7 @@ import time
 from micropython import const
 
 from loadpilot.modbus.errors import ModbusError, ModbusTimeout, ModbusTransportError  # noqa: F401 (re-exported)
+from loadpilot.modbus.values import i16, i32, u16, u32  # noqa: F401 (re-exported for callers)
 
 _MBAP = const(7)
 
@@ -166,23 +167,3 @@ class ModbusTcpClient:
 
     async def close(self):
         self._drop()
-
-
-def u16(regs, i):
-    """Register i of a read result as unsigned 16-bit."""
-    return (regs[2 * i] << 8) | regs[2 * i + 1]
-
-
-def i16(regs, i):
-    v = u16(regs, i)
-    return v - 0x10000 if v & 0x8000 else v
-
-
-def u32(regs, i):
-    """Registers i, i+1 as unsigned 32-bit, high word first."""
-    return (u16(regs, i) << 16) | u16(regs, i + 1)
-
-
-def i32(regs, i):
-    v = u32(regs, i)
-    return v - 0x100000000 if v & 0x80000000 else v
