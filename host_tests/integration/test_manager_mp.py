@@ -56,7 +56,7 @@ def test_fuse_limit_and_grid_meter_fail_safe(tmp_path):
         cut = e1(fw)
         assert cut["reason"] in ("fuse", "overdraw"), cut
         assert fw.ctl("evse")["limit"]["manager_ma"] == 0
-        assert fw.ctl("evse")["offered_ma"] == 0
+        assert wait_for(lambda: fw.ctl("evse")["offered_ma"] == 0, timeout=3)  # applied on the next CP tick
 
 
 def test_load_shedding_input_takes_its_offsets_off(tmp_path):
