@@ -35,6 +35,24 @@ def free_port():
     return port
 
 
+def wait_for(fn, timeout=10.0, step=0.05):
+    """Poll fn until it returns something true; return that, or the last (false) value after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+def wait_until(fn, timeout=10.0, step=0.05):
+    """Like wait_for, but a timeout raises AssertionError (for calls that are not wrapped in an assert)."""
+    v = wait_for(fn, timeout, step)
+    if not v:
+        raise AssertionError("condition not met within %.1f s (last %r)" % (timeout, v))
+    return v
+
+
 def stop_process(proc, timeout=5):
     """Terminate a child process, and kill it if it has not ended within timeout seconds."""
     if proc is None or proc.poll() is not None:

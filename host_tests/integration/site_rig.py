@@ -1,10 +1,9 @@
 """A whole site on the host: the firmware (full app, MicroPython binary) as master of a pty RS485 bus with
 pymodbus Power Brain wallboxes and an SDM630 grid meter. Shared by test_site_mp.py and tools/bench/overload.py."""
 import struct
-import time
 
 import ptybus
-from firmware_proc import Firmware, free_port
+from firmware_proc import Firmware, free_port, wait_for
 from test_devices_mp import Peers
 
 COM = "COM1,19200,8,n,1"
@@ -46,12 +45,7 @@ class SiteRig:
         return {d["dev_id"]: d for d in self.fw.status()["devices"]}[dev_id]
 
     def wait(self, pred, timeout=30.0, step=0.05):
-        deadline = time.monotonic() + timeout
-        while True:
-            v = pred()
-            if v or time.monotonic() > deadline:
-                return v
-            time.sleep(step)
+        return wait_for(pred, timeout, step)
 
     def close(self):
         self.fw.stop()

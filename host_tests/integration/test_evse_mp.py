@@ -6,20 +6,13 @@ import time
 
 import pytest
 
-from firmware_proc import BOARDS, Firmware, run_snippet
+from firmware_proc import BOARDS, Firmware, run_snippet, wait_until
 
 pytestmark = pytest.mark.mp
 
 
 def wait_for(fn, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
+    return wait_until(fn, timeout, step=0.01)  # fine steps: some states (stopping) last only a few ticks
 
 
 def evse(fw):

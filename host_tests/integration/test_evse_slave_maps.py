@@ -6,7 +6,7 @@ import time
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-from firmware_proc import Firmware, free_port
+from firmware_proc import Firmware, free_port, wait_for
 
 pytestmark = pytest.mark.mp
 
@@ -30,13 +30,6 @@ def free_block(n):
     raise RuntimeError("no block of free ports")
 
 
-def wait_for(fn, timeout=6.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.05)
 
 
 def boot(tmp_path, **cfg):

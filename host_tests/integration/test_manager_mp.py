@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from firmware_proc import Firmware, free_port
+from firmware_proc import Firmware, free_port, wait_for
 
 pytestmark = pytest.mark.mp
 
@@ -12,13 +12,6 @@ DEVICES = [{"dev_id": "E1", "driver": "evse_local", "address": "evse", "max_char
            {"dev_id": "M1", "driver": "meter_http", "role": 3}]
 
 
-def wait_for(fn, timeout=12.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.1)
 
 
 def e1(fw):

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from firmware_proc import Firmware, free_port
+from firmware_proc import wait_until as wait_for
 from modbus_peers import read_pdu, request
 from mqtt_peers import FakeBroker, Mosquitto, Observer, read_packet
 
@@ -17,15 +18,6 @@ pytestmark = pytest.mark.mp
 R = "cfos_mqtt"
 
 
-def wait_for(fn, timeout=10, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %.1f s (last %r)" % (timeout, v))
-        time.sleep(step)
 
 
 DEVICES = [

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from firmware_proc import Firmware, free_port
+from firmware_proc import Firmware, free_port, wait_for
 from mqtt_peers import Mosquitto, Observer
 
 pytestmark = pytest.mark.mp
@@ -17,13 +17,6 @@ DEFINITION = {"rtype": 2, "mtype": 1,
               "import_wh": {"address": "home/em/energy", "type": "float", "query": "total", "resolution": 1000}}
 
 
-def wait_for(fn, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.1)
 
 
 def test_user_defined_meter_reads_its_topics(tmp_path):
