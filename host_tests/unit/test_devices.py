@@ -131,6 +131,35 @@ def test_sdm72_uses_the_same_addresses():
     assert TABLES["meter_sdm72"]["blocks"] == TABLES["meter_sdm630"]["blocks"]
 
 
+def test_dts353_holding_float_registers_in_kw_and_kwh():
+    c = FakeClient()
+    regs = c.hr.setdefault(3, {})
+    for a in list(range(0x000E, 0x0024)) + list(range(0x0108, 0x0112)):
+        regs[a] = 0
+
+    def f32(addr, x):
+        hi, lo = struct.unpack(">HH", struct.pack(">f", x))
+        regs[addr], regs[addr + 1] = hi, lo
+    for i, v in enumerate((229.5, 231.0, 230.2)):
+        f32(0x000E + 2 * i, v)
+    for i, a in enumerate((8.0, 0.5, 4.25)):
+        f32(0x0016 + 2 * i, a)
+    f32(0x001C, 2.7)                    # kW
+    for i, kw in enumerate((1.84, -0.115, 0.975)):
+        f32(0x001E + 2 * i, kw)
+    f32(0x0108, 1234.5)                 # kWh import (forward)
+    f32(0x0110, 6.25)                   # kWh export (reverse)
+    site = Site()
+    site.configure(["M3"])
+    run(registry.make(meter_dev("M3", 3, 3, "meter_dts353"), c).poll(site.device("M3"), 0))
+    r = site.device("M3").reading
+    assert r.voltage_v == [230, 231, 230]
+    assert r.current_ma == [8000, -500, 4250]  # L2 exports
+    assert r.phase_w == [1840, -115, 975] and r.power_w == 2700
+    assert r.import_wh == 1234500 and r.export_wh == 6250
+    assert [x[:3] for x in c.log] == [(3, "r", 0x000E), (3, "r", 0x0108)]  # FC3, two blocks
+
+
 def test_abb_b23_integer_registers():
     c = FakeClient()
     regs = c.hr.setdefault(1, {})
@@ -172,7 +201,7 @@ def test_a_nan_register_is_an_error_not_a_reading():
 
 def test_unknown_driver_names_the_known_ones():
     with pytest.raises(ValueError) as e:
-        registry.make({"dev_id": "M1", "driver": "meter_dts353"}, FakeClient())
+        registry.make({"dev_id": "M1", "driver": "meter_no_such_model"}, FakeClient())
     assert "meter_sdm630" in str(e.value)
 
 

@@ -12,7 +12,10 @@
 # import 0x0048 and export 0x004A in kWh. ABB B23: holding registers, integers: voltages 0x5B00.. (u32,
 # 0.1 V), currents 0x5B0C.. (u32, 0.01 A), total power 0x5B14 and phases 0x5B16.. (i32, 0.01 W),
 # import 0x5000 / export 0x5004 (u64, 0.01 kWh).
-# Left out until their register maps are confirmed: YTL DEM4A, DTS353.
+# YTL DTS353F (same map as the YTL5300, manufacturer's register matrix): holding registers, float32, FC3:
+# voltages 0x000E/10/12, currents 0x0016/18/1A (A), total power 0x001C and phases 0x001E/20/22 (kW),
+# forward (import) energy 0x0108 and reverse (export) 0x0110 in kWh.
+# Left out until its register map is confirmed: YTL DEM4A.
 
 _EASTRON_FIELDS = (
     ("v1", 0x0000, "f32", 1, 1), ("v2", 0x0002, "f32", 1, 1), ("v3", 0x0004, "f32", 1, 1),
@@ -29,9 +32,23 @@ _EASTRON = {
     "signed_currents_from_power": True,
 }
 
+_DTS353 = {
+    "fc": 3,
+    "blocks": ((0x000E, 0x16), (0x0108, 0x0A)),
+    "fields": (
+        ("v1", 0x000E, "f32", 1, 1), ("v2", 0x0010, "f32", 1, 1), ("v3", 0x0012, "f32", 1, 1),
+        ("i1", 0x0016, "f32", 1000, 1), ("i2", 0x0018, "f32", 1000, 1), ("i3", 0x001A, "f32", 1000, 1),
+        ("p", 0x001C, "f32", 1000, 1),
+        ("p1", 0x001E, "f32", 1000, 1), ("p2", 0x0020, "f32", 1000, 1), ("p3", 0x0022, "f32", 1000, 1),
+        ("imp", 0x0108, "f32", 1000, 1), ("exp", 0x0110, "f32", 1000, 1),
+    ),
+    "signed_currents_from_power": True,
+}
+
 TABLES = {
     "meter_sdm630": _EASTRON,
     "meter_sdm72": _EASTRON,  # SDM72D-M: same addresses for these quantities
+    "meter_dts353": _DTS353,
     "meter_abb_b23": {
         "fc": 3,
         "blocks": ((0x5000, 8), (0x5B00, 0x1C)),
