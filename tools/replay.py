@@ -18,6 +18,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "firmware"))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import site_model  # noqa: E402
 
 import mpshim  # noqa: E402
 
@@ -32,14 +34,11 @@ WIRINGS = ((1, 2, 3), (2, 3, 1), (3, 1, 2))
 MODE_NAMES = {PV_OFF: "grid", PV_ONLY: "pv_only", PV_MIN: "min_pv"}
 
 
-class Ev:
+class Ev(site_model.Ev):
+    """The sim's EV plus the replay's integer accounting."""
+
     def __init__(self, name, arrive_s, leave_s, need_wh, max_ma, phases):
-        self.name = name
-        self.arrive_s = arrive_s
-        self.leave_s = leave_s
-        self.need_wh = need_wh
-        self.max_ma = max_ma
-        self.phases = phases
+        site_model.Ev.__init__(self, name, arrive_s, leave_s, need_wh, max_ma, phases)
         self.got_mwh = 0          # milli-watt-hours, integer accounting
         self.pv_mwh = 0
         self.mode = "-"

@@ -1,5 +1,6 @@
 """An RS485 bus on the host: socat links two pseudo-terminals, one end for the firmware's unix-HAL Uart, the
 other for a peer (pymodbus, micropython-modbus, or raw pyserial). Also starts the peers as processes."""
+import json
 import os
 import re
 import subprocess
@@ -51,6 +52,17 @@ def start_micropython(script, pty, args=None, extra_path=()):
     env = dict(os.environ, LOADPILOT_UART_RS485_1=pty)
     return subprocess.Popen([firmware_proc.micropython_binary(), path], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.PIPE, text=True, bufsize=1, env=env)
+
+
+def step_results(out):
+    """The JSON lines a MicroPython peer script printed, by their "step"; asserts it reached "done"."""
+    by_step = {}
+    for line in out.splitlines():
+        if line.startswith("{"):
+            d = json.loads(line)
+            by_step[d["step"]] = d
+    assert "done" in by_step, out
+    return by_step
 
 
 def start_python(script_name, *args):

@@ -1,5 +1,4 @@
 """Our RTU master on the real MicroPython binary against a pymodbus 3.16 RTU server on a pty bus."""
-import json
 import os
 
 import pytest
@@ -26,13 +25,7 @@ def steps():
     finally:
         ptybus.stop(server)
         bus.close()
-    by_step = {}
-    for line in out.splitlines():
-        if line.startswith("{"):
-            d = json.loads(line)
-            by_step[d["step"]] = d
-    assert "done" in by_step, out
-    return by_step
+    return ptybus.step_results(out)
 
 
 def test_reads(steps):

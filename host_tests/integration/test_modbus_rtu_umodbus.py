@@ -1,7 +1,6 @@
 """Interop with the other MicroPython Modbus stack: the micropython-modbus 2.3.7 (umodbus) RTU master, run
 on the MicroPython binary with a small machine.UART shim over the pty (the unix port has no machine.UART),
 against our RTU slave on the binary."""
-import json
 import os
 
 import pytest
@@ -29,13 +28,7 @@ def steps():
     finally:
         ptybus.stop(slave)
         bus.close()
-    by_step = {}
-    for line in out.splitlines():
-        if line.startswith("{"):
-            d = json.loads(line)
-            by_step[d["step"]] = d
-    assert "done" in by_step, out
-    return by_step
+    return ptybus.step_results(out)
 
 
 def test_umodbus_reads_both_units(steps):
