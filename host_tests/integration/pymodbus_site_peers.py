@@ -1,5 +1,7 @@
 """The Charging Manager's external devices, simulated with pymodbus 3.16 in one process:
-  RTU on a pty: Power Brain wallboxes (8000+ map) as units 1..N and an Eastron SDM630 as unit 100;
+  RTU on a pty: Power Brain wallboxes (8000+ map) as units 1..N, an Eastron SDM630 as unit 100, a YTL DEM4A
+  as unit 101 (holding floats) and a made-up integer meter as unit 102 (input registers,
+  some low word first: read through a user-defined definition);
   TCP on 127.0.0.1:port (if port > 0): an OMCCI station as unit 1.
 Usage: pty baud n_boxes tcp_port. Commands on stdin, one JSON object a line, answers on stdout:
   {"op": "get", "unit": u, "addr": a, "count": n[, "tcp": true]}  -> {"values": [...]}
@@ -17,6 +19,9 @@ from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, M
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
 METER_UNIT = 100
+DEM4A_UNIT = 101
+INT_METER_UNIT = 102
+INPUT_UNITS = (METER_UNIT, INT_METER_UNIT)
 
 
 def f32(v):
@@ -56,6 +61,30 @@ def sdm630_image():
     return regs
 
 
+def dem4a_image():
+    """Holding registers 0..0x111, the L1 ones set (the unit tests check that only those are read)."""
+    regs = [0] * 0x112
+    for addr, v in ((0x000E, 229.5), (0x0016, 7.25), (0x001C, 1.66), (0x0108, 812.5), (0x0110, 3.5)):
+        regs[addr:addr + 2] = f32(v)
+    return regs
+
+
+def int_meter_image():
+    """0..0x47 and a name at 0x100: voltages u16 0.1 V; currents i32 mA (L2 low word first); power f32 kW
+    low word first; import i64 in 0.01 kWh; temperature i16 0.1 C."""
+    regs = [0] * 0x104
+    regs[0:3] = [2301, 2289, 2315]
+    regs[0x10:0x12] = words(12500)
+    regs[0x12:0x14] = [3000, 0]
+    regs[0x14:0x16] = words((-4000) & 0xFFFFFFFF)
+    hi, lo = f32(3.75)
+    regs[0x20:0x22] = [lo, hi]
+    regs[0x40:0x44] = words(123456789, 4)
+    regs[0x30] = (-125) & 0xFFFF
+    regs[0x100:0x104] = [0x4143, 0x4D45, 0x2D33, 0]  # "ACME-3"
+    return regs
+
+
 def omcci_image():
     regs = [0] * 1020  # 100..1119
 
@@ -81,6 +110,8 @@ async def main():
         devices[u] = ModbusDeviceContext(hr=hr)
     ir = ModbusSequentialDataBlock(1, sdm630_image())
     devices[METER_UNIT] = ModbusDeviceContext(ir=ir)
+    devices[DEM4A_UNIT] = ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, dem4a_image()))
+    devices[INT_METER_UNIT] = ModbusDeviceContext(ir=ModbusSequentialDataBlock(1, int_meter_image()))
     units = set(devices)
     silent = set()
 
@@ -109,7 +140,7 @@ async def main():
                 op = req["op"]
                 server = servers[1] if req.get("tcp") else servers[0]
                 if op == "get":
-                    fc = 4 if req["unit"] == METER_UNIT else 3
+                    fc = req.get("fc") or (4 if req["unit"] in INPUT_UNITS else 3)
                     values = on_loop(server.async_getValues(req["unit"], fc, req["addr"], req["count"]))
                     print(json.dumps({"values": values}), flush=True)
                 elif op == "set":

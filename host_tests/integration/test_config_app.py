@@ -33,7 +33,8 @@ def test_config_json_is_imported_and_changes_survive_restarts(tmp_path):
     drop_config(tmp_path, {"title": "Carport", "max_total_current": 25000, "commit_delay_s": 1,
                            "mqtt_enabled": True, "mqtt_url": "mqtt://lp:%s@broker.lan" % SECRET,
                            "devices": [{"dev_id": "E1", "driver": "evse_powerbrain", "address": "evse"},
-                                       {"dev_id": "M1", "driver": "meter_sdm630", "role": 3}]})
+                                       {"dev_id": "M1", "driver": "meter_sdm630", "role": 3,
+                                        "address": "COM1,9600,8,n,1"}]})
     with Firmware(fs_dir=str(tmp_path)) as fw:
         v = fw.ctl("config_get")["values"]
         assert v["title"] == "Carport" and v["max_total_current"] == 25000

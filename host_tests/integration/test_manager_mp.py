@@ -9,7 +9,7 @@ from firmware_proc import Firmware, free_port, wait_for
 pytestmark = pytest.mark.mp
 
 DEVICES = [{"dev_id": "E1", "driver": "evse_local", "address": "evse", "max_charging_cur": 16000},
-           {"dev_id": "M1", "driver": "meter_http", "role": 3}]
+           {"dev_id": "M1", "driver": "http_input", "role": 3}]
 
 
 

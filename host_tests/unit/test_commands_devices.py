@@ -11,7 +11,7 @@ from loadpilot.log import Log
 from loadpilot.site import Site
 
 DEVICES = [{"dev_id": "E2", "driver": "http_input", "address": "mqtt", "max_charging_cur": 20000},
-           {"dev_id": "E3", "driver": "powerbrain", "address": "mqtt://u:topsecret@10.0.0.2"},
+           {"dev_id": "E3", "driver": "mqtt_input", "address": "mqtt://u:topsecret@10.0.0.2"},
            {"dev_id": "M2", "driver": "http_input", "address": "mqtt"}]
 
 

@@ -166,3 +166,41 @@ def test_manager_settings_are_checked():
     with pytest.raises(schema.ConfigError) as e:
         schema.validate("devices", [{"dev_id": "E1", "driver": "x", "pv_mode": "solar"}])
     assert "devices[0].pv_mode" in str(e.value)
+
+
+GRID_DEF = {"rtype": 0, "current_l1": {"address": 6, "type": "float", "resolution": 1000},
+            "power_w": {"address": 0x34, "type": "float"}}
+
+
+@pytest.mark.parametrize("dev, field, reason", [
+    (dict(WALLBOX, driver="powerbrain"), "devices[0].driver", "unknown driver 'powerbrain' (known: evse_loadpilot"),
+    (dict(METER, driver="evse_powerbrain", address="COM1,9600,8,n,1"), "devices[0].driver", "give it an E dev_id"),
+    (dict(WALLBOX, driver="meter_sdm630"), "devices[0].driver", "give it an M dev_id"),
+    (dict(WALLBOX, address="COM1,9600,8,x,1"), "devices[0].address", "parity"),
+    (dict(WALLBOX, address="wallbox.lan:502"), "devices[0].address", "expected IP:port"),
+    (dict(WALLBOX, address=""), "devices[0].address", "needs an address"),
+    (dict(METER, address="evse"), "devices[0].address", "give it an E dev_id"),
+    (dict(METER, address="COM2,9600,8,n,1", driver="meter_modbus", definition={"rtype": 0, "power_w": {
+        "address": 0x34, "type": "double"}}), "devices[0].definition", "M1.definition.power_w: type must be"),
+    (dict(METER, address="COM2,9600,8,n,1", driver="meter_modbus", definition={"rtype": 0, "power_w": {
+        "address": 0x34, "type": "float"}}), "devices[0].definition", "a grid meter needs current_l1..l3"),
+    (dict(METER, address="mqtt", driver="meter_mqtt", definition={"rtype": 2, "power_w": {
+        "address": "t", "type": "float"}}), "devices[0].definition", "a grid meter needs"),
+    (dict(METER, address="mqtt", driver="meter_mqtt", definition={"rtype": 0}), "devices[0].definition",
+     "needs rtype 2 (MQTT)"),
+])
+def test_a_device_the_layer_could_not_drive_is_refused_when_set(dev, field, reason):
+    with pytest.raises(ConfigError) as e:
+        schema.validate_new("devices", [dev])
+    assert e.value.field == field and reason in e.value.reason, e.value
+    schema.validate("devices", [dev])  # the shape alone is fine: a stored list with it still loads
+
+
+def test_good_devices_pass_the_new_value_checks():
+    devs = [WALLBOX, dict(METER, address="COM1,9600,8,n,1"),
+            {"dev_id": "E2", "driver": "evse_local", "address": "evse"},
+            {"dev_id": "M2", "driver": "meter_modbus", "address": "10.0.0.9:502", "role": 3, "definition": GRID_DEF},
+            {"dev_id": "M3", "driver": "meter_modbus", "address": "10.0.0.9", "role": 2,
+             "definition": {"rtype": 0, "power_w": {"address": 1, "type": "int16"}}},  # a PV meter: a total will do
+            {"dev_id": "M4", "driver": "http_input", "role": 3}]
+    assert len(schema.validate_new("devices", devs)) == 6

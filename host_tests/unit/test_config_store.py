@@ -299,7 +299,7 @@ def test_secrets_never_in_view_repr_or_log(env, capsys):
 
 def test_get_returns_a_copy_of_lists(env):
     s = env.store()
-    s.set("devices", [{"dev_id": "E1", "driver": "x"}])
+    s.set("devices", [{"dev_id": "E1", "driver": "evse_local", "address": "evse"}])
     got = s.get("devices")
     got[0]["prio"] = 99
     got.append({})
@@ -345,3 +345,20 @@ def test_free_form_volatile_keys_are_capped(env):
     assert "too many" in str(e.value)
     assert v.set("cm_var.v0", 5) is True  # existing keys still update
     assert v.set("max_total_cur_prc", 40) is True
+
+
+def test_a_device_set_with_an_unknown_driver_changes_nothing_but_a_stored_one_still_boots(env):
+    good = [{"dev_id": "E1", "driver": "evse_local", "address": "evse"}]
+    s = env.store()
+    s.set("devices", good)
+    with pytest.raises(ConfigError) as e:
+        s.set("devices", good + [{"dev_id": "E2", "driver": "wallbox9000", "address": "10.0.0.2:502"}])
+    assert e.value.field == "devices[1].driver"
+    with pytest.raises(ConfigError):
+        s.set_many({"title": "x", "devices": [{"dev_id": "E2", "driver": "wallbox9000", "address": "10.0.0.2"}]})
+    assert [d["dev_id"] for d in s.get("devices")] == ["E1"] and s.get("title") != "x"
+    # a stored list from a firmware that knew "wallbox9000": the box boots with every device in it; the
+    # device layer skips the one it cannot drive
+    env.write_slot(SLOTS[0], 5, {"devices": good + [{"dev_id": "E2", "driver": "wallbox9000",
+                                                     "address": "10.0.0.2:502"}]})
+    assert [d["dev_id"] for d in env.store().get("devices")] == ["E1", "E2"]

@@ -497,6 +497,25 @@ def validate(key, value, path=None):
     return _CHECKS[row[1]](value, row, path or key)
 
 
+def check_new(key, value):
+    """Checks for a normalized value being set now, beyond its shape: each device's driver, address and
+    definition. A stored configuration is not put through them, so after an update that drops a driver the box
+    still boots with its other devices (the device layer skips the one it cannot drive, with a log line)."""
+    if key != "devices":
+        return value
+    from loadpilot.devices import registry
+    for i, dev in enumerate(value):
+        why = registry.check(dev)
+        if why is not None:
+            raise ConfigError("devices[%d].%s" % (i, why[0]), why[1])
+    return value
+
+
+def validate_new(key, value):
+    """validate() and check_new(): for a value an installer or an API sets."""
+    return check_new(key, validate(key, value))
+
+
 def validate_volatile(key, value):
     row = _row(VOLATILE_FIELDS, key) if isinstance(key, str) else None
     if row is None:
@@ -516,7 +535,7 @@ def validate_all(values):
         raise ConfigError("config", "expected a JSON object")
     out = {}
     for k in sorted(values):
-        out[k] = validate(k, values[k])
+        out[k] = validate_new(k, values[k])
     return out
 
 

@@ -152,7 +152,7 @@ class Store:
         return _plain(self.get(key))
 
     def set(self, key, value):
-        v = schema.validate(key, _plain(value))
+        v = schema.validate_new(key, _plain(value))
         if self._values[key] == v:
             return False
         self._values[key] = v

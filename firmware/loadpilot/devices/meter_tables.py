@@ -15,7 +15,10 @@
 # YTL DTS353F (same map as the YTL5300, manufacturer's register matrix): holding registers, float32, FC3:
 # voltages 0x000E/10/12, currents 0x0016/18/1A (A), total power 0x001C and phases 0x001E/20/22 (kW),
 # forward (import) energy 0x0108 and reverse (export) 0x0110 in kWh.
-# Left out until its register map is confirmed: YTL DEM4A.
+# YTL DEM4A: single-phase; the customer's list of supported devices names it in one entry with the DTS 353
+# ("YTL DTS 353 und DEM4A"), so it is read with the same map, L1 only. Each request covers exactly the
+# registers used, so a meter that leaves the L2/L3 registers out still answers every read. Not checked
+# against a DEM4A yet; a user-defined Modbus meter (meter_modbus) can override it without a firmware change.
 
 _EASTRON_FIELDS = (
     ("v1", 0x0000, "f32", 1, 1), ("v2", 0x0002, "f32", 1, 1), ("v3", 0x0004, "f32", 1, 1),
@@ -45,10 +48,21 @@ _DTS353 = {
     "signed_currents_from_power": True,
 }
 
+_DEM4A = {
+    "fc": 3,
+    "blocks": ((0x000E, 2), (0x0016, 2), (0x001C, 2), (0x0108, 2), (0x0110, 2)),
+    "fields": (
+        ("v1", 0x000E, "f32", 1, 1), ("i1", 0x0016, "f32", 1000, 1), ("p", 0x001C, "f32", 1000, 1),
+        ("imp", 0x0108, "f32", 1000, 1), ("exp", 0x0110, "f32", 1000, 1),
+    ),
+    "signed_currents_from_power": True,
+}
+
 TABLES = {
     "meter_sdm630": _EASTRON,
     "meter_sdm72": _EASTRON,  # SDM72D-M: same addresses for these quantities
     "meter_dts353": _DTS353,
+    "meter_dem4a": _DEM4A,
     "meter_abb_b23": {
         "fc": 3,
         "blocks": ((0x5000, 8), (0x5B00, 0x1C)),

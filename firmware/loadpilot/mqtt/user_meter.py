@@ -4,27 +4,7 @@
 # meter whose topics stay silent longer than the meter timeout counts as failed in the Charging Manager.
 import json
 
-KNOWN = ("voltage_l1", "voltage_l2", "voltage_l3", "current_l1", "current_l2", "current_l3", "power_w",
-         "power_va", "power_var", "power_w_l1", "power_w_l2", "power_w_l3", "import_wh", "export_wh", "soc")
-_TYPES = ("int16", "uint16", "int32", "uint32", "int64", "float", "string")
-
-
-class DefinitionError(ValueError):
-    pass
-
-
-def _good_name(name):
-    # letters, digits and _, optionally "*" (shown in the UI) or "CM." (a Charging Manager variable) in front
-    if name.startswith("*"):
-        name = name[1:]
-    elif name.startswith("CM."):
-        name = name[3:]
-    if not name:
-        return False
-    for c in name:
-        if not ("a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c == "_"):
-            return False
-    return True
+from loadpilot.devices.definition import DefinitionError, check_common
 
 
 def parse_query(text):
@@ -104,19 +84,11 @@ def run_query(steps, obj):
 
 class Variable:
     def __init__(self, name, spec):
-        if not isinstance(spec, dict):
-            raise DefinitionError("%s: expected an object" % name)
         self.name = name
         self.fixed = spec.get("fixed")
         self.topic = spec.get("address")
         self.resolution = spec.get("resolution", 1)
         self.type = spec.get("type", "float")
-        if "expr" in spec:
-            raise DefinitionError("%s: formulas (expr) are not supported yet" % name)
-        if self.type not in _TYPES:
-            raise DefinitionError("%s: type must be one of %s" % (name, ", ".join(_TYPES)))
-        if isinstance(self.resolution, bool) or not isinstance(self.resolution, (int, float)):
-            raise DefinitionError("%s: resolution must be a number" % name)
         if self.fixed is None:
             if not isinstance(self.topic, str) or not self.topic:
                 raise DefinitionError("%s: needs an address (the MQTT topic) or fixed" % name)
@@ -143,20 +115,10 @@ class Variable:
 
 class UserMeter:
     def __init__(self, dev_id, definition, site, log=None):
-        if not isinstance(definition, dict):
-            raise DefinitionError("%s: the definition must be a JSON object" % dev_id)
-        if definition.get("rtype") != 2:
-            raise DefinitionError("%s: only MQTT definitions (rtype 2) are read over MQTT" % dev_id)
         self.dev_id = dev_id
         self.site = site
         self.log = log
-        self.vars = []
-        for name, spec in definition.items():
-            if name in ("rtype", "mtype", "manufacturer", "upd_delay", "delay_accumulated", "ui_addr", "reserved"):
-                continue
-            if not _good_name(name):
-                raise DefinitionError("%s: bad variable name %r" % (dev_id, name))
-            self.vars.append(Variable(name, spec))
+        self.vars = [Variable(name, spec) for name, spec in check_common(dev_id, definition, 2)]
         self.messages = 0
         self.bad_messages = 0
 
