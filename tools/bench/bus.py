@@ -84,4 +84,5 @@ def main():
           % (est, BAR_MS, "PASS" if est <= BAR_MS else "FAIL"))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,11 @@
-"""Benchmark: one Charging Manager cycle for 25 chargepoints on the MicroPython binary.
+"""Benchmark: the Charging Manager's three figures, each next to its bar or baseline:
+  1. one manager cycle for 25 chargepoints on the MicroPython binary (below);
+  2. the bus cycle for 25 RTU wallboxes + grid meter next to the wire minimum (bus.py, also runnable alone);
+  3. the latency from an overload reading to reduced set-points on the bus (overload.py, also alone).
 
-Prints CPU time per cycle (median and worst over many cycles, unix port on this host) and bytes allocated
+1. prints CPU time per cycle (median and worst over many cycles, unix port on this host) and bytes allocated
 per cycle (gc.mem_alloc delta with gc disabled), next to the baseline: the 3 s bus cycle the manager runs in.
-Run: .venv/bin/python tools/bench/manager.py [cycles]
+Run: .venv/bin/python tools/bench/manager.py [cycles]   (--cycle-only: figure 1 alone)
 """
 import os
 import sys
@@ -54,14 +57,15 @@ main(%(cycles)d)
 
 
 def main():
-    cycles = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    cycles = int(args[0]) if args else 2000
     rc, out = firmware_proc.run_snippet(SNIPPET % {"host_tests": os.path.join(ROOT, "host_tests"),
                                                    "cycles": cycles}, timeout=600)
     if rc != 0:
         sys.exit("benchmark failed:\n" + out)
     line = [x for x in out.splitlines() if x.startswith("BENCH ")][0]
     med, p99, worst, alloc_med, alloc_max, footprint, site_bytes, n = [int(x) for x in line.split()[1:]]
-    print("manager cycle, 25 chargepoints (MicroPython %s, unix port on this host), %d cycles" % (
+    print("1. manager cycle, 25 chargepoints (MicroPython %s, unix port on this host), %d cycles" % (
         "1.29", n))
     print("  CPU per cycle      median %6d us   p99 %6d us   worst %6d us" % (med, p99, worst))
     print("  baseline           bus cycle budget %d us -> %d cycles fit (median), %.3f %% of the budget" % (
@@ -73,6 +77,15 @@ def main():
           "bus cycle" % (med * 100, 100.0 * med * 100 / BUS_CYCLE_US))
     if alloc_max:
         sys.exit("FAIL: a steady-state cycle allocated %d bytes" % alloc_max)
+    if "--cycle-only" in sys.argv:
+        return
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bus
+    import overload
+    print("\n2. ", end="")
+    bus.main()
+    print("\n3. ", end="")
+    overload.main()
 
 
 if __name__ == "__main__":
