@@ -23,7 +23,7 @@ R = "cfos_mqtt"
 DEVICES = [
     {"dev_id": "E2", "driver": "http_input", "address": "mqtt", "name": "Garage", "publish_mqtt": True},
     {"dev_id": "M2", "driver": "http_input", "address": "mqtt"},
-    {"dev_id": "M3", "driver": "sdm630", "address": "10.0.0.9", "publish_mqtt": True, "role": 3},
+    {"dev_id": "M3", "driver": "meter_sdm630", "address": "10.0.0.9", "publish_mqtt": True, "role": 3},
 ]
 
 

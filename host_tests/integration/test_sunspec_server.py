@@ -20,9 +20,9 @@ DEVICES = [
     {"dev_id": "E2", "driver": "evse_powerbrain", "address": "COM1,19200,8,n,1", "id": 2, "publish_modbus": True},
     {"dev_id": "E3", "driver": "evse_omcci", "address": "10.0.0.23:502", "publish_modbus": True},
     {"dev_id": "E4", "driver": "evse_omcci", "address": "10.0.0.24:502"},  # not published
-    {"dev_id": "M1", "driver": "meter_sdm630", "role": 3, "publish_modbus": True},
-    {"dev_id": "M2", "driver": "meter_sunspec", "role": 2, "publish_modbus": True},
-    {"dev_id": "M3", "driver": "meter_sunspec", "role": 5, "publish_modbus": True},
+    {"dev_id": "M1", "driver": "http_input", "role": 3, "publish_modbus": True},  # readings pushed by the test
+    {"dev_id": "M2", "driver": "http_input", "role": 2, "publish_modbus": True},
+    {"dev_id": "M3", "driver": "http_input", "role": 5, "publish_modbus": True},
 ]
 
 
@@ -240,7 +240,7 @@ def test_images_are_rebuilt_when_devices_change(tmp_path):
         assert len(d.models[113]) == 3
         devices = [dict(x) for x in DEVICES]
         devices[3]["publish_modbus"] = True  # E4 is now published too
-        devices = devices[:4] + [dict(dev_id="M4", driver="meter_sdm630", role=1, publish_modbus=True)] + devices[4:]
+        devices = devices[:4] + [dict(dev_id="M4", driver="http_input", role=1, publish_modbus=True)] + devices[4:]
         fw.ctl("config_set", key="devices", value=devices)
         time.sleep(1.5)  # the refresh task rebuilds within a second
         d = scan(fw.port, 2)
