@@ -127,7 +127,9 @@ class Firmware:
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("firmware control socket never came up:\n" + self.read_output())
+                    out = self.read_output()
+                    self.stop()  # a firmware nobody can talk to must not outlive the test holding its ports
+                    raise RuntimeError("firmware control socket never came up:\n" + out)
                 time.sleep(0.05)
 
     def ctl(self, op, **args):
@@ -154,7 +156,9 @@ class Firmware:
                 return
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("nothing listens on port %d:\n%s" % (port, self.read_output()))
+                    out = self.read_output()
+                    self.stop()  # as above: the caller never gets a firmware to stop
+                    raise RuntimeError("nothing listens on port %d:\n%s" % (port, out))
                 time.sleep(0.05)
 
     def _pump(self):
