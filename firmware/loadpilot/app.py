@@ -15,7 +15,8 @@ from loadpilot.modbus.pdu import Router
 from loadpilot.site import Site
 from loadpilot.supervisor import Supervisor
 
-_REBUILD_KEYS = ("devices", "modbus_id", "cm_vars", "title")  # changes that reshape the SunSpec images
+_REBUILD_KEYS = ("modbus_id", "cm_vars", "title")  # changes that reshape the SunSpec images (devices: below)
+DEVICES_SETTLE_MS = 500  # quick successive device-list changes are applied as one rebuild
 
 
 class App:
@@ -33,7 +34,9 @@ class App:
         self.evse = None
         self.evse_control = None
         self.evse_slave = None
-        self.devices = None  # the device layer, built in start()
+        self.devices = None  # the device layer, built in start() and again when the device list changes
+        self._device_tasks = []
+        self._devices_changed_ms = None  # when the device list changed last, until that is applied
         self.setpoints = {}  # dev_id -> (enable, current_ma, phases), filled by the manager
         if board["features"].get("evse"):
             self._init_evse(board)
@@ -94,6 +97,8 @@ class App:
     def _config_changed(self, key):
         if key in _REBUILD_KEYS:
             self._rebuild = True
+        elif key == "devices":
+            self._devices_changed_ms = time.ticks_ms()  # a listener only marks it: _device_config applies it
 
     def _ctl_site(self, req):
         """Readings pushed by the simulator or a test: {"readings": {"M1": {...}, "totals": {"grid": {...}}}}."""
@@ -138,6 +143,7 @@ class App:
             self._start_evse_slave()
         self._start_rtu_slaves()
         self._start_devices()
+        sup.spawn("device_config", self._device_config, critical=False)
         if self.mqtt is not None:
             self.mqtt.start(lambda name, factory: sup.spawn(name, factory, critical=False))
 
@@ -148,8 +154,33 @@ class App:
                        if self.config.get(k)]
         self.devices = layer.build(self.config.get("devices"), self.site, self.setpoints, self.hal, self.log,
                                    slave_ports)
-        for name, fn in self.devices.tasks():
-            self.supervisor.spawn(name, fn, critical=False)
+        self._device_tasks = [self.supervisor.spawn(name, fn, critical=False) for name, fn in self.devices.tasks()]
+
+    async def _device_config(self):
+        """Applies a changed device list without a reboot: the Site first, then a new device layer in place of
+        the old one (its tasks stopped, its transports closed), then the SunSpec images."""
+        while True:
+            t = self._devices_changed_ms
+            if t is not None and time.ticks_diff(time.ticks_ms(), t) >= DEVICES_SETTLE_MS:
+                self._devices_changed_ms = None
+                await self._rebuild_devices()
+            await asyncio.sleep_ms(100)
+
+    async def _rebuild_devices(self):
+        self.site.configure([d["dev_id"] for d in self.config.get("devices")])
+        for info in self._device_tasks:
+            self.supervisor.stop_task(info)
+        await asyncio.sleep_ms(0)  # the cancelled tasks unwind (releasing a bus lock) before their UART closes
+        old = self.devices
+        self.devices = None
+        if old is not None:
+            await old.close()
+        self._start_devices()
+        if self.mqtt is not None:
+            self.mqtt.attach_devices()
+        self._rebuild = True  # the SunSpec images follow the new Site
+        self.log.info("devices", "device list applied: %d polled, %d skipped"
+                      % (len(self.devices.entries), len(self.devices.skipped)))
 
     def _start_rtu_slaves(self):
         """One RS485 bus is one slave: the SunSpec server, or the local charge point's map, never both."""
@@ -230,7 +261,6 @@ class App:
         while True:
             if self._rebuild:
                 self._rebuild = False
-                self.site.configure([d["dev_id"] for d in self.config.get("devices")])
                 self.sunspec.detach(self.sunspec_router)
                 self.sunspec.build()
                 self.sunspec.attach(self.sunspec_router)

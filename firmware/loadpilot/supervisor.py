@@ -81,6 +81,13 @@ class Supervisor:
     def view(self):
         return [t.view() for t in self.tasks]
 
+    def stop_task(self, info):
+        """Cancel one task spawned here and forget it (a rebuilt part of the app starts its tasks anew)."""
+        if info.task is not None:
+            info.task.cancel()
+        if info in self.tasks:
+            self.tasks.remove(info)
+
     def stop(self):
         for t in self.tasks:
             if t.task is not None:

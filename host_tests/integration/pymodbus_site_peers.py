@@ -6,6 +6,7 @@
 Usage: pty baud n_boxes tcp_port. Commands on stdin, one JSON object a line, answers on stdout:
   {"op": "get", "unit": u, "addr": a, "count": n[, "tcp": true]}  -> {"values": [...]}
   {"op": "silence", "unit": u} / {"op": "wake", "unit": u}          -> {"ok": true}
+  {"op": "requests"}                                                -> {"tcp": n}: requests the TCP server got
   {"op": "set", "unit": u, "addr": a, "values": [...][, "fc": 4]}   -> {"ok": true} (fc 4: the meter's
                                                                        input registers)"""
 import asyncio
@@ -123,10 +124,18 @@ async def main():
 
     servers = [ModbusSerialServer(ModbusServerContext(devices=devices, single=False), port=pty, baudrate=baud,
                                   ignore_missing_devices=True, trace_packet=quiet)]
+    tcp_requests = [0]
+
+    def count(sending, data):
+        if not sending and data:
+            tcp_requests[0] += 1
+        return data
+
     if tcp_port:
         hr = ModbusSequentialDataBlock(101, omcci_image())
         servers.append(ModbusTcpServer(ModbusServerContext(devices={1: ModbusDeviceContext(hr=hr)}, single=False),
-                                       address=("127.0.0.1", tcp_port), ignore_missing_devices=True))
+                                       address=("127.0.0.1", tcp_port), ignore_missing_devices=True,
+                                       trace_packet=count))
 
     loop = asyncio.get_running_loop()
 
@@ -146,6 +155,8 @@ async def main():
                 elif op == "set":
                     on_loop(server.async_setValues(req["unit"], req.get("fc", 16), req["addr"], req["values"]))
                     print(json.dumps({"ok": True}), flush=True)
+                elif op == "requests":
+                    print(json.dumps({"tcp": tcp_requests[0]}), flush=True)
                 elif op in ("silence", "wake"):
                     (silent.add if op == "silence" else silent.discard)(req["unit"])
                     print(json.dumps({"ok": True}), flush=True)

@@ -170,3 +170,47 @@ def test_the_app_polls_configured_devices_and_shows_their_comm_state():
     finally:
         peers.stop()
         bus.close()
+
+
+@pytest.mark.parametrize("sunspec", [True, False])
+def test_a_changed_device_list_is_polled_without_a_reboot(sunspec):
+    bus = ptybus.PtyPair()
+    port_a, port_b = firmware_proc.free_port(), firmware_proc.free_port()
+    peers_a = Peers(bus.peer, 0, port_a)  # the SDM630 (unit 100) on the pty, an OMCCI station on TCP
+    peers_b = Peers(ptybus.PtyPair().peer, 0, port_b)
+    meter = {"dev_id": "M1", "driver": "meter_sdm630", "address": COM, "id": 100, "role": 0}
+    first = [meter, {"dev_id": "E2", "driver": "evse_omcci", "address": "127.0.0.1:%d" % port_a, "id": 1}]
+    second = [meter, {"dev_id": "E5", "driver": "evse_omcci", "address": "127.0.0.1:%d" % port_b, "id": 1,
+                      "name": "new box"}]
+    cfg = {"modbus_enabled": sunspec, "modbus_tcp_port": firmware_proc.free_port(), "pb_tcp_port": 0,
+           "devices": first}
+    try:
+        with firmware_proc.Firmware(config=cfg, env={"LOADPILOT_UART_RS485_1": bus.fw}) as fw:
+            def polled(ids):
+                comm = {d["dev_id"]: d for d in fw.status()["device_comm"]}
+                ok = sorted(comm) == sorted(ids) and all(comm[i]["com_err"] is False and comm[i]["import_wh"]
+                                                         for i in ids)
+                return comm if ok else None
+            assert firmware_proc.wait_for(lambda: polled(["M1", "E2"]), 20), fw.status()["device_comm"]
+            fw.ctl("config_set", key="devices", value=second)
+            comm = firmware_proc.wait_for(lambda: polled(["M1", "E5"]), 20)
+            assert comm, fw.status()["device_comm"]
+            assert comm["E5"]["name"] == "new box" and comm["E5"]["import_wh"] == 4242, comm
+            assert comm["M1"]["current_ma"] == [10000, 5500, -2000], comm  # the reopened RS485 bus still reads
+            status = fw.status()
+            assert sorted(d["dev_id"] for d in status["devices"]) == ["E5", "M1"], status["devices"]
+            tasks = [t["name"] for t in status["tasks"]]
+            assert not any(str(port_a) in t for t in tasks), tasks  # the old bus task is gone, not just idle
+            assert any(str(port_b) in t for t in tasks) and "evse" in tasks, tasks
+            seen = peers_a.cmd(op="requests")["tcp"]
+            time.sleep(2.5)  # a TCP bus cycles once a second: the removed station would have had two more
+            assert peers_a.cmd(op="requests")["tcp"] == seen
+            assert peers_b.cmd(op="requests")["tcp"] > 0
+            evse = [t for t in status["tasks"] if t["name"] == "evse"]
+            assert evse[0]["state"] == "running" and evse[0]["restarts"] == 0, evse  # the charge point ran on
+            if sunspec:  # the SunSpec server kept serving through the rebuild
+                fw.wait_port(cfg["modbus_tcp_port"])
+    finally:
+        peers_a.stop()
+        peers_b.stop()
+        bus.close()

@@ -42,6 +42,11 @@ class FakeClient:
         self.log.append((unit, "ri", addr))
         return self._regs(self.ir, unit, addr, count)
 
+    closed = 0
+
+    async def close(self):
+        self.closed += 1
+
     async def write_single(self, addr, value, unit=None):
         await self.write_multiple(addr, [value], unit)
 
@@ -249,6 +254,8 @@ def test_layer_shares_one_transport_per_bus_and_skips_local_devices():
     assert [v["dev_id"] for v in layer.view()] == ["E2", "E3", "E4", "E5", "M1", "M2"]
     names = [n for n, _ in layer.tasks()]
     assert names == ["dev_rtu_COM1", "dev_tcp_192.168.1.20_502", "dev_push_watch"]
+    run(layer.close())  # a rebuilt layer releases every transport it opened, once
+    assert [b.client.closed for b in layer.buses] == [1, 1]
 
 
 # -- scheduling with a fake clock --------------------------------------------------------------------------

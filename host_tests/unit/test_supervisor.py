@@ -72,3 +72,27 @@ def test_watchdog_is_fed_only_while_healthy(monkeypatch):
     assert healthy_feeds >= 5
     assert not healthy
     assert after == before  # no feeding while a critical task crash-loops
+
+
+def test_a_stopped_task_is_cancelled_and_forgotten():
+    async def main():
+        log = Log(size=32)
+        sup = Supervisor(log)
+        ticks = []
+
+        async def worker():
+            while True:
+                ticks.append(1)
+                await asyncio.sleep(0.01)
+
+        keep = sup.spawn("keep", worker)
+        gone = sup.spawn("gone", worker)
+        await asyncio.sleep(0.05)
+        sup.stop_task(gone)
+        await asyncio.sleep(0)
+        assert [t.name for t in sup.tasks] == ["keep"] and gone.state == "stopped" and gone.task.done()
+        n = len(ticks)
+        await asyncio.sleep(0.05)
+        assert len(ticks) > n and keep.state == "running"  # only the one task stopped
+        sup.stop()
+    asyncio.run(main())

@@ -49,6 +49,7 @@ class Bus:
         self.clock = clock or time.ticks_ms
         self.period_ms = period_ms  # a cycle starts at most this often (0: back to back)
         self.retry_every = retry_every
+        self.client = None        # the transport, set by the layer that opened it (and closes it)
         self.cycles = 0
         self.cycle_ms = None      # duration of the last full cycle
         self.max_cycle_ms = 0

@@ -78,7 +78,21 @@ class DeviceLayer:
         for key in order:
             kind, client, entries = groups[key]
             period = TCP_PERIOD_MS if kind == "tcp" else RTU_PERIOD_MS
-            self.buses.append(Bus(key, entries, site, self.setpoints, self.clock, period))
+            bus = Bus(key, entries, site, self.setpoints, self.clock, period)
+            bus.client = client
+            self.buses.append(bus)
+
+    async def close(self):
+        """Release every transport (UARTs, TCP sockets) after the bus tasks were stopped: a new layer for a
+        changed device list opens them again."""
+        for b in self.buses:
+            client = b.client
+            if client is not None and hasattr(client, "close"):
+                try:
+                    await client.close()
+                except Exception as e:  # a transport that will not close must not stop the rebuild
+                    if self.log is not None:
+                        self.log.warn("devices", "closing %s: %s" % (b.name, e))
 
     def tasks(self):
         """(name, coroutine function) pairs for the supervisor."""

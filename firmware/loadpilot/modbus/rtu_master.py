@@ -217,6 +217,10 @@ class RtuDevice:
     def stats(self):
         return self.master.slave_stats(self.unit).as_dict()
 
+    async def close(self):
+        """Release the bus's UART (same shape as ModbusTcpClient.close): for a device layer being rebuilt."""
+        self.master.port.uart.close()
+
     async def _call(self, unit, req_len, fc):
         unit = self.unit if unit is None else unit
         n = await self.master.transact(unit, self._req, req_len, self._out, self.timeout_ms)

@@ -86,26 +86,47 @@ class MqttApiService:
             if store.get("mqtt_ctl_enabled"):
                 c.subscribe(root + "/ctl", 1, lambda m: self._on_ctl(m, c))
         self._set_clients = {}  # dev_id -> the client its set/<dev_id> arrives on (set_res goes back there)
-        for dev in mqtt_inputs(store):
+        self.user_meters = []
+        self.attach_devices()
+        if self.logc is not None:
+            log.add_listener(self._on_log)
+
+    def attach_devices(self):
+        """Subscriptions of the MQTT-fed devices in the device list: at start, and again when it changes. A
+        device that left keeps its subscription until the next restart, but nothing sent there is taken."""
+        root = self.root
+        wanted = {}
+        for dev in mqtt_inputs(self.store):
             try:
                 c = self.conns.get(dev["address"])
             except ValueError as e:
-                log.error("mqtt", "%s address: %s" % (dev["dev_id"], e))
+                self.log.error("mqtt", "%s address: %s" % (dev["dev_id"], e))
                 continue
-            c.subscribe("%s/set/%s" % (root, dev["dev_id"]), 1, (lambda c: lambda m: self._on_set(m, c))(c))
-            self._set_clients[dev["dev_id"]] = c
+            wanted[dev["dev_id"]] = c
+            if self._set_clients.get(dev["dev_id"]) is not c:
+                c.subscribe("%s/set/%s" % (root, dev["dev_id"]), 1, (lambda c: lambda m: self._on_set(m, c))(c))
+        self._set_clients = wanted  # set/<dev_id> of a removed device gets "unknown device" from the commands
+        old = dict((m.dev_id, m) for m in self.user_meters)
         self.user_meters = []
-        for dev in user_meters(store):
+        for dev in user_meters(self.store):
             from loadpilot.mqtt.user_meter import DefinitionError, UserMeter
+            key = (dev["address"], dev.get("definition"))
+            m = old.pop(dev["dev_id"], None)
+            if m is not None and m.key == key:
+                self.user_meters.append(m)
+                continue
+            if m is not None:
+                m.active = False
             try:
-                m = UserMeter(dev["dev_id"], dev.get("definition") or {}, site, log)
+                m = UserMeter(dev["dev_id"], dev.get("definition") or {}, self.site, self.log)
+                m.key = key
                 m.attach(self.conns.get(dev["address"] or "mqtt"))
             except (DefinitionError, ValueError) as e:
-                log.error("mqtt", "%s: %s" % (dev["dev_id"], e))
+                self.log.error("mqtt", "%s: %s" % (dev["dev_id"], e))
                 continue
             self.user_meters.append(m)
-        if self.logc is not None:
-            log.add_listener(self._on_log)
+        for m in old.values():
+            m.active = False
 
     def _client(self, key):
         text = self.store.secret(key)

@@ -121,6 +121,8 @@ class UserMeter:
         self.vars = [Variable(name, spec) for name, spec in check_common(dev_id, definition, 2)]
         self.messages = 0
         self.bad_messages = 0
+        self.active = True  # False once the device left the device list (its subscriptions stay until restart)
+        self.key = None
 
     def topics(self):
         out = []
@@ -134,6 +136,8 @@ class UserMeter:
             client.subscribe(t, 0, self.on_message)
 
     def on_message(self, msg, now_ms=None):
+        if not self.active:
+            return
         try:
             obj = json.loads(msg.payload)
         except (ValueError, TypeError):
