@@ -169,8 +169,11 @@ class App:
     async def _rebuild_devices(self):
         self.site.configure([d["dev_id"] for d in self.config.get("devices")])
         for info in self._device_tasks:
-            self.supervisor.stop_task(info)
-        await asyncio.sleep_ms(0)  # the cancelled tasks unwind (releasing a bus lock) before their UART closes
+            task = self.supervisor.stop_task(info)
+            try:
+                await task  # it unwinds (releasing its bus lock) before its UART closes under it
+            except BaseException:  # its CancelledError, or what it raised while unwinding
+                pass
         old = self.devices
         self.devices = None
         if old is not None:

@@ -82,11 +82,13 @@ class Supervisor:
         return [t.view() for t in self.tasks]
 
     def stop_task(self, info):
-        """Cancel one task spawned here and forget it (a rebuilt part of the app starts its tasks anew)."""
+        """Cancel one task spawned here and forget it (a rebuilt part of the app starts its tasks anew).
+        -> the asyncio task, for a caller that must wait until it has unwound."""
         if info.task is not None:
             info.task.cancel()
         if info in self.tasks:
             self.tasks.remove(info)
+        return info.task
 
     def stop(self):
         for t in self.tasks:

@@ -219,7 +219,9 @@ class RtuDevice:
 
     async def close(self):
         """Release the bus's UART (same shape as ModbusTcpClient.close): for a device layer being rebuilt."""
-        self.master.port.uart.close()
+        uart = self.master.port.uart
+        uart.set_de(0)  # a request cut off by the rebuild must not leave the transmitter driving the bus
+        uart.close()
 
     async def _call(self, unit, req_len, fc):
         unit = self.unit if unit is None else unit
