@@ -2,6 +2,7 @@
 # user-defined definition compiled to one (meter_modbus); http_input / mqtt_input devices are pushed into the
 # Site and only watched for silence (devices/layer.py).
 from loadpilot.devices import address as address_mod
+from loadpilot.devices.bus import ROLE_GRID
 from loadpilot.devices.evse_omcci import Omcci
 from loadpilot.devices.evse_powerbrain import PowerBrain
 from loadpilot.devices.meter import TableMeter
@@ -16,7 +17,6 @@ WALLBOXES = {
 METERS = {"meter_sunspec": SunSpecMeter}  # meters that need code (a model scan); the rest are TABLES
 USER_MODBUS = "meter_modbus"  # user-defined Modbus meter (rtype 0): its definition is the table
 PUSHED = ("http_input", "mqtt_input", "meter_mqtt")  # meter_mqtt: user-defined MQTT meter (rtype 2)
-ROLE_GRID = 3
 
 
 def names():
