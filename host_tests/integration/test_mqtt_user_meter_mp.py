@@ -54,3 +54,37 @@ def test_user_defined_meter_reads_its_topics(tmp_path):
         fw.stop()
         obs.close()
         broker.close()
+
+
+def test_meters_added_at_run_time_and_sharing_a_topic(tmp_path):
+    broker = Mosquitto().start()
+    obs = Observer(broker.port)
+    first = [{"dev_id": "M1", "driver": "meter_mqtt", "address": "mqtt", "role": 3, "definition": DEFINITION}]
+    # a PV meter reading the same status message as M1, another element of it
+    pv = {"rtype": 2, "power_w": {"address": "home/em/status", "type": "float", "query": "emeters[1].power"}}
+    fw = Firmware(fs_dir=str(tmp_path), config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0,
+                                                "mqtt_url": "mqtt://127.0.0.1:%d" % broker.port,
+                                                "devices": first})
+    try:
+        fw.start()
+        power = lambda: dict((d["dev_id"], d["power_w"]) for d in fw.status()["devices"])
+
+        def publish_until(pred, m1_w, pv_w):
+            for _ in range(40):  # subscriptions follow the device list: publish until they have taken one
+                obs.publish("home/em/status", json.dumps({"emeters": [{"power": m1_w, "current": 10.0},
+                                                                      {"power": pv_w}]}))
+                if pred():
+                    return True
+                time.sleep(0.25)
+            return False
+
+        assert publish_until(lambda: power().get("M1") == 2300, 2300.0, -900.0), power()
+        fw.ctl("config_set", key="devices", value=first + [{"dev_id": "M2", "driver": "meter_mqtt",
+                                                            "address": "mqtt", "role": 2, "definition": pv}])
+        assert publish_until(lambda: power() == {"M1": 1500, "M2": -900}, 1500.0, -900.0), power()
+        fw.ctl("config_set", key="devices", value=[dict(first[0], dev_id="M3")])  # M1, M2 leave; M3 reads
+        assert publish_until(lambda: power() == {"M3": 700}, 700.0, -100.0), power()
+    finally:
+        fw.stop()
+        obs.close()
+        broker.close()

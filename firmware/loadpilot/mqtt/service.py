@@ -93,7 +93,8 @@ class MqttApiService:
 
     def attach_devices(self):
         """Subscriptions of the MQTT-fed devices in the device list: at start, and again when it changes. A
-        device that left keeps its subscription until the next restart, but nothing sent there is taken."""
+        device that left keeps its subscription until the next restart, but nothing sent there is taken. Several
+        user meters may read one topic (the client keeps one handler per topic: this one fans out)."""
         root = self.root
         wanted = {}
         for dev in mqtt_inputs(self.store):
@@ -111,22 +112,24 @@ class MqttApiService:
         for dev in user_meters(self.store):
             from loadpilot.mqtt.user_meter import DefinitionError, UserMeter
             key = (dev["address"], dev.get("definition"))
-            m = old.pop(dev["dev_id"], None)
-            if m is not None and m.key == key:
-                self.user_meters.append(m)
-                continue
-            if m is not None:
-                m.active = False
-            try:
-                m = UserMeter(dev["dev_id"], dev.get("definition") or {}, self.site, self.log)
-                m.key = key
-                m.attach(self.conns.get(dev["address"] or "mqtt"))
-            except (DefinitionError, ValueError) as e:
-                self.log.error("mqtt", "%s: %s" % (dev["dev_id"], e))
-                continue
+            m = old.get(dev["dev_id"])
+            if m is None or m.key != key:
+                try:
+                    m = UserMeter(dev["dev_id"], dev.get("definition") or {}, self.site, self.log)
+                    m.key = key
+                    m.client = self.conns.get(dev["address"] or "mqtt")
+                except (DefinitionError, ValueError) as e:
+                    self.log.error("mqtt", "%s: %s" % (dev["dev_id"], e))
+                    continue
             self.user_meters.append(m)
-        for m in old.values():
-            m.active = False
+            c = m.client
+            for t in m.topics():  # one subscription per topic, handed to every meter reading it
+                c.subscribe(t, 0, (lambda c: lambda msg: self._on_meter_message(msg, c))(c))
+
+    def _on_meter_message(self, msg, client):
+        for m in self.user_meters:  # the current list: a meter that left the device list takes nothing
+            if m.client is client and msg.topic in m.topics():
+                m.on_message(msg)
 
     def _client(self, key):
         text = self.store.secret(key)

@@ -121,23 +121,17 @@ class UserMeter:
         self.vars = [Variable(name, spec) for name, spec in check_common(dev_id, definition, 2)]
         self.messages = 0
         self.bad_messages = 0
-        self.active = True  # False once the device left the device list (its subscriptions stay until restart)
-        self.key = None
+        self._topics = []
+        for v in self.vars:
+            if v.topic and v.topic not in self._topics:
+                self._topics.append(v.topic)
+        self.key = None      # what it was built from (address, definition): a changed one is built anew
+        self.client = None   # the MQTT connection its topics arrive on
 
     def topics(self):
-        out = []
-        for v in self.vars:
-            if v.topic and v.topic not in out:
-                out.append(v.topic)
-        return out
-
-    def attach(self, client):
-        for t in self.topics():
-            client.subscribe(t, 0, self.on_message)
+        return self._topics
 
     def on_message(self, msg, now_ms=None):
-        if not self.active:
-            return
         try:
             obj = json.loads(msg.payload)
         except (ValueError, TypeError):
