@@ -9,7 +9,7 @@ import sunspec2.device as sdevice
 from pymodbus.client import ModbusTcpClient
 from sunspec2.modbus.client import SunSpecModbusClientDeviceTCP
 
-from firmware_proc import ROOT, Firmware, free_port
+from firmware_proc import ROOT, Firmware, free_port, wait_for
 from modbus_peers import request
 
 pytestmark = pytest.mark.mp
@@ -242,9 +242,9 @@ def test_images_are_rebuilt_when_devices_change(tmp_path):
         devices[3]["publish_modbus"] = True  # E4 is now published too
         devices = devices[:4] + [dict(dev_id="M4", driver="http_input", role=1, publish_modbus=True)] + devices[4:]
         fw.ctl("config_set", key="devices", value=devices)
-        time.sleep(1.5)  # the refresh task rebuilds within a second
+        # the device list is applied after 0.5 s of quiet, then the refresh task rebuilds within a second
+        assert wait_for(lambda: "images rebuilt for the new configuration" in fw.read_output(), timeout=10)
         d = scan(fw.port, 2)
         d.close()
         assert len(d.models[113]) == 4 and len(d.models[213]) == 4
         assert raw(fw.port, 2, d.models[213][0], 127) == -4  # configuration order: M4 comes first now
-        assert "images rebuilt for the new configuration" in fw.read_output()
