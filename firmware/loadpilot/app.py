@@ -163,7 +163,11 @@ class App:
             t = self._devices_changed_ms
             if t is not None and time.ticks_diff(time.ticks_ms(), t) >= DEVICES_SETTLE_MS:
                 self._devices_changed_ms = None
-                await self._rebuild_devices()
+                try:
+                    await self._rebuild_devices()
+                except Exception:
+                    self._devices_changed_ms = time.ticks_ms()  # try again after the supervisor's backoff
+                    raise
             await asyncio.sleep_ms(100)
 
     async def _rebuild_devices(self):
