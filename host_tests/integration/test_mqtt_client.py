@@ -34,12 +34,31 @@ def closing():
         x.close()
 
 
-def test_publish_subscribe_and_online_status(broker, closing):
+@pytest.fixture
+def connected(closing):
+    """connected(url, **options) -> an Agent on the broker at url, connected, closed at the test's end."""
+    def make(url, **options):
+        agent = Agent(url, **dict(FAST, **options))
+        closing(agent)
+        agent.wait_connected()
+        return agent
+    return make
+
+
+@pytest.fixture
+def fake_broker(closing):
+    """fake_broker(behaviour) -> a FakeBroker running behaviour(conn), closed at the test's end."""
+    def make(behaviour):
+        fb = FakeBroker(behaviour)
+        closing(fb)
+        return fb
+    return make
+
+
+def test_publish_subscribe_and_online_status(broker, closing, connected):
     obs = Observer(broker.port, topics=("lp/#",))
     closing(obs)
-    agent = Agent("mqtt://127.0.0.1:%d" % broker.port, status_topic="lp/status", max_packet=512, **FAST)
-    closing(agent)
-    agent.wait_connected()
+    agent = connected("mqtt://127.0.0.1:%d" % broker.port, status_topic="lp/status", max_packet=512)
     # the birth message: "online", retained, right after connect
     assert obs.wait("lp/status", b"online")[3] is False  # live delivery; retained flag shows on a new subscriber
     late = Observer(broker.port, topics=("lp/status",))
@@ -94,12 +113,10 @@ def test_username_password_accepted_and_rejected(closing):
     assert "wrong-pw" not in "".join(bad.raw) and "right-pw" not in "".join(good.raw)
 
 
-def test_last_will_offline_when_firmware_is_killed(broker, closing):
+def test_last_will_offline_when_firmware_is_killed(broker, closing, connected):
     obs = Observer(broker.port, topics=("lp/status",))
     closing(obs)
-    agent = Agent("mqtt://127.0.0.1:%d" % broker.port, status_topic="lp/status", **FAST)
-    closing(agent)
-    agent.wait_connected()
+    agent = connected("mqtt://127.0.0.1:%d" % broker.port, status_topic="lp/status")
     obs.wait("lp/status", b"online")
     agent.kill()
     obs.wait("lp/status", b"offline")
@@ -108,7 +125,7 @@ def test_last_will_offline_when_firmware_is_killed(broker, closing):
     assert late.wait("lp/status", b"offline")[3] is True
 
 
-def test_broker_restart_reconnect_resubscribe_and_qos1_resend(closing):
+def test_broker_restart_reconnect_resubscribe_and_qos1_resend(closing, connected):
     b = Mosquitto(extra="persistence true\npersistence_location {dir}/\nautosave_interval 1\n")
     closing(b)
     b.start()
@@ -116,9 +133,7 @@ def test_broker_restart_reconnect_resubscribe_and_qos1_resend(closing):
     # resends during reconnect are queued for paho whatever the order of reconnects
     obs = Observer(b.port, topics=("lp/out/#",), client_id="lp-test-observer", clean=False)
     closing(obs)
-    agent = Agent("mqtt://127.0.0.1:%d" % b.port, keepalive_s=2, **FAST)
-    closing(agent)
-    agent.wait_connected()
+    agent = connected("mqtt://127.0.0.1:%d" % b.port, keepalive_s=2)
     agent.call("sub", "sub", topic="lp/cmd", qos=1)
     time.sleep(0.3)
     b.stop()
@@ -147,7 +162,7 @@ def _connack(conn):
     conn.sendall(b"\x20\x02\x00\x00")
 
 
-def test_duplicated_publish_is_executed_once(closing):
+def test_duplicated_publish_is_executed_once(connected, fake_broker):
     acks = []
 
     def behaviour(conn, i):
@@ -169,11 +184,8 @@ def test_duplicated_publish_is_executed_once(closing):
         except (EOFError, OSError):
             pass
 
-    fb = FakeBroker(behaviour)
-    closing(fb)
-    agent = Agent("mqtt://127.0.0.1:%d" % fb.port, **FAST)
-    closing(agent)
-    agent.wait_connected()
+    fb = fake_broker(behaviour)
+    agent = connected("mqtt://127.0.0.1:%d" % fb.port)
     agent.call("sub", "sub", topic="lp/api/#", qos=1)
     agent.wait(lambda e: e["ev"] == "msg" and e["pid"] == 8)
     msgs = [e for e in agent.events if e["ev"] == "msg"]
@@ -185,7 +197,7 @@ def test_duplicated_publish_is_executed_once(closing):
         time.sleep(0.05)
 
 
-def test_dead_broker_without_pingresp_is_dropped_and_reconnected(closing):
+def test_dead_broker_without_pingresp_is_dropped_and_reconnected(fake_broker, connected):
     def behaviour(conn, i):
         try:
             _connack(conn)
@@ -194,11 +206,8 @@ def test_dead_broker_without_pingresp_is_dropped_and_reconnected(closing):
         except (EOFError, OSError, AssertionError):
             pass
 
-    fb = FakeBroker(behaviour)
-    closing(fb)
-    agent = Agent("mqtt://127.0.0.1:%d" % fb.port, keepalive_s=1, **FAST)
-    closing(agent)
-    agent.wait_connected()
+    fb = fake_broker(behaviour)
+    agent = connected("mqtt://127.0.0.1:%d" % fb.port, keepalive_s=1)
     e = agent.wait(lambda e: e["ev"] == "state" and e["error"] and "PINGRESP" in e["error"], timeout=10)
     assert "dead" in e["error"]
     agent.wait_connected(connects=2, timeout=10)
@@ -229,15 +238,13 @@ def certs(tmp_path_factory):
         pytest.skip("cannot generate test certificates: %s" % e)
 
 
-def test_tls_with_ca_verification(certs, closing):
+def test_tls_with_ca_verification(certs, closing, connected):
     b = Mosquitto(extra="cafile %s\ncertfile %s\nkeyfile %s\n" % (certs["ca"], certs["cert"], certs["key"]))
     closing(b)
     b.start()
     obs = Observer(b.port, topics=("lp/#",), tls_ca=certs["ca"])
     closing(obs)
-    agent = Agent("mqtts://127.0.0.1:%d" % b.port, cafile=certs["ca"], status_topic="lp/status", **FAST)
-    closing(agent)
-    agent.wait_connected()
+    agent = connected("mqtts://127.0.0.1:%d" % b.port, cafile=certs["ca"], status_topic="lp/status")
     obs.wait("lp/status", b"online")
     agent.call("pub", "pub", topic="lp/out/tls", payload="secret-channel", qos=1)
     obs.wait("lp/out/tls", b"secret-channel")
@@ -251,12 +258,10 @@ def test_tls_with_ca_verification(certs, closing):
     assert v["connects"] == 0 and v["state"] != "connected"
 
 
-def test_mqtt5_roundtrip_with_mosquitto(broker, closing):
+def test_mqtt5_roundtrip_with_mosquitto(broker, closing, connected):
     obs = Observer(broker.port, topics=("lp/#",))
     closing(obs)
-    agent = Agent("mqtt5://127.0.0.1:%d" % broker.port, status_topic="lp/status", max_packet=512, **FAST)
-    closing(agent)
-    agent.wait_connected()
+    agent = connected("mqtt5://127.0.0.1:%d" % broker.port, status_topic="lp/status", max_packet=512)
     assert agent.view()["mqtt"] == "5"
     obs.wait("lp/status", b"online")
     agent.call("pub", "pub", topic="lp/out/v5", payload="five", qos=1)
@@ -285,7 +290,7 @@ def test_mqtt5_roundtrip_with_mosquitto(broker, closing):
     assert v["connects"] == 1 and v["dropped_oversize"] == 0  # withheld by the broker, not by us
 
 
-def test_mqtt5_falls_back_to_311_when_refused(closing):
+def test_mqtt5_falls_back_to_311_when_refused(connected, fake_broker):
     levels = []
 
     def behaviour(conn, i):
@@ -303,17 +308,14 @@ def test_mqtt5_falls_back_to_311_when_refused(closing):
         except (EOFError, OSError):
             pass
 
-    fb = FakeBroker(behaviour)
-    closing(fb)
-    agent = Agent("mqtt5://127.0.0.1:%d" % fb.port, **FAST)
-    closing(agent)
-    agent.wait_connected()
+    fb = fake_broker(behaviour)
+    agent = connected("mqtt5://127.0.0.1:%d" % fb.port)
     assert levels[:2] == [5, 4]
     assert agent.view()["mqtt"] == "3.1.1"
     assert any("MQTT 5 refused" in e.get("msg", "") for e in agent.events)
 
 
-def test_unacknowledged_qos1_is_resent_with_dup_after_reconnect(closing):
+def test_unacknowledged_qos1_is_resent_with_dup_after_reconnect(connected, fake_broker):
     seen = []  # (connection index, first byte, packet id, payload)
 
     def behaviour(conn, i):
@@ -332,11 +334,8 @@ def test_unacknowledged_qos1_is_resent_with_dup_after_reconnect(closing):
         except (EOFError, OSError):
             pass
 
-    fb = FakeBroker(behaviour)
-    closing(fb)
-    agent = Agent("mqtt://127.0.0.1:%d" % fb.port, ack_timeout_ms=500, **FAST)
-    closing(agent)
-    agent.wait_connected()
+    fb = fake_broker(behaviour)
+    agent = connected("mqtt://127.0.0.1:%d" % fb.port, ack_timeout_ms=500)
     agent.call("pub", "pub", topic="lp/out/ta_log", payload="tx-1", qos=1)
     agent.wait(lambda e: e["ev"] == "state" and e["error"] and "PUBACK" in e["error"])
     agent.wait_connected(connects=2)

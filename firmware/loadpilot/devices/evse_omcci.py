@@ -4,14 +4,11 @@
 #   set-point: 1000 (HEMS current limit, A; 0 = no charging).
 from loadpilot.devices import decode
 from loadpilot.devices.driver import Wallbox, wire_currents
-from loadpilot.registers import omcci
+from loadpilot.registers import omcci, table
 
 
 def _addr(key):
-    for r in omcci.ROWS:
-        if r[4] == key:
-            return r[0]
-    raise KeyError(key)
+    return table.address(omcci.ROWS, key)
 
 
 A_STATE = _addr("cp_state")

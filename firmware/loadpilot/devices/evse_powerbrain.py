@@ -5,16 +5,13 @@
 #   set-point: 8093 (current, 0.1 A) and 8094 (enable) in one write.
 from loadpilot.devices import decode
 from loadpilot.devices.driver import Wallbox, wire_currents
-from loadpilot.registers import powerbrain
+from loadpilot.registers import powerbrain, table
 
 _ROWS = powerbrain.EVSE
 
 
 def _addr(key):
-    for r in _ROWS:
-        if r[4] == key:
-            return r[0]
-    raise KeyError(key)
+    return table.address(_ROWS, key)
 
 
 A_ENERGY = _addr("energy_wh")

@@ -11,6 +11,14 @@ W = const(2)
 RW = const(3)
 
 
+def address(rows, key):
+    """The register a key sits at: drivers of a map take their addresses from the same rows the slave serves."""
+    for r in rows:
+        if r[4] == key:
+            return r[0]
+    raise KeyError(key)
+
+
 def encode(img, rows, values):
     for addr, n, access, kind, key, scale in rows:
         if access == W or key not in values:
