@@ -64,11 +64,19 @@ def test_session_plug_charge_leave_c(fw):
     # pause from outside: no power is signalled, the contactor stays until the EV leaves C
     fw.ctl("set_adc", name="cp", mv=6000)
     wait_for(lambda: fw.ctl("board")["outputs"]["contactor"] == 1)
+    timeouts = evse(fw)["stop_timeouts"]
     fw.ctl("evse_cmd", enable=0)
-    wait_for(lambda: evse(fw)["state"] == "stopping")
-    assert fw.ctl("board")["pwm"]["cp"][1] == 10000 and fw.ctl("board")["outputs"]["contactor"] == 1
-    fw.ctl("set_adc", name="cp", mv=9000)
-    wait_for(lambda: fw.ctl("board")["outputs"]["contactor"] == 0)
+    v = wait_for(lambda: (lambda v: v if v["state"] == "stopping" or v["stop_timeouts"] > timeouts else None)(
+        evse(fw)))
+    if v["state"] == "stopping":
+        assert fw.ctl("board")["pwm"]["cp"][1] == 10000 and fw.ctl("board")["outputs"]["contactor"] == 1
+        fw.ctl("set_adc", name="cp", mv=9000)
+        wait_for(lambda: fw.ctl("board")["outputs"]["contactor"] == 0)
+    else:
+        # the firmware process was held off the CPU past the 3 s stop window (a loaded host): the EV "kept
+        # drawing", so the contactor was opened by the timeout, which is the other correct outcome
+        assert v["contactor"] == 0 and v["stop_timeouts"] == timeouts + 1, v
+        fw.ctl("set_adc", name="cp", mv=9000)
     # unplug
     fw.ctl("set_adc", name="cp", mv=12000)
     wait_for(lambda: evse(fw)["state"] == "idle")
