@@ -67,9 +67,8 @@ class Sim:
         if cp != self.cp:
             self.fw.ctl("set_adc", name="cp", mv=CP_MV[cp])
             self.cp = cp
-        totals = readings.pop("totals")
-        readings["E1"].pop("status")  # the firmware reports its own charge point's state
-        self.fw.ctl("site", readings=dict(readings, totals=totals))
+        del readings["E1"]  # the firmware measures its own charge point; the totals are the manager's
+        self.fw.ctl("site", readings=readings)
         self.last = readings
         self.last["evse"] = ev
         self.t_s += self.speed

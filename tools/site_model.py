@@ -68,7 +68,7 @@ class SiteModel:
 
     def step(self, t_s, dt_s, offers_ma):
         """Advance dt_s seconds at time-of-day t_s. offers_ma: wallbox -> offered current in mA.
-        Returns the readings: {'M1': grid, 'M2': pv, 'E1': ..., 'totals': {...}}."""
+        Returns the readings: {'M1': grid, 'M2': pv, 'E1': ..., ...}."""
         house = self.house_phase_w(t_s)
         pv = self.pv_w(t_s)
         pv_phase = [pv // 3] * 3
@@ -102,14 +102,6 @@ class SiteModel:
             out[w] = _meter(cur, sum(cur) * VOLTAGE_V // 1000, self.ev_wh[w], 0)
             ev = self.evs[w]
             out[w]["status"] = 3 if any(cur) else (2 if ev.present(t_s) else 1)
-        consumers = sum(house) + sum(ev_phase_w)
-        out["totals"] = {
-            "grid": out["M1"],
-            "consumers": _meter([(house[p] + ev_phase_w[p]) * 1000 // VOLTAGE_V for p in range(3)], consumers, 0, 0),
-            "generators": _meter([x * 1000 // VOLTAGE_V for x in pv_phase], pv, 0, self.pv_wh),
-            "pv_surplus": _meter([max(0, -g) * 1000 // VOLTAGE_V for g in grid_w], max(0, -total), 0, 0),
-            "evse_used": _meter([x * 1000 // VOLTAGE_V for x in ev_phase_w], sum(ev_phase_w), 0, 0),
-        }
         return out
 
 

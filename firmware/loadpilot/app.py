@@ -7,6 +7,7 @@ import time
 
 from loadpilot import VERSION, board as board_mod, hal as hal_mod
 from loadpilot.api.commands import Commands
+from loadpilot.codes import local_evse_id
 from loadpilot.config import ctl as config_ctl
 from loadpilot.config.store import Store
 from loadpilot.log import Log
@@ -15,7 +16,6 @@ from loadpilot.modbus.pdu import Router
 from loadpilot.site import Site
 from loadpilot.supervisor import Supervisor
 
-_REBUILD_KEYS = ("modbus_id", "cm_vars", "title")  # changes that reshape the SunSpec images (devices: below)
 DEVICES_SETTLE_MS = 500  # quick successive device-list changes are applied as one rebuild
 
 
@@ -30,33 +30,39 @@ class App:
         self.supervisor = Supervisor(self.log, self.monitor)
         self.started_ms = time.ticks_ms()
         self.site = Site()
-        self.site.configure([d["dev_id"] for d in self.config.get("devices")])
         self.evse = None
         self.evse_control = None
         self.evse_slave = None
+        self.local = None  # the local charge point's driver task (devices/evse_local.py)
         self.devices = None  # the device layer, built in start() and again when the device list changes
         self._device_tasks = []
         self._devices_changed_ms = None  # when the device list changed last, until that is applied
-        self.setpoints = {}  # dev_id -> (enable, current_ma, phases), filled by the manager
+        self.setpoints = {}  # dev_id -> [enable, current_ma, phases], filled by the manager, applied by drivers
         if board["features"].get("evse"):
             self._init_evse(board)
+        self._configure_site()
         self.commands = Commands(self.config, self.log, self.evse_control)
+        self.commands.site = self.site
+        self.commands.setpoints = self.setpoints
+        from loadpilot.manager_cycle import ManagerCycle
+        shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
+        self.manager = ManagerCycle(self.config, self.site, self.log, shed, self.setpoints, self.commands.overrides,
+                                    self.evse.limits.hardware_ma if self.evse is not None else 0)
         if self.evse is not None:
+            from loadpilot.devices.evse_local import LocalEvse, LocalTask
+            self.local = LocalTask(LocalEvse(self.evse, self.evse_control, self.config, self.log), self.site,
+                                   self.setpoints)
+            self.local.step(time.ticks_ms())  # the start limit is in place before the first CP tick
             from loadpilot.registers.evse_slave import EvseSlaveService
             self.evse_slave = EvseSlaveService(self.config, self.commands, self.evse, self.evse_control, self.log,
-                                               self.hal.serial())
+                                               self.hal.serial(), on_change=self.local.step)
         self.sunspec_router = Router()  # units ID and ID+1 of the SunSpec server, shared by TCP and RTU
         self._tcp_ports = {}  # port -> the setting that took it
         self.sunspec = None
-        self._rebuild = False
         if self.config.get("modbus_enabled"):
             from loadpilot.registers.sunspec_service import SunSpecService
             self.sunspec = SunSpecService(self.config, self.commands, self.site, self.log, self.hal.serial())
             self.sunspec.attach(self.sunspec_router)
-        from loadpilot.manager_cycle import ManagerCycle
-        shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
-        self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id(), shed,
-                                    self.setpoints)
         from loadpilot.mqtt.service import MqttApiService
         try:
             self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(),
@@ -74,6 +80,19 @@ class App:
             self.ctl_handlers.update(self.evse.ctl_handlers())
             self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
         self.config.set("count_restart", self.config.get("count_restart") + 1)  # saved with the next commit
+
+    def _configure_site(self):
+        """The Site's devices: the configured ones, and the board's own charge point (codes.local_evse_id)."""
+        devices = self.config.get("devices")
+        local = local_evse_id(devices, self.evse is not None)
+        ids = [d["dev_id"] for d in devices]
+        if local is not None and local not in ids:
+            ids.insert(0, local)
+        if self.evse is not None and local is None:
+            self.log.error("evse", "E1 is a remote wallbox and no device has address \"evse\": the local charge "
+                                   "point has no dev_id and offers no current")
+        self.site.local_id = local
+        self.site.configure(ids)
 
     def _init_evse(self, board):
         from loadpilot.evse.control import EvseControl
@@ -95,13 +114,11 @@ class App:
             self.log.error("evse", "local charge point disabled: %s: %s" % (type(e).__name__, e))
 
     def _config_changed(self, key):
-        if key in _REBUILD_KEYS:
-            self._rebuild = True
-        elif key == "devices":
+        if key == "devices":
             self._devices_changed_ms = time.ticks_ms()  # a listener only marks it: _device_config applies it
 
     def _ctl_site(self, req):
-        """Readings pushed by the simulator or a test: {"readings": {"M1": {...}, "totals": {"grid": {...}}}}."""
+        """Readings pushed by the simulator or a test: {"readings": {"M1": {...}, ...}}."""
         self.site.push(req["readings"], time.ticks_ms())
         return self.site.version
 
@@ -134,6 +151,7 @@ class App:
         sup.spawn("watchdog", lambda: sup.feed_watchdog(wdt))
         if self.evse is not None:
             sup.spawn("evse", self.evse.run)
+            sup.spawn("evse_local", self.local.run)
         sup.spawn("manager", self.manager.run)
         if self.hal.ctl_address() is not None:  # only the unix board has a host control socket
             sup.spawn("ctl", lambda: self.hal.serve_ctl(self.ctl_handlers), critical=False)
@@ -154,6 +172,7 @@ class App:
                        if self.config.get(k)]
         self.devices = layer.build(self.config.get("devices"), self.site, self.setpoints, self.hal, self.log,
                                    slave_ports)
+        self.devices.push_default_s = self.config.get("http_input_timeout_s")
         self._device_tasks = [self.supervisor.spawn(name, fn, critical=False) for name, fn in self.devices.tasks()]
 
     async def _device_config(self):
@@ -171,7 +190,8 @@ class App:
             await asyncio.sleep_ms(100)
 
     async def _rebuild_devices(self):
-        self.site.configure([d["dev_id"] for d in self.config.get("devices")])
+        self._configure_site()
+        self.manager.build()  # the local charge point's dev_id may have changed with the list
         for info in self._device_tasks:
             task = self.supervisor.stop_task(info)
             try:
@@ -185,7 +205,8 @@ class App:
         self._start_devices()
         if self.mqtt is not None:
             self.mqtt.attach_devices()
-        self._rebuild = True  # the SunSpec images follow the new Site
+        if self.sunspec is not None:
+            self.sunspec.changed.set()  # the SunSpec images follow the new Site
         self.log.info("devices", "device list applied: %d polled, %d skipped"
                       % (len(self.devices.entries), len(self.devices.skipped)))
 
@@ -236,44 +257,13 @@ class App:
                                 routers["pb_s0_%d" % (i + 1)])
         if self.config.get("omcci_tcp_port"):
             self._serve_tcp("omcci", "omcci_tcp_port", self.config.get("omcci_tcp_port"), routers["omcci"])
-        self.supervisor.spawn("evse_slave", self._evse_slave_loop)
-
-    def local_evse_id(self):
-        """The dev_id configured with address "evse" (the local charge point), or None."""
-        for d in self.config.get("devices"):
-            if d["dev_id"][0] == "E" and d.get("address") == "evse":
-                return d["dev_id"]
-        return None
-
-    async def _evse_slave_loop(self):
-        n = 0
-        while True:
-            self.evse_slave.apply()
-            self.evse_slave.refresh()
-            n += 1
-            if n >= 5:  # once a second: the site is reported at that rate
-                n = 0
-                dev_id = self.local_evse_id()
-                if dev_id is not None:
-                    self.evse_slave.report_to_site(self.site, dev_id, time.ticks_ms())
-            await asyncio.sleep_ms(200)
+        self.supervisor.spawn("evse_slave", self.evse_slave.run)
 
     def _start_sunspec(self):
         port = self.config.get("modbus_tcp_port")
         if port:
             self._serve_tcp("sunspec", "modbus_tcp_port", port, self.sunspec_router)
-        self.supervisor.spawn("sunspec", self._sunspec_refresh)
-
-    async def _sunspec_refresh(self):
-        while True:
-            if self._rebuild:
-                self._rebuild = False
-                self.sunspec.detach(self.sunspec_router)
-                self.sunspec.build()
-                self.sunspec.attach(self.sunspec_router)
-                self.log.info("sunspec", "images rebuilt for the new configuration")
-            self.sunspec.refresh()
-            await asyncio.sleep_ms(1000)
+        self.supervisor.spawn("sunspec", lambda: self.sunspec.run(self.sunspec_router))
 
     async def run(self):
         self.start()

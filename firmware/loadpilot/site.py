@@ -1,5 +1,8 @@
-# The site snapshot: the latest readings of every device and the Charging Manager's totals, in integer units.
-# Bus tasks and push inputs (HTTP/MQTT meters) write it; reporters (SunSpec, MQTT, HTTP) read it.
+# The Site: the one truth every reporter reads, in integer units. For each device it holds the latest reading
+# and communication state (written by the device's driver or push input: sense) and the Charging Manager's
+# decision (written by the manager cycle: decide); for the whole site the seven totals (written by the manager
+# cycle). Reporters (SunSpec, MQTT, the slave maps, HTTP) read it and recompute nothing.
+from loadpilot.codes import TOTALS, ST_OFFLINE
 
 
 class Reading:
@@ -47,17 +50,6 @@ class Reading:
                 "import_wh": self.import_wh, "export_wh": self.export_wh}
 
 
-TOTALS = ("grid", "consumers", "generators", "pv_surplus", "evse_used", "evse_available", "fault")
-
-# wallbox status as reported everywhere (HTTP get_dev_info "state", SunSpec 113 +62)
-ST_WAITING = 1
-ST_PLUGGED = 2
-ST_CHARGING = 3
-ST_VENTILATION = 4
-ST_ERROR = 5
-ST_OFFLINE = 6
-
-
 class DeviceState:
     def __init__(self, dev_id):
         self.dev_id = dev_id
@@ -65,6 +57,30 @@ class DeviceState:
         self.reading = Reading()
         self.status = ST_OFFLINE if self.is_evse else 0
         self.soc_pct = None  # storage meters
+        # communication (the driver or the push watch writes it)
+        self.com_err = False
+        self.com_errors = 0
+        self.last_error = ""
+        self.last_error_ms = None  # ticks_ms of the last error, None = none since boot
+        self.phases = None         # phases the box switched to (1/3), where its driver can read them
+        self.can_switch_phases = False
+        # the Charging Manager's decision (wallboxes; the manager cycle writes it)
+        self.safe_ma = 0           # what it may offer until the manager decides (manager/budget.start_limit_ma)
+        self.alloc_ma = 0          # the current it may draw, 0 = off / paused
+        self.enabled = False       # charging allowed
+        self.want_phases = 3       # 1/3 the manager wants
+        self.paused = False
+        self.pause_ms = 0          # how long the running pause has lasted
+        self.reason = 0            # manager.model reason code (REASON_NAMES)
+
+    def failed(self, why, now_ms):
+        """A poll or push timeout failed: count it, and an unreachable wallbox reports offline."""
+        self.com_errors += 1
+        self.last_error = why
+        self.last_error_ms = now_ms
+        self.com_err = True
+        if self.is_evse:
+            self.status = ST_OFFLINE
 
     def view(self):
         v = self.reading.view()
@@ -79,8 +95,12 @@ class Site:
 
     def __init__(self):
         self.devices = {}
-        self.totals = [Reading() for _ in TOTALS]
+        self.totals = [Reading() for _ in TOTALS]  # updated_ms None: the figure cannot exist (SunSpec NaN)
         self.version = 0  # bumped on every update so reporters can skip unchanged cycles
+        self.local_id = None  # dev_id of the board's own charge point (codes.local_evse_id), or None
+        self.cycle_ms = 0  # how long the manager's last cycle interval was (get_dev_info cycle_time)
+        self.avail_evse_w = None  # what the wallboxes may draw in all, W (None: observation mode)
+        self.min_pause_s = 0  # the manager's minimum pause before a paused box may start again
 
     def configure(self, dev_ids):
         keep = {}
@@ -96,17 +116,11 @@ class Site:
         return self.totals[TOTALS.index(name)]
 
     def push(self, readings, now_ms):
-        """Apply pushed readings ({dev_id: reading, "totals": {name: reading}}), all checked before any is
-        applied. A reading is a dict with current_ma, voltage_v, power_w, import_wh, export_wh (all optional)
-        and, for wallboxes, status; storage meters may add soc_pct."""
+        """Apply pushed readings ({dev_id: reading}), all checked before any is applied. A reading is a dict
+        with current_ma, voltage_v, power_w, import_wh, export_wh (all optional) and, for wallboxes, status;
+        storage meters may add soc_pct. The totals are the manager cycle's alone."""
         targets = []
         for key, obj in readings.items():
-            if key == "totals":
-                for name, r in obj.items():
-                    if name not in TOTALS:
-                        raise ValueError("unknown total %r" % name)
-                    targets.append((self.totals[TOTALS.index(name)], None, r))
-                continue
             d = self.devices.get(key)
             if d is None:
                 raise ValueError("unknown device %r" % key)

@@ -144,16 +144,18 @@ def test_the_app_polls_configured_devices_and_shows_their_comm_state():
            "devices": [{"dev_id": "E2", "driver": "evse_omcci", "address": "127.0.0.1:%d" % tcp_port, "id": 1},
                        {"dev_id": "E3", "driver": "evse_omcci", "address": "127.0.0.1:%d" % firmware_proc.free_port(),
                         "id": 1},
-                       # the box's own SunSpec server: its first model 213 is the grid total pushed below
+                       # the box's own SunSpec server: its first model 213 is the grid total, which is the
+                       # grid meter M2 whose readings are pushed below
                        {"dev_id": "M1", "driver": "meter_sunspec", "address": "127.0.0.1:%d" % sunspec_port,
-                        "id": 1, "role": 0}]}
+                        "id": 1, "role": 0},
+                       {"dev_id": "M2", "driver": "http_input", "address": "", "role": 3}]}
     try:
         with firmware_proc.Firmware(config=cfg) as fw:
             grid = {"current_ma": [16000, -2000, 3000], "voltage_v": [232, 231, 229], "import_wh": 555000,
                     "export_wh": 66000, "power_w": 3000}
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
-                fw.ctl("site", readings={"totals": {"grid": grid}})
+                fw.ctl("site", readings={"M2": grid})
                 comm = {d["dev_id"]: d for d in fw.status()["device_comm"]}
                 if comm.get("E2", {}).get("import_wh") == 4242 and comm.get("E3", {}).get("com_err") \
                         and comm.get("M1", {}).get("import_wh") == 555000:
@@ -198,7 +200,8 @@ def test_a_changed_device_list_is_polled_without_a_reboot(sunspec):
             assert comm["E5"]["name"] == "new box" and comm["E5"]["import_wh"] == 4242, comm
             assert comm["M1"]["current_ma"] == [10000, 5500, -2000], comm  # the reopened RS485 bus still reads
             status = fw.status()
-            assert sorted(d["dev_id"] for d in status["devices"]) == ["E5", "M1"], status["devices"]
+            # the board's own charge point is E1 when the list names no other
+            assert sorted(d["dev_id"] for d in status["devices"]) == ["E1", "E5", "M1"], status["devices"]
             tasks = [t["name"] for t in status["tasks"]]
             assert not any(str(port_a) in t for t in tasks), tasks  # the old bus task is gone, not just idle
             assert any(str(port_b) in t for t in tasks) and "evse" in tasks, tasks

@@ -23,7 +23,7 @@ R = "cfos_mqtt"
 DEVICES = [
     {"dev_id": "E2", "driver": "http_input", "address": "mqtt", "name": "Garage", "publish_mqtt": True},
     {"dev_id": "M2", "driver": "http_input", "address": "mqtt"},
-    {"dev_id": "M3", "driver": "meter_sdm630", "address": "10.0.0.9", "publish_mqtt": True, "role": 3},
+    {"dev_id": "M3", "driver": "meter_sdm630", "address": "127.0.0.1:9", "publish_mqtt": True, "role": 3},
 ]
 
 
@@ -113,7 +113,7 @@ def test_get_topics_publish_dev_info_params_and_chosen_devices(env):
     e2 = info["devices"][0]
     assert e2["is_evse"] is True and e2["dev_type"] == "http_input" and e2["name"] == "Garage"
     m3 = info["devices"][2]
-    assert m3["role"] == 3 and m3["address"] == "10.0.0.9" and "voltage_l1" in m3
+    assert m3["role"] == 3 and m3["address"] == "127.0.0.1:9" and "voltage_l1" in m3
     params = last_json(obs, R + "/get/params")
     assert params["title"] == "LoadPilot" and params["max_total_cur_prc"] == 100
     assert last_json(obs, R + "/get/M3")["dev_id"] == "M3"

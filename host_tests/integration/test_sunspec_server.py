@@ -16,10 +16,11 @@ pytestmark = pytest.mark.mp
 
 MODELS = os.path.join(ROOT, "tools", "sunspec_models")
 DEVICES = [
+    # the boxes on the network have nothing listening on loopback port 9: they stay offline (never a real host)
     {"dev_id": "E1", "driver": "evse_powerbrain", "address": "evse", "publish_modbus": True},
     {"dev_id": "E2", "driver": "evse_powerbrain", "address": "COM1,19200,8,n,1", "id": 2, "publish_modbus": True},
-    {"dev_id": "E3", "driver": "evse_omcci", "address": "10.0.0.23:502", "publish_modbus": True},
-    {"dev_id": "E4", "driver": "evse_omcci", "address": "10.0.0.24:502"},  # not published
+    {"dev_id": "E3", "driver": "evse_omcci", "address": "127.0.0.1:9", "publish_modbus": True},
+    {"dev_id": "E4", "driver": "evse_omcci", "address": "127.0.0.1:9"},  # not published
     {"dev_id": "M1", "driver": "http_input", "role": 3, "publish_modbus": True},  # readings pushed by the test
     {"dev_id": "M2", "driver": "http_input", "role": 2, "publish_modbus": True},
     {"dev_id": "M3", "driver": "http_input", "role": 5, "publish_modbus": True},
@@ -47,15 +48,15 @@ def boot(tmp_path, port=None, **extra):
 
 
 def push_site(fw):
+    """Readings as the device layer would put them into the Site; the totals follow from the manager's cycle."""
     r = lambda cur, wh: {"current_ma": cur, "voltage_v": [230, 231, 229], "import_wh": wh, "export_wh": 10}
     fw.ctl("site", readings={
-        "E1": dict(r([16000, 16000, 16000], 1000), status=3),
-        "E2": dict(r([0, 0, 0], 2000), status=2),
+        "E2": dict(r([16000, 16000, 16000], 2000), status=3),
         "M1": r([20000, 18000, 17000], 555000),
+        "M2": r([-4000, -4000, -4000], 10),
         "M3": dict(r([-5000, -5000, -5000], 3000), soc_pct=81),
-        "totals": {"grid": r([20000, 18000, 17000], 555000), "evse_used": r([16000, 16000, 16000], 0)},
     })
-    time.sleep(1.3)  # the images refresh once a second
+    time.sleep(3.3)  # the next manager cycle (2 s) computes the totals, the images refresh once a second
 
 
 def scan(port, unit):
@@ -81,10 +82,16 @@ def test_pysunspec2_scans_both_units(tmp_path):
             assert [m.model_addr for m in d.models[213]] == [40070, 40196, 40322, 40448, 40574, 40700, 40826]
             assert (d.models[60000][0].model_addr, d.models[60001][0].model_addr,
                     d.models[60002][0].model_addr) == (40952, 40970, 41004)
-            grid = d.models[213][0]
+            t = d.models[213]  # the seven totals, from the manager's cycle
+            grid = t[0]  # the grid meter M1
             assert grid.AphA.value == 20.0 and grid.TotWhImp.value == 555000.0
-            assert d.models[213][4].A.value == 48.0  # used wallbox power
-            assert d.models[213][1].A.value is None  # nothing pushed: unimplemented
+            assert t[1].A.value == 48.0  # consumers: no consumption meter, the wallboxes (E2 charges at 16 A)
+            assert t[2].A.value == 12.0 and t[2].W.value > 0  # generators: M2, counted positive
+            assert t[3].W.value == 0.0  # the house imports: no PV surplus
+            assert t[4].A.value == 48.0  # used wallbox power
+            assert t[5].A.value > 0  # what the wallboxes may draw
+            assert t[6].A.value == 36.0  # fault: E3 and E4 are unreachable, each counted at 6 A on 3 phases
+            assert all(m.A.value is not None for m in t)
             p = d.models[60000][0]
             assert (p.MaxTotCur.value, p.LbActive.value, p.MaxTotCurPct.value) == (32000.0, 1.0, 100.0)
             assert [g.Name.value for g in d.models[60002][0].var] == ["surplus", "price"]
@@ -97,9 +104,9 @@ def test_pysunspec2_scans_both_units(tmp_path):
         evses = d.models[113]
         assert [raw(p, 2, m, 63) for m in evses] == [1, 2, 3]
         # E1 is the local charge point and reports its own state (no car on the virtual pilot: waiting);
-        # E2 was pushed as plugged in; E3 never reported: error/offline
-        assert [raw(p, 2, m, 62) for m in evses] == [1, 2, 5]
-        assert evses[0].A.value == 48.0 and evses[1].WH.value == 2000.0
+        # E2 was pushed as charging; E3 never answered: error/offline
+        assert [raw(p, 2, m, 62) for m in evses] == [1, 3, 5]
+        assert evses[0].A.value == 0.0 and evses[1].A.value == 48.0 and evses[1].WH.value == 2000.0
         meters = d.models[213]
         assert [(raw(p, 2, m, 126), raw(p, 2, m, 127)) for m in meters] == [(3, -1), (2, -2), (5, -3)]
         assert meters[0].AphB.value == 18.0

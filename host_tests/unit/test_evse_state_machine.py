@@ -105,7 +105,7 @@ def test_plug_in_and_charge():
     r.plugged = True
     sm = r.tick()
     assert r.cp == B and r.state() == "connected"
-    assert sm.duty_cpct == 2667 and sm.contactor == 0  # 16 A offered by PWM
+    assert sm.duty_cpct == 2666 and sm.contactor == 0  # 16 A offered by PWM (rounded down)
     r.run_until(lambda sm: r.cp == C)
     # the contactor closes in the tick that sees C (PWM has been on longer than settle_ms)
     assert sm.contactor == 1 and r.state() == "charging"

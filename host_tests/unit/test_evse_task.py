@@ -1,11 +1,27 @@
 """EvseTask wiring on CPython with a fake real-board HAL: the ADC returns the 1 kHz PWM waveform in time,
 so the burst sampling, the RCD handler and the output order are exercised as on a device."""
 import asyncio
+import importlib
+import sys
+import types
 
 import pytest
 
 import mpshim
 from loadpilot.evse.task import EvseTask
+
+
+def _esp32_sample_cp():
+    """The real board's burst sampler (hal/esp32.py), imported with a stand-in `machine` module."""
+    had = "machine" in sys.modules
+    if not had:
+        sys.modules["machine"] = types.ModuleType("machine")
+    try:
+        return importlib.import_module("loadpilot.hal.esp32").Hal.sample_cp
+    finally:
+        if not had:
+            del sys.modules["machine"]
+            sys.modules.pop("loadpilot.hal.esp32", None)  # test_hal_esp32 imports it with its own fakes
 
 BOARD = {
     "outputs": {"contactor": 1, "phase_relay": 2},
@@ -88,6 +104,8 @@ class FakeHal:
 
     def adc(self, name):
         return self._adc(name)
+
+    sample_cp = _esp32_sample_cp()
 
 
 @pytest.fixture

@@ -86,11 +86,13 @@ class Commands:
             "set_ajax_evse": self._q_set_ajax,
         }
         # set by the app/services that own them; None: the commands that need them refuse
-        self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info)
+        self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info, the local dev_id)
+        self.setpoints = {}    # dev_id -> [enable, current_ma, phases]: the manager's set-points (the app's dict)
         self.dev_info = None   # loadpilot.api.dev_info.DevInfo
-        # recorded only: no RFID/user handling and no manager consume these yet; views show them
-        self.rfids = {}        # dev_id -> last RFID/PIN entered (enter_rfid, HTTP-input wallbox "rfid")
-        self.overrides = {}    # dev_id -> {"mamps", "no_charging", "no_evse_rules", "no_user_rules"}
+        self.rfids = {}        # dev_id -> last RFID/PIN entered (enter_rfid, HTTP-input wallbox "rfid"); recorded
+        # dev_id -> {"mamps", "no_charging", "no_evse_rules", "no_user_rules"}: the manager cycle applies C/c and
+        # mamps and ends them when the car is unplugged; E/e/U/u are recorded until charging rules exist
+        self.overrides = {}
         self.http_info = {}    # dev_id -> {"model", "max_charging_current"} from HTTP-input messages
 
     # ---- typed commands (Modbus and internal callers)
@@ -241,14 +243,19 @@ class Commands:
 
     # ---- devices (dev_id addressed)
 
+    def local_id(self):
+        """The board's own charge point's dev_id (codes.local_evse_id, kept by the Site), or None."""
+        return self.site.local_id if self.site is not None else None
+
     def _wallbox(self, dev_id, cmd):
-        """dev_id of a configured wallbox, or E1 for the local charge point. -> config dict or None (local)."""
+        """dev_id of a configured wallbox or of the local charge point. -> config dict, or None for a local
+        charge point the device list does not name."""
         for d in self.store.get("devices"):
             if d["dev_id"] == dev_id:
                 if dev_id[0] != "E":
                     raise CommandError("%s: %s is a meter, not a wallbox" % (cmd, dev_id))
                 return d
-        if dev_id == LOCAL_DEV_ID and self.evse_control is not None:
+        if dev_id == self.local_id() and dev_id is not None:
             return None
         raise CommandError("%s: unknown device %r" % (cmd, dev_id))
 
@@ -264,8 +271,9 @@ class Commands:
         dev_id = args.get("dev_id")
         if dev_id is None:
             boxes = [d["dev_id"] for d in self.store.get("devices") if d["dev_id"][0] == "E"]
-            if not boxes and self.evse_control is not None:
-                boxes = [LOCAL_DEV_ID]
+            local = self.local_id()
+            if local is not None and local not in boxes:
+                boxes.append(local)
             if len(boxes) != 1:
                 raise CommandError("enter_rfid: give dev_id (automatic assignment needs exactly one wallbox)")
             dev_id = boxes[0]
@@ -298,29 +306,30 @@ class Commands:
             self.rfids[dev_id] = args["rfid"]
         return {"ok": True}
 
-    def unplugged(self, dev_id):
-        """The car left: overrides end with the transaction (HTTP API: they remain until unplugged)."""
-        self.overrides.pop(dev_id, None)
-
-    def charging_current(self, dev_id, dev):
-        """What an HTTP-input wallbox is told: its configured maximum, lowered by an override_device mamps or
-        a ctl set-point. No load manager computes a share yet."""
-        cur = dev["max_charging_cur"]
-        o = self.overrides.get(dev_id)
-        if o is not None and o["mamps"] is not None:
-            cur = min(cur, o["mamps"])
-        sp = self.store.volatile.get("setpoint.%s.cur" % dev_id)
-        if sp is not None:
-            cur = min(cur, sp)
-        return cur
-
     def charging_enabled(self, dev_id):
+        """Charging allowed: not disabled by override_device C, by MQTT ctl or a Modbus master (the local box)."""
         o = self.overrides.get(dev_id)
         if o is not None and o["no_charging"]:
             return False
-        if dev_id == LOCAL_DEV_ID and self.evse_control is not None:
+        if dev_id == self.local_id() and self.evse_control is not None:
             return bool(self.evse_control.enable)
         return self.store.volatile.get("setpoint.%s.ena" % dev_id) != 0
+
+    def pushed_answer(self, dev_id, dev):
+        """What an HTTP-input wallbox is told (set_ajax_evse answer, MQTT set_res): the manager's set-point,
+        as a polled box gets it written; before the manager's first decision (and in observation mode without
+        a ctl set-point) its start limit."""
+        from loadpilot.manager.model import R_DISABLED
+        st = self.site.device(dev_id)
+        sp = self.setpoints.get(dev_id)
+        if sp is None:
+            cur = st.safe_ma if st is not None else 0
+        else:
+            cur = sp[1] if sp[0] else 0
+        # a pause or a missing car is not a refusal: charging_enabled is false only for a disabled box
+        enabled = self.charging_enabled(dev_id) and not (st is not None and st.reason == R_DISABLED)
+        return {"device_enabled": dev["device_enabled"], "charging_enabled": enabled,
+                "paused": st is not None and st.paused, "charging_current": cur}
 
     # ---- HTTP-input devices (HTTP set_ajax_meter/set_ajax_evse, MQTT set/<dev_id>)
 
@@ -399,10 +408,7 @@ class Commands:
             return {"ok": True}
         if obj.get("rfid"):
             self.rfids[dev_id] = obj["rfid"]
-        if r.get("status") == 1:
-            self.unplugged(dev_id)
-        return {"device_enabled": dev["device_enabled"], "charging_enabled": self.charging_enabled(dev_id),
-                "paused": False, "charging_current": self.charging_current(dev_id, dev)}
+        return self.pushed_answer(dev_id, dev)
 
     # ---- MQTT ctl (observation mode)
 
@@ -431,7 +437,7 @@ class Commands:
                     raise CommandError("ctl: %s: %s must be true or false" % (dev_id, k))
             if "phs" in sub and (isinstance(sub["phs"], bool) or sub["phs"] not in (1, 3)):
                 raise CommandError("ctl: %s: phs must be 1 or 3" % dev_id)
-            if dev_id == LOCAL_DEV_ID and self.evse_control is not None:
+            if dev_id == self.local_id() and self.evse_control is not None:
                 if "cur" in sub:
                     local["charging_cur_limit_ma"] = sub["cur"]
                 if "ena" in sub:
@@ -453,7 +459,6 @@ class Commands:
         return {"ok": True}
 
 
-LOCAL_DEV_ID = "E1"   # the board's own charge point
 HTTP_INPUT = "http_input"  # driver name of devices fed from outside (HTTP set_ajax_*, MQTT set/<dev_id>)
 WAKEUP_S = 3          # ctl "wke": CP held off this long, which makes most cars resume charging
 _MA_LIMIT = 1000000

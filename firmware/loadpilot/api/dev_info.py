@@ -1,16 +1,38 @@
-# get_dev_info views (reference/http-api.md): "params" and one object per device, built from the config, the
-# site snapshot and what the command layer recorded. Shared by HTTP get_dev_info and the MQTT get/... topics.
-# parts() streams the whole document device by device, so 25 wallboxes + 8 meters never exist as one string.
+# get_dev_info views (reference/http-api.md): "params" and one object per device, read from the configuration
+# and the Site (readings, comm state, the manager's decision and totals) plus what the command layer recorded.
+# Nothing here recomputes a figure. Shared by HTTP get_dev_info and the MQTT get/... topics. parts() streams the
+# whole document device by device, so 25 wallboxes + 8 meters never exist as one string.
+# Fields the box cannot know (label, max_evses, shareware_mode, vsn, ocpp_gateway_*) are left out
+# (docs/mqtt-topics.md).
 import json
 import time
 
 from loadpilot import VERSION
-from loadpilot.api.commands import HTTP_INPUT
+from loadpilot.codes import ST_OFFLINE, T_EVSE_USED
 from loadpilot.config.schema import redact_url
-from loadpilot.site import ST_OFFLINE, DeviceState
+from loadpilot.site import DeviceState
 
 PARAM_KEYS = ("title", "desc", "max_total_current", "reserve_current", "overdraft_cur", "max_total_evse_current",
               "max_imbalance_current", "lb_enabled", "disable_policy")
+LOCAL_DRIVER = "evse_powerbrain"  # the board's own charge point shows as the Power Brain it is (http-api.md)
+
+
+def _phase_bits(cur):
+    bits = 0
+    for i in range(3):
+        if cur[i] > 0:
+            bits |= 1 << i
+    return bits
+
+
+def _used_phases(dev):
+    """Configured phases as a bit field of grid phases (wiring "231": box L1 on grid L2)."""
+    wiring = dev.get("wiring") or "123"
+    n = dev.get("phases", 3)
+    bits = 0
+    for i in range(3 if n == 3 else 1):
+        bits |= 1 << (ord(wiring[i]) - 49)
+    return bits
 
 
 class DevInfo:
@@ -19,59 +41,64 @@ class DevInfo:
         self.site = site
         self.commands = commands
         self.evse = evse  # the local charge point's EvseTask, or None
+        self.started_ms = time.ticks_ms()  # com_err_secs counts from boot for a device without an error since
 
     def params(self):
         s = self.store
+        site = self.site
         out = {}
         for k in PARAM_KEYS:
             out[k] = s.get(k)
         out["max_total_cur_prc"] = s.volatile.get("max_total_cur_prc")
-        out["cons_evse_power"] = sum(d.reading.power_w for d in self.site.devices.values() if d.is_evse)
+        used = site.totals[T_EVSE_USED]
+        out["cons_evse_power"] = used.power_w if used.updated_ms is not None else 0
+        if site.avail_evse_w is not None:
+            out["avail_evse_power"] = site.avail_evse_w
+        out["cycle_time"] = site.cycle_ms
         out["version"] = VERSION
-        out["time"] = time.time()
+        out["time"] = int(time.time())
         return out
 
-    def com_err(self, dev, state):
-        """True when a device has no current data: never updated, or an HTTP-input device silent longer than
-        http_input_timeout_s."""
-        at = state.reading.updated_ms
-        if at is None:
-            return True
-        if dev["driver"] == HTTP_INPUT:
-            return time.ticks_diff(time.ticks_ms(), at) > self.store.get("http_input_timeout_s") * 1000
-        return False
-
-    def expire(self):
-        """Mark HTTP-input wallboxes whose data timed out as offline (state 6), so every reporter sees it."""
-        for dev in self.store.get("devices"):
-            st = self.site.device(dev["dev_id"])
-            if st is not None and st.is_evse and dev["driver"] == HTTP_INPUT and self.com_err(dev, st):
-                st.status = ST_OFFLINE
+    def configs(self):
+        """The device config dicts in the order they are shown: the board's own charge point first when the
+        device list does not name it (with the settings the manager uses for it), then the list."""
+        devices = self.store.get("devices")
+        local = self.site.local_id
+        if local is None or any(d["dev_id"] == local for d in devices):
+            return devices
+        lim = self.evse.limits.hardware_ma if self.evse is not None else 32000
+        own = {"dev_id": local, "driver": LOCAL_DRIVER, "device_enabled": True, "name": "", "desc": "",
+               "address": "evse", "id": 1, "min_charging_cur": 6000, "max_charging_cur": lim, "prio": 1,
+               "phases": 3, "wiring": "123"}
+        return [own] + devices
 
     def device(self, dev):
         """One device (a config dict) in get_dev_info form."""
         dev_id = dev["dev_id"]
-        st = self.site.device(dev_id) or DeviceState(dev_id)  # configured but not yet in the site snapshot
+        st = self.site.device(dev_id) or DeviceState(dev_id)  # configured but not yet in the Site
         r = st.reading
-        err = self.com_err(dev, st)
+        err = st.com_err or r.updated_ms is None
         address = dev["address"]
         if "://" in address:
             address = redact_url(address)
         c = self.commands
-        out = {"dev_type": dev["driver"], "device_enabled": 1 if dev["device_enabled"] else 0, "name": dev["name"],
-               "address": address, "id": dev["id"], "dev_id": dev_id, "number": int(dev_id[1:]),
-               "com_err": err, "is_evse": st.is_evse, "model": c.http_info.get(dev_id, {}).get("model", ""),
-               "power_w": r.power_w, "current_l1": r.current_ma[0], "current_l2": r.current_ma[1],
-               "current_l3": r.current_ma[2]}
+        now = time.ticks_ms()
+        since = st.last_error_ms
+        out = {"dev_type": dev["driver"], "device_enabled": 1 if dev.get("device_enabled", True) else 0,
+               "name": dev.get("name", ""), "address": address, "id": dev.get("id", 1), "dev_id": dev_id,
+               "number": int(dev_id[1:]), "desc": dev.get("desc", ""), "com_err": err,
+               "com_err_secs": time.ticks_diff(now, self.started_ms if since is None else since) // 1000,
+               "com_errors": st.com_errors,
+               "last_error": st.last_error, "is_evse": st.is_evse,
+               "model": c.http_info.get(dev_id, {}).get("model", ""), "power_w": r.power_w,
+               "current_l1": r.current_ma[0], "current_l2": r.current_ma[1], "current_l3": r.current_ma[2]}
         if st.is_evse:
-            phases = 0
-            for i in range(3):
-                if r.current_ma[i] > 0:
-                    phases |= 1 << i
-            out.update({"min_charging_cur": dev["min_charging_cur"], "max_charging_cur": dev["max_charging_cur"],
-                        "prio": dev["prio"], "charging_enabled": c.charging_enabled(dev_id),
-                        "cur_charging_power": r.power_w, "total_energy": r.import_wh, "phases": phases,
-                        "state": ST_OFFLINE if err else st.status, "paused": False,
+            out.update({"used_phases": _used_phases(dev), "min_charging_cur": dev["min_charging_cur"],
+                        "max_charging_cur": dev["max_charging_cur"], "prio": dev["prio"],
+                        "charging_enabled": c.charging_enabled(dev_id), "cur_charging_power": r.power_w,
+                        "total_energy": r.import_wh, "phases": _phase_bits(r.current_ma),
+                        "state": ST_OFFLINE if err else st.status, "paused": st.paused,
+                        "pause_time": st.pause_ms // 1000, "pause_min_time": self.site.min_pause_s,
                         "rfid": c.rfids.get(dev_id, ""), "override": c.overrides.get(dev_id)})
             mcc = c.http_info.get(dev_id, {}).get("max_charging_current")
             if mcc is not None:
@@ -83,7 +110,7 @@ class DevInfo:
         return out
 
     def config_of(self, dev_id):
-        for d in self.store.get("devices"):
+        for d in self.configs():
             if d["dev_id"] == dev_id:
                 return d
         return None
@@ -94,7 +121,7 @@ class DevInfo:
 
     def whole(self):
         """The whole document as one object (for small callers; MQTT uses parts())."""
-        return {"params": self.params(), "devices": [self.device(d) for d in self.store.get("devices")]}
+        return {"params": self.params(), "devices": [self.device(d) for d in self.configs()]}
 
     def parts(self):
         """The document as UTF-8 chunks: the params, then one chunk per device."""
@@ -102,7 +129,7 @@ class DevInfo:
         yield json.dumps(self.params()).encode()
         yield b',"devices":['
         first = True
-        for d in self.store.get("devices"):
+        for d in self.configs():
             if not first:
                 yield b","
             first = False
@@ -113,4 +140,3 @@ class DevInfo:
         """The chunks as a list (each chunk one device): the total exists once as pieces, never as one string,
         and a QoS 1 resend repeats exactly what was counted."""
         return list(self.parts())
-

@@ -89,7 +89,7 @@ FIELDS = (
     ("mqtt_ctl_enabled", "bool", False, 0, 0, 0),   # ctl topic (observation mode only)
     ("mqtt_ha_discovery", "bool", False, 0, 0, 0),  # Home Assistant discovery on the dev_info broker
     ("mqtt_publish_s", "int", 10, 1, 3600, 0),       # get/... publish interval
-    ("http_input_timeout_s", "int", 60, 5, 3600, 0),  # HTTP-input device without data this long: com_err
+    ("http_input_timeout_s", "int", 60, 1, 3600, 0),  # a pushed device's push_timeout when it sets none (0)
     # access
     ("admin_pwd", "str", "", 0, 64, SECRET),
     # store behaviour
@@ -106,6 +106,7 @@ DEVICE_FIELDS = (
     ("dev_id", "dev_id", None, 0, 0, 0, "EM"),
     ("driver", "ident", None, 1, 32, 0, "EM"),
     ("name", "str", "", 0, 32, 0, "EM"),
+    ("desc", "str", "", 0, 64, 0, "EM"),  # description (get_dev_info "desc")
     ("device_enabled", "bool", True, 0, 0, 0, "EM"),
     ("address", "str", "", 0, 64, 0, "EM"),  # URL, IP address or COM port + parameters, as in the HTTP API
     ("id", "int", 1, 1, 247, 0, "EM"),  # Modbus ID
@@ -121,7 +122,7 @@ DEVICE_FIELDS = (
     ("phases", "int", 3, 1, 3, 0, "E"),  # phases the box is wired for (currents of a box without a meter)
     ("fail_safe_current", "int", 6000, 0, 80000, 0, "E"),  # mA the box falls back to when the master is silent
     ("fail_safe_secs", "int", 60, 0, 3600, 0, "E"),  # silence before that fallback, where the master sets it
-    ("push_timeout", "int", 30, 1, 3600, 0, "EM"),  # http_input / mqtt_input: s without data -> com_err
+    ("push_timeout", "int", 0, 0, 3600, 0, "EM"),  # pushed devices: s without data -> com_err; 0: http_input_timeout_s
     ("group", "int", 0, 0, 16, 0, "EM"),  # load group for the manager; 0 = the site
     ("attach", "str", "", 0, 8, 0, "M"),  # meter measuring a wallbox: that box's dev_id, e.g. "E2"
     # meter_mqtt: a user-defined meter definition (reference/user-defined-meters.md, rtype 2), at most 4 KB

@@ -5,38 +5,48 @@
 import asyncio
 import time
 
+from loadpilot.codes import ROLE_GRID
 from loadpilot.modbus.errors import ModbusError, ModbusTransportError
-from loadpilot.site import ST_OFFLINE
 
-ROLE_GRID = 3
 _COMM_ERRORS = (ModbusError, ModbusTransportError, OSError, ValueError)
 
 
 class Entry:
-    """One device on a bus: its driver, its Site state and its comm state (as get_dev_info shows it)."""
+    """One device on a bus: its driver and its Site state, which holds the comm state get_dev_info shows."""
 
     def __init__(self, dev, driver, state):
         self.dev = dev
         self.dev_id = dev["dev_id"]
         self.driver = driver
         self.state = state
-        self.com_err = False
-        self.com_errors = 0
-        self.last_error = ""
-        self.last_error_ms = None
         self.failed_cycle = 0
         self.ok_ms = None
 
+    @property
+    def com_err(self):
+        return self.state.com_err
+
+    @property
+    def com_errors(self):
+        return self.state.com_errors
+
+    @property
+    def last_error(self):
+        return self.state.last_error
+
+    @property
+    def last_error_ms(self):
+        return self.state.last_error_ms
+
     def failed(self, why, now_ms, cycle):
-        self.com_errors += 1
-        self.last_error = why
-        self.last_error_ms = now_ms
-        if not self.com_err:
-            self.com_err = True
+        if not self.state.com_err:
             self.failed_cycle = cycle
             self.driver.lost()
-            if self.state is not None and self.driver.is_evse:
-                self.state.status = ST_OFFLINE
+        self.state.failed(why, now_ms)
+
+    def ok(self, now_ms):
+        self.state.com_err = False
+        self.ok_ms = now_ms
 
 
 class Bus:
@@ -69,8 +79,7 @@ class Bus:
             e.failed(str(ex) or type(ex).__name__, now, self.cycles)
             self.site.version += 1
             return
-        e.com_err = False
-        e.ok_ms = now
+        e.ok(now)
         self.site.version += 1
 
     async def cycle(self):

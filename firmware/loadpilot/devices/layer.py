@@ -8,7 +8,6 @@ import time
 from loadpilot.devices import address as address_mod
 from loadpilot.devices import registry
 from loadpilot.devices.bus import Bus, Entry
-from loadpilot.site import ST_OFFLINE
 
 RTU_TIMEOUT_MS = 300      # a silent RTU slave costs this much per retry
 TCP_TIMEOUT_MS = 1000
@@ -41,6 +40,7 @@ class DeviceLayer:
         self.buses = []
         self.pushed = []
         self.skipped = []  # (dev_id, why)
+        self.push_default_s = 60  # a pushed device's timeout when its push_timeout is 0 (http_input_timeout_s)
         groups = {}
         order = []
         for dev in devices:
@@ -104,17 +104,14 @@ class DeviceLayer:
     def check_pushed(self, now_ms):
         for e in self.pushed:
             st = e.state
-            timeout_ms = e.dev.get("push_timeout", 30) * 1000
+            timeout_ms = (e.dev.get("push_timeout") or self.push_default_s) * 1000
             seen = st.reading.updated_ms if st is not None else None
             since = self.started_ms if seen is None else seen
             if time.ticks_diff(now_ms, since) > timeout_ms:
                 if not e.com_err:
                     e.failed("no data for %d s" % (timeout_ms // 1000), now_ms, 0)
-                    if st is not None and st.is_evse:
-                        st.status = ST_OFFLINE
             elif seen is not None:
-                e.com_err = False
-                e.ok_ms = seen
+                e.ok(seen)
 
     async def watch_pushed(self):
         while True:

@@ -2,7 +2,7 @@
 # user-defined definition compiled to one (meter_modbus); http_input / mqtt_input devices are pushed into the
 # Site and only watched for silence (devices/layer.py).
 from loadpilot.devices import address as address_mod
-from loadpilot.devices.bus import ROLE_GRID
+from loadpilot.codes import ROLE_GRID
 from loadpilot.devices.evse_omcci import Omcci
 from loadpilot.devices.evse_powerbrain import PowerBrain
 from loadpilot.devices.meter import TableMeter

@@ -34,9 +34,10 @@ def duty_cpct_for_current(ma):
         return 0
     if ma > MAX_CURRENT_MA:
         ma = MAX_CURRENT_MA
+    # rounded down: the car is never offered more than the limit, not even by the 0.01 % step
     if ma <= 51000:
-        return (ma + 3) // 6          # duty % = A / 0.6, rounded
-    return (ma + 12) // 25 + 6400     # duty % = A / 2.5 + 64, rounded
+        return ma // 6                # duty % = A / 0.6
+    return ma // 25 + 6400            # duty % = A / 2.5 + 64
 
 
 def current_ma_for_duty(cpct):

@@ -3,10 +3,9 @@
 # state_machine.py, pilot.py and effective.py.
 #
 # CP voltage convention: adc("cp").read_mv() is the CP *line* voltage in mV (signed). On ESP32 boards the
-# board file's scale_num/scale_den/offset_mv map the ADC pin to the line (read_mv() applies them). On the
-# unix virtual board the test or simulator sets `cp` to the line voltage the virtual EV produces (the high
-# half of the PWM); the low half is the optional ADC `cp_low` (a diode-fault test sets it), else a healthy
-# -12 V. On a real board the high and low halves are the max and min of ~1.1 ms of samples.
+# board file's scale_num/scale_den/offset_mv map the ADC pin to the line (read_mv() applies them). The HAL's
+# sample_cp() gives the high and low half of the PWM (a burst over one period on a real board; what the virtual
+# EV set on the unix board).
 #
 # Safety: the RCD input's handler opens the contactor itself (in the IRQ on ESP32), it does not wait for the
 # next tick. Leaving C is seen by the next CP tick (period_ms, default 10 ms) and opened in that tick.
@@ -23,9 +22,6 @@ from loadpilot.evse.state_machine import ChargeStateMachine, Config, STATE_NAMES
 PERIOD_MS = const(10)
 PP_PERIOD_MS = const(100)
 S0_PERIOD_MS = const(1000)
-_BURST_US = const(1100)  # real boards: sample a little over one PWM period per tick...
-_BURST_MAX = const(200)  # ...but never more reads than this
-HEALTHY_LOW_MV = const(-12000)
 
 DEFAULTS = {
     "hardware_max_ma": 32000,
@@ -60,7 +56,6 @@ class EvseTask:
         self.limits = Limits(s["hardware_max_ma"])
         self.enabled = bool(s["enabled"])
         self.phase_switching = bool(feats.get("phase_switching"))
-        self._virtual = hal.name == "unix"
 
         self._contactor = hal.output("contactor")
         self._contactor.value(0)
@@ -71,11 +66,8 @@ class EvseTask:
         self._pwm = hal.pwm("cp")
         self._pwm.duty_cpct(self.sm.duty_cpct)
         self._applied_duty = self.sm.duty_cpct
-        if self._virtual and "cp" not in hal.vb.adc_mv:
-            # the virtual board starts with no vehicle (A) and a 32 A cable coded on PP (220 ohm)
-            hal.vb.set_adc("cp", 12000)
-            hal.vb.set_adc("pp", s["pp_vref_mv"] * 220 // (220 + s["pp_pullup_ohms"]))
         self._cp_adc = hal.adc("cp")
+        self._cp_sample = [0, 0]  # high and low half of the last CP sample (reused: the tick allocates nothing)
         adcs = board.get("adc", {})
         self._cp_low_adc = hal.adc("cp_low") if "cp_low" in adcs else None
         self._pp_adc = hal.adc("pp") if "pp" in adcs else None
@@ -119,7 +111,6 @@ class EvseTask:
             self._contactor.value(0)
             self._applied_contactor = 0
             self._rcd_latched = True
-            self._virtual_feedback(0)
 
     def _s0_handler(self, idx):
         def handler(pin):
@@ -131,34 +122,12 @@ class EvseTask:
     # ---- sampling ----
 
     def _sample_cp(self):
-        adc = self._cp_adc
         pwm_on = 0 < self._applied_duty < pilot.DUTY_HIGH
-        if self._virtual:
-            hi = adc.read_mv()
-            lo = hi
-            if pwm_on:
-                lo = self._cp_low_adc.read_mv() if self._cp_low_adc is not None else HEALTHY_LOW_MV
-        else:
-            # with PWM on, sample for a little more than one 1 kHz period so both halves are seen even at
-            # 10 % duty (100 us high); a constant output needs only a few reads
-            hi = -100000
-            lo = 100000
-            t0 = time.ticks_us()
-            n = 0
-            while True:
-                v = adc.read_mv()
-                if v > hi:
-                    hi = v
-                if v < lo:
-                    lo = v
-                n += 1
-                if n >= _BURST_MAX:
-                    break
-                if n >= 4 and (not pwm_on or time.ticks_diff(time.ticks_us(), t0) >= _BURST_US):
-                    break
-        self.cp_mv = hi
-        self.cp_low_mv = lo
-        self.cp_state = pilot.classify_cp(hi, lo if pwm_on else None, self.cp_state)
+        out = self._cp_sample
+        self.hal.sample_cp(self._cp_adc, self._cp_low_adc, pwm_on, out)
+        self.cp_mv = out[0]
+        self.cp_low_mv = out[1]
+        self.cp_state = pilot.classify_cp(out[0], out[1] if pwm_on else None, self.cp_state)
         return self.cp_state
 
     def _sample_pp(self):
@@ -198,7 +167,6 @@ class EvseTask:
         if c == 0 and self._applied_contactor:
             self._contactor.value(0)  # open first, before anything else changes
             self._applied_contactor = 0
-            self._virtual_feedback(0)
         if self._relay is not None and sm.phase_relay != self._relay.value():
             self._relay.value(sm.phase_relay)  # the state machine changes it only while the contactor is open
         if sm.duty_cpct != self._applied_duty:
@@ -207,13 +175,6 @@ class EvseTask:
         if c and not self._applied_contactor and not self._rcd_latched:
             self._contactor.value(1)
             self._applied_contactor = 1
-            self._virtual_feedback(1)
-
-    def _virtual_feedback(self, v):
-        # the virtual board's contactor is healthy: its feedback follows each command; a test that sets
-        # the input afterwards simulates a welded or dead contactor
-        if self._virtual and self._feedback is not None:
-            self.hal.vb.set_input("contactor_feedback", v)
 
     def _log_change(self):
         sm = self.sm

@@ -8,6 +8,8 @@
 #       keep it short and allocation-free)
 #   hal.pwm(name) -> Pwm: duty_cpct(d) with d in 0.01 % steps (0..10000), freq_hz
 #   hal.adc(name) -> Adc: read_mv() at the input of the board's divider (board scale/offset applied)
+#   hal.sample_cp(adc, low_adc, pwm_on, out) -> the CP line's high and low half in mV into out[0], out[1]
+#       (a real board samples a burst over one PWM period; the virtual board reads what the virtual EV set)
 #   hal.watchdog(timeout_ms) -> object with feed()
 #   hal.fs_root ("" means the current directory), hal.network() -> (connected, ip), hal.reset()
 #   hal.ctl_address() -> (host, port) or None; hal.serve_ctl(handlers) -> coroutine serving the host-side

@@ -10,6 +10,8 @@ except ImportError:  # a build without networking still runs the charge point
     network = None
 
 _RX_BUF = 512  # bytes; a Modbus RTU frame is at most 256, so a whole frame fits while the loop is busy
+_CP_BURST_US = 1100  # CP: sample a little over one PWM period per tick...
+_CP_BURST_MAX = 200  # ...but never more reads than this
 _TX_BUF = 512  # write() only copies into this ring buffer, so it returns before the line is sent
 
 
@@ -187,6 +189,27 @@ class Hal:
 
     def adc(self, name):
         return Adc(name, self._spec("adc", name))
+
+    def sample_cp(self, adc, low_adc, pwm_on, out):
+        """With PWM on, sample for a little more than one 1 kHz period so both halves are seen even at 10 %
+        duty (100 us high); a constant output needs only a few reads. Allocation-free (every CP tick)."""
+        hi = -100000
+        lo = 100000
+        t0 = time.ticks_us()
+        n = 0
+        while True:
+            v = adc.read_mv()
+            if v > hi:
+                hi = v
+            if v < lo:
+                lo = v
+            n += 1
+            if n >= _CP_BURST_MAX:
+                break
+            if n >= 4 and (not pwm_on or time.ticks_diff(time.ticks_us(), t0) >= _CP_BURST_US):
+                break
+        out[0] = hi
+        out[1] = lo
 
     def watchdog(self, timeout_ms):
         return machine.WDT(timeout=timeout_ms)  # cannot be stopped once started: feed() it

@@ -18,23 +18,39 @@ def _env(name):
     return getenv(name) if getenv else None
 
 
+HEALTHY_LOW_MV = -12000  # the CP line's low half while PWM runs, unless a test sets cp_low (diode fault)
+# at power-on: no vehicle (A, +12 V) and a 32 A cable coded on PP (220 ohm to a 1 kohm pull-up at 3.3 V)
+_POWER_ON_ADC = {"cp": 12000, "pp": 3300 * 220 // (220 + 1000)}
+
+
 class VirtualBoard:
-    """All pin levels, PWM duties and ADC voltages of the simulated board, by name."""
+    """All pin levels, PWM duties and ADC voltages of the simulated board, by name. LOADPILOT_VB_ADC
+    ("cp=6000,pp=595") sets ADC voltages before the firmware starts: a car already plugged in at boot."""
 
     def __init__(self):
         self.outputs = {}
         self.inputs = {}
         self.handlers = {}
         self.pwm = {}
-        self.adc_mv = {}
+        self.adc_mv = dict(_POWER_ON_ADC)
         self.wdt_feeds = 0
-        self.events = []  # (ticks_us, name, value) of output changes, bounded, for timing tests
+        self.events = []  # (ticks_us, name, value) of output, PWM and ADC changes, bounded, for timing tests
         self.max_events = 256
+        self.mirrors = {}  # output -> input that follows it (a healthy contactor's feedback contact)
+        for part in (_env("LOADPILOT_VB_ADC") or "").split(","):
+            name, _, mv = part.partition("=")
+            if name and mv:
+                self.adc_mv[name.strip()] = int(mv)
 
     def set_output(self, name, v):
         if self.outputs.get(name) != v:
             self.outputs[name] = v
             self._event(name, v)
+            # the feedback follows each command; a test that sets the input afterwards simulates a welded or
+            # dead contactor
+            mirror = self.mirrors.get(name)
+            if mirror is not None:
+                self.set_input(mirror, v)
 
     def _event(self, name, v):
         if len(self.events) >= self.max_events:
@@ -91,7 +107,9 @@ class Pwm:
     def duty_cpct(self, d=None):
         if d is None:
             return self._vb.pwm[self.name][1]
-        self._vb.pwm[self.name][1] = d
+        if self._vb.pwm[self.name][1] != d:
+            self._vb.pwm[self.name][1] = d
+            self._vb._event("pwm." + self.name, d)  # a boot-safety test samples every PWM edge from the first
 
 
 class Adc:
@@ -191,6 +209,9 @@ class Hal:
     def output(self, name):
         if name not in self.board["outputs"]:
             raise ValueError("board has no output %r" % name)
+        if name == "contactor" and self.board.get("features", {}).get("contactor_feedback") and \
+                "contactor_feedback" in self.board["inputs"]:
+            self.vb.mirrors[name] = "contactor_feedback"
         return Output(self.vb, name)
 
     def input(self, name, handler=None):
@@ -208,6 +229,13 @@ class Hal:
         if name not in self.board["adc"]:
             raise ValueError("board has no ADC %r" % name)
         return Adc(self.vb, name)
+
+    def sample_cp(self, adc, low_adc, pwm_on, out):
+        """The virtual EV sets the CP line's high half (`cp`); the low half is `cp_low` if the board has it (a
+        diode-fault test sets it), else a healthy -12 V while PWM runs."""
+        hi = adc.read_mv()
+        out[0] = hi
+        out[1] = (low_adc.read_mv() if low_adc is not None else HEALTHY_LOW_MV) if pwm_on else hi
 
     def watchdog(self, timeout_ms):
         return Watchdog(self.vb, timeout_ms)

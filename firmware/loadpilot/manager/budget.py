@@ -189,3 +189,39 @@ def compute(site, params, state, now_ms):
         state.surplus_w = site.pv_w - (site.consumption_w or 0)
     else:
         state.surplus_w = 0
+
+
+def start_limit_ma(cp, params, site, others):
+    """What a chargepoint may offer before the manager has decided for it (at boot, after a reconfiguration,
+    while the manager task restarts): what no limit forbids, without knowing the house load. The per-phase
+    house connection (after the operator percent and the reserve), the wallbox total, the schedule, load
+    shedding, its group and its own maximum; with load management on and other wallboxes sharing the
+    connection, also the lower of its minimum and its fail-safe current (docs/manager.md)."""
+    if not cp.enabled:
+        return 0  # override_device C: no charging this transaction
+    lim = params.max_total_ma * params.percent // 100 - params.reserve_ma
+    if params.max_total_evse_ma and params.max_total_evse_ma < lim:
+        lim = params.max_total_evse_ma
+    g = params.groups.get(cp.group) if cp.group else None
+    shed = params.shedding_offset_ma
+    base = lim
+    for p in range(3):
+        x = schedule_limit(params.schedule, site.hour, p)
+        if base < x:
+            x = base
+        if g is not None and g[p] < x:
+            x = g[p]
+        if site.shedding_active:
+            x -= shed[p] if shed[p] >= 0 else -shed[p]  # the UI's "-10 A" notation as well
+        if x < lim:
+            lim = x
+    if cp.max_ma < lim:
+        lim = cp.max_ma
+    if params.load_management and others:
+        fs = cp.fail_safe_ma
+        if fs == 1:  # the Power Brain convention: 1 = "the minimum charging current"
+            fs = cp.min_ma
+        x = cp.min_ma if cp.min_ma < fs else fs
+        if x < lim:
+            lim = x
+    return lim if lim > 0 else 0

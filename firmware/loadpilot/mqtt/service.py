@@ -5,7 +5,7 @@ import asyncio
 import json
 import time
 
-from loadpilot.api.commands import HTTP_INPUT, LOCAL_DEV_ID, CommandError
+from loadpilot.api.commands import HTTP_INPUT, CommandError
 from loadpilot.config.schema import redact_url
 from loadpilot.log import level_name, INFO
 
@@ -289,8 +289,8 @@ class MqttApiService:
         await self._publish_dev_info(c, root + "/get/dev_info")
         await c.publish(root + "/get/params", json.dumps(self.dev_info.params()))
         ha = self.store.get("mqtt_ha_discovery")
-        for dev in self.store.get("devices"):
-            if dev["publish_mqtt"] or ha:
+        for dev in self.dev_info.configs():
+            if dev.get("publish_mqtt") or ha:
                 await c.publish("%s/get/%s" % (root, dev["dev_id"]), json.dumps(self.dev_info.device(dev)))
         if ha and c.connects != self._ha_connects:
             self._ha_connects = c.connects  # again after every reconnect: the broker may have lost them
@@ -299,7 +299,7 @@ class MqttApiService:
     async def _publish_discovery(self, c):
         node = self.root.replace("/", "_")
         avail = self.root + "/status"
-        for dev in self.store.get("devices"):
+        for dev in self.dev_info.configs():
             dev_id = dev["dev_id"]
             if dev_id[0] == "E":
                 sensors = (("state", "State", None, None), ("cur_charging_power", "Power", "W", "power"),
@@ -315,7 +315,7 @@ class MqttApiService:
                        "availability_topic": avail, "payload_available": "online",
                        "payload_not_available": "offline",
                        "device": {"identifiers": ["%s_%s" % (node, dev_id)],
-                                  "name": dev["name"] or dev_id, "manufacturer": "LoadPilot",
+                                  "name": dev.get("name") or dev_id, "manufacturer": "LoadPilot",
                                   "model": "chargepoint" if dev_id[0] == "E" else "meter"}}
                 if unit:
                     cfg["unit_of_measurement"] = unit
@@ -326,23 +326,23 @@ class MqttApiService:
     def _track_transaction(self):
         """E1 plug-in -> unplug from the pilot state (A = no car)."""
         ev = self.evse
-        if ev is None:
+        local = self.commands.local_id()
+        if ev is None or local is None:
             return
         cp = ev.cp_state
         if self._plug is None and cp in (1, 2, 3):  # B, C, D: a car is connected
             self._plug = (time.time(), ev.s0[0].energy_wh if ev.s0 else None)
-            self.log.info("mqtt", "transaction started on %s" % LOCAL_DEV_ID)
+            self.log.info("mqtt", "transaction started on %s" % local)
         elif self._plug is not None and cp == 0:
             start, start_wh = self._plug
             self._plug = None
             end_wh = ev.s0[0].energy_wh if ev.s0 else None
-            rec = {"dev_id": LOCAL_DEV_ID, "start": start, "end": time.time(), "duration_s": time.time() - start,
+            rec = {"dev_id": local, "start": start, "end": time.time(), "duration_s": time.time() - start,
                    "meter_start_wh": start_wh, "meter_end_wh": end_wh,
                    "energy_wh": None if start_wh is None else end_wh - start_wh,
-                   "rfid": self.commands.rfids.pop(LOCAL_DEV_ID, "")}
-            self.commands.unplugged(LOCAL_DEV_ID)
+                   "rfid": self.commands.rfids.pop(local, "")}
             self.transactions += 1
-            self.log.info("mqtt", "transaction ended on %s" % LOCAL_DEV_ID)
+            self.log.info("mqtt", "transaction ended on %s" % local)
             if self.ta is not None:
                 self._queue(self.ta, self.root + "/ta_log", json.dumps(rec), 1)
 
@@ -353,7 +353,6 @@ class MqttApiService:
             now = time.ticks_ms()
             if time.ticks_diff(now, next_info) >= 0:
                 next_info = time.ticks_add(now, self.store.get("mqtt_publish_s") * 1000)
-                self.dev_info.expire()
                 await self._publish_info()
             if self._log_q:
                 self._wake.set()  # log lines that waited for the broker

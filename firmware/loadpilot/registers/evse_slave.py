@@ -1,14 +1,12 @@
 # The local charge point as a Modbus slave: the Power Brain map (EVSE and S0 meters) and the OMCCI map.
 # Reads come from the images, which refresh() fills five times a second; writes go through the command layer
-# (persistent settings through the store, overrides into EvseControl); apply() hands the overrides and the
-# master fail-safe to the EVSE task.
+# (persistent settings through the store, overrides into EvseControl). The local charge point's driver
+# (devices/evse_local.py) is the one writer of the EVSE: on_change() asks it to apply a write at once.
+import asyncio
 import time
 
 from loadpilot import VERSION
 from loadpilot.api.commands import CommandError
-from loadpilot.evse import pilot
-from loadpilot.evse.control import master_limit
-from loadpilot.evse.state_machine import CHARGING as ST_CHARGING, ERROR as ST_ERROR, IDLE as ST_IDLE
 from loadpilot.modbus.image import WRITE_APPLIED, RegisterImage
 from loadpilot.modbus.pdu import ILLEGAL_VALUE, Router
 from loadpilot.registers import omcci, powerbrain as pb
@@ -28,8 +26,12 @@ OCPP_AVAILABLE, OCPP_PREPARING, OCPP_CHARGING, OCPP_SUSPENDED_EVSE = 0, 1, 2, 3
 OCPP_UNAVAILABLE, OCPP_FAULTED = 7, 8
 
 
+REFRESH_MS = 200
+
+
 class EvseSlaveService:
-    def __init__(self, store, commands, evse, control, log, serial=""):
+    def __init__(self, store, commands, evse, control, log, serial="", on_change=None):
+        self.on_change = on_change or (lambda now_ms: None)  # now_ms -> applies EvseControl to the EVSE
         self.store = store
         self.commands = commands
         self.evse = evse
@@ -102,7 +104,7 @@ class EvseSlaveService:
         except CommandError as e:
             self.log.warn("modbus", "write refused: %s" % e)
             return ILLEGAL_VALUE
-        self.apply()
+        self.on_change(time.ticks_ms())
         self.refresh()
         return WRITE_APPLIED
 
@@ -181,69 +183,10 @@ class EvseSlaveService:
                 overrides[key] = v
         return self._apply_changes(settings, overrides)
 
-    # ---- applying overrides and the fail-safe to the EVSE (every refresh and after each write)
-
-    def apply(self):
-        c = self.control
-        s = self.store
-        ev = self.evse
-        now = time.ticks_ms()
-        pb_ma, pb_fs = master_limit(now, c.pb_access_ms, s.get("fail_safe_duration") * 1000,
-                                    s.get("fail_safe_current"), c.cur_limit_ma)
-        om_ma, om_fs = master_limit(now, c.omcci_access_ms, s.get("omcci_comm_timeout") * 1000,
-                                    s.get("omcci_safe_current"), c.hems_ma)
-        if pb_fs != c.pb_fail_safe:
-            self.log.warn("evse", "Power Brain master %s: limit %d mA" % (
-                "silent, fail-safe" if pb_fs else "back", pb_ma))
-            c.pb_fail_safe = pb_fs
-        if om_fs != c.omcci_fail_safe:
-            self.log.warn("evse", "OMCCI master %s: limit %d mA" % (
-                "silent, safe current" if om_fs else "back", om_ma if om_ma is not None else -1))
-            c.omcci_fail_safe = om_fs
-        limit = pb_ma
-        if om_ma is not None and (limit is None or om_ma < limit):
-            limit = om_ma
-        ev.limits.modbus_ma = limit
-        ev.limits.fixed_ma = c.fixed_ma
-        ev.set_enabled(c.enable and c.available and not (limit is not None and limit < 6000))
-        if c.phases_request is not None:
-            res = ev.request_phases(c.phases_request)
-            self.log.info("evse", "switch to %d phase(s): %s" % (c.phases_request, res))
-            c.phases_request = None
-        if c.wakeup_s is not None:
-            ev.disconnect_cp(c.wakeup_s)
-            c.wakeup_s = None
-        for i, m in enumerate(ev.s0):
-            ppk = s.get("s0_%d_pulses_per_kwh" % (i + 1))
-            if m.pulses_per_kwh != ppk:
-                m.set_pulses_per_kwh(ppk)
-
-    # ---- the local charge point as a device of the site (E1 unless configured otherwise)
-
-    def report_to_site(self, site, dev_id, now_ms):
-        """Status from the state machine; power and energy from S0 meter 1 (the attached meter) once it has
-        counted pulses (until then another source, e.g. an attached Modbus meter or the simulator, may report)."""
-        d = site.device(dev_id)
-        if d is None:
-            return
-        ev = self.evse
-        sm = ev.sm
-        if sm.state == ST_ERROR:
-            d.status = 5
-        elif sm.state == ST_CHARGING:
-            d.status = 4 if ev.cp_state == pilot.D else 3
-        elif sm.state == ST_IDLE:
-            d.status = 1
-        else:
-            d.status = 2
-        if ev.s0 and ev.s0[0].pulses:
-            m = ev.s0[0]
-            volt = self.store.get("s0_1_voltage")
-            n = sm.phases()
-            per_phase = m.power_w * 1000 // (volt * n) if n else 0
-            cur = (per_phase, per_phase if n == 3 else 0, per_phase if n == 3 else 0)
-            d.reading.update(cur, (volt, volt, volt), m.power_w, None, m.energy_wh, 0, None, now_ms)
-        site.version += 1
+    async def run(self):
+        while True:
+            self.refresh()
+            await asyncio.sleep_ms(REFRESH_MS)
 
     # ---- reporting
 

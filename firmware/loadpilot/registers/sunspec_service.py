@@ -1,10 +1,17 @@
-# Keeps the SunSpec images in step with the configuration, the volatile values and the site readings, and
-# turns Modbus writes into commands. Register reads never come here: the servers read the images directly.
+# Keeps the SunSpec images in step with the configuration, the volatile values and the Site (readings, states
+# and the manager's totals), and turns Modbus writes into commands. Register reads never come here: the
+# servers read the images directly.
+import asyncio
+
 from loadpilot import VERSION
 from loadpilot.api.commands import CommandError
+from loadpilot.codes import ST_ERROR, ST_OFFLINE
 from loadpilot.modbus.image import WRITE_APPLIED
 from loadpilot.modbus.pdu import ILLEGAL_ADDRESS, ILLEGAL_VALUE
 from loadpilot.registers import sunspec
+
+REFRESH_MS = 1000
+_REBUILD_KEYS = ("modbus_id", "cm_vars", "title")  # settings that reshape the images (the device list: changed)
 
 
 class SunSpecService:
@@ -18,7 +25,28 @@ class SunSpecService:
         self.dev = None
         self.modbus_id = None
         self._site_version = -1
+        self.changed = asyncio.Event()  # set: rebuild the images (the app sets it once a new device list applies)
         self.build()
+        store.subscribe(self._config_changed)
+
+    def _config_changed(self, key):
+        if key in _REBUILD_KEYS:
+            self.changed.set()
+
+    async def run(self, router):
+        """Refresh once a second; rebuild (detach, build, attach) when the configuration reshaped the images."""
+        while True:
+            if self.changed.is_set():
+                self.changed.clear()
+                self.detach(router)
+                self.build()
+                self.attach(router)
+                self.log.info("sunspec", "images rebuilt for the new configuration")
+            self.refresh()
+            try:
+                await asyncio.wait_for_ms(self.changed.wait(), REFRESH_MS)
+            except asyncio.TimeoutError:
+                pass
 
     def published_devices(self):
         return [d for d in self.store.get("devices") if d.get("publish_modbus")]
@@ -65,7 +93,7 @@ class SunSpecService:
                 if d is None or d.reading.updated_ms is None:
                     continue
                 if kind == "evse":
-                    self.dev.set_evse(dev_id, d.reading, d.status if d.status < 6 else 5)
+                    self.dev.set_evse(dev_id, d.reading, ST_ERROR if d.status == ST_OFFLINE else d.status)
                 elif kind == "meter":
                     self.dev.set_meter(dev_id, d.reading)
                 else:

@@ -1,0 +1,48 @@
+# The codes every room shares, defined once: meter roles, wallbox states and the order of the site totals.
+# They are the numbers the documents give (SPEC-NOTES: SunSpec server; reference/http-api.md get_dev_info).
+from micropython import const
+
+# meter roles (device field "role", SunSpec 213 +126 under ID+1)
+ROLE_DISPLAY = const(0)
+ROLE_CONSUMPTION = const(1)
+ROLE_GENERATION = const(2)
+ROLE_GRID = const(3)
+ROLE_EV = const(4)
+ROLE_STORAGE_HOME = const(5)
+ROLE_STORAGE_ALL = const(6)
+
+# wallbox state as every reporter shows it (get_dev_info "state", SunSpec 113 +62, set_ajax_evse "state")
+ST_WAITING = const(1)      # no car (A)
+ST_PLUGGED = const(2)      # car present (B)
+ST_CHARGING = const(3)     # charging (C)
+ST_VENTILATION = const(4)  # charging with ventilation (D)
+ST_ERROR = const(5)        # error (E/F, residual current, contactor)
+ST_OFFLINE = const(6)      # no communication; SunSpec 113 has no 6 and shows 5 (SPEC-NOTES)
+
+# the seven model 213 totals under the SunSpec ID, in the seed's order (Site.totals has them in this order)
+TOTALS = ("grid", "consumers", "generators", "pv_surplus", "evse_used", "evse_available", "fault")
+T_GRID = const(0)
+T_CONSUMERS = const(1)
+T_GENERATORS = const(2)
+T_PV_SURPLUS = const(3)
+T_EVSE_USED = const(4)
+T_EVSE_AVAILABLE = const(5)
+T_FAULT = const(6)
+
+# the address that makes a configured wallbox the board's own charge point (reference/http-api.md: "evse")
+LOCAL_ADDRESS = "evse"
+LOCAL_DEFAULT_ID = "E1"  # SPEC-NOTES: the local charge point is E1 unless configured otherwise
+
+
+def local_evse_id(devices, has_evse):
+    """The dev_id of the board's own charge point: the wallbox configured with address "evse", else E1 when
+    the board has a charge point and no configured device is E1, else None."""
+    if not has_evse:
+        return None
+    taken = False
+    for d in devices:
+        if d["dev_id"][0] == "E" and d.get("address") == LOCAL_ADDRESS:
+            return d["dev_id"]
+        if d["dev_id"] == LOCAL_DEFAULT_ID:
+            taken = True
+    return None if taken else LOCAL_DEFAULT_ID
