@@ -210,7 +210,7 @@ def test_v1_file_is_migrated_and_rewritten(env):
     env.clock.advance_ms(150000)
     assert s.poll()
     head = open(os.path.join(env.root, SLOTS[1]), "rb").readline()
-    assert head.startswith(b"LPCFG v=2 seq=4 ")
+    assert head.startswith(b"LPCFG2 v=2 seq=4 ")
 
 
 def test_file_from_newer_firmware_is_not_guessed_at(env):
