@@ -22,7 +22,7 @@
 # (store.size keeps the body's byte count, one entry per setting): a change that would take the body over
 # the limit raises ConfigError and changes nothing. Boot reads any slot up to the same limit, so nothing the
 # store accepted is refused at boot. 64 KB holds a full site (25 wallboxes, 25 meters, four user-defined
-# meters with 4 KB definitions, 32 variables: about 47 KB) with room to spare; see docs/configuration.md.
+# meters with 4 KB definitions, 32 variables: about 40 KB) with room to spare; see docs/configuration.md.
 #
 # Atomicity: two slot files, lpconfig.a and lpconfig.b. Each is one header line
 #   "LPCFG2 v=<file version> seq=<n> len=<body bytes> crc=<crc32 hex>" and a JSON body; the CRC covers
