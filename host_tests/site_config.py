@@ -29,10 +29,12 @@ def _dumps(obj):
     return json.dumps(obj)
 
 
-def full_site(tag=0):
+def full_site(tag=0, net="192.168.10", box_port=4701, broker_port=1883):
+    """net: the site's /24 (tests that boot the firmware pass a loopback one, so nothing leaves the host)."""
     devs = []
     for i in range(1, 26):
-        devs.append({"dev_id": "E%d" % i, "driver": "evse_powerbrain", "address": "192.168.10.%d:4701" % (10 + i),
+        devs.append({"dev_id": "E%d" % i, "driver": "evse_powerbrain",
+                     "address": "%s.%d:%d" % (net, 10 + i, box_port),
                      "id": 1, "name": "Parking bay %d (tag %d)" % (i, tag), "min_charging_cur": 6000,
                      "max_charging_cur": 16000 + 1000 * (i % 17), "prio": 1 + i % 10, "pv_mode": "min_pv",
                      "publish_modbus": True, "publish_mqtt": True, "wiring": ("123", "231", "312")[i % 3],
@@ -41,7 +43,8 @@ def full_site(tag=0):
         devs.append({"dev_id": "M%d" % i, "driver": "meter_sdm630", "address": "COM1,19200,8,n,1",
                      "id": 100 + i, "name": "Sub-meter %d" % i, "role": 3 if i == 1 else 0, "publish_mqtt": True})
     for i in range(22, 26):
-        devs.append({"dev_id": "M%d" % i, "driver": "meter_mqtt", "address": "mqtt://meter:pw-%d@192.168.10.2" % i,
+        devs.append({"dev_id": "M%d" % i, "driver": "meter_mqtt",
+                     "address": "mqtt://meter:pw-%d@%s.2:%d" % (i, net, broker_port),
                      "name": "User meter %d" % i, "definition": definition(i)})
     cm_vars = [{"name": "site_variable_%02d" % i,
                 "expr": "min(M1.power_w - M%d.power_w - M%d.power_w, E%d.power_w * 3 + E%d.power_w * 2) + "
@@ -49,6 +52,7 @@ def full_site(tag=0):
                         % (2 + i % 20, 3 + i % 19, 1 + i % 25, 2 + i % 24, i, i, i, (i + 1) % 32)}
                for i in range(32)]
     return {"title": "Car park %d" % tag, "max_total_current": 250000 + tag, "mqtt_enabled": True,
-            "mqtt_url": "mqtt://lp:site-secret-%d@192.168.10.2:1883" % tag, "admin_pwd": "admin-secret-%d" % tag,
+            "mqtt_url": "mqtt://lp:site-secret-%d@%s.2:%d" % (tag, net, broker_port),
+            "admin_pwd": "admin-secret-%d" % tag,
             "group_limits": [{"group": g, "l1": 63000, "l2": 63000, "l3": 63000} for g in range(1, 5)],
             "devices": devs, "cm_vars": cm_vars}

@@ -174,3 +174,60 @@ def test_validation_errors_on_the_binary():
     assert r[8] == ["devices[1].dev_id", "devices[1].dev_id: duplicate E1"]
     assert r[9] == ["modbus_tcp_port", "LoadPilot", False]
     assert r[10] == "COM2,19200,8,e,1"
+
+
+def test_every_header_bit_flip_and_every_64_byte_cut_of_the_newest_slot_boots_the_last_intact_config():
+    rc, out, results = run_mp("import flash_sim_mp as f\nf.report(f.damage())\n")
+    assert rc == 0, out
+    r = results[0]
+    assert r["failures"] == [], r["failures"][:10]
+    assert r["flips"] == r["header_bytes"] * 8 >= 300
+    assert r["cuts"] == (r["slot_bytes"] + 63) // 64 >= 90
+    assert sum(r["reasons"].values()) == r["flips"] + r["cuts"]  # every damaged boot logged why
+    for why in ("CRC mismatch", "truncated", "empty", "bad header: unexpected", "bad header: seq is not a number",
+                "not a configuration slot"):
+        assert r["reasons"].get(why), (why, r["reasons"])
+
+
+FULL_SITE = r"""
+import sys
+sys.path.insert(0, %r)
+import flash_sim_mp as f
+from site_config import full_site, definition
+from loadpilot.config.store import Store
+from loadpilot.config.schema import ConfigError
+from loadpilot.hal.flashdev import FlashBlockDevice
+
+dev = FlashBlockDevice(f.BLOCKS, f.BLOCK_SIZE)
+f.mount(dev, "/flash", mkfs=True)
+s = Store("/flash", f.quiet_log(), f.Clock())
+s.set_many(full_site())
+s.flush()
+out = {"size": s.size, "file": len(f._get("/flash/lpconfig.a"))}
+bigger = s.get("devices")
+for d in bigger[25:]:
+    d["driver"], d["address"], d["definition"], d["role"] = "meter_mqtt", "mqtt", definition(int(d["dev_id"][1:])), 0
+    d.pop("id", None)
+try:
+    s.set("devices", bigger)
+    out["refused"] = None
+except ConfigError as e:
+    out["refused"] = [e.field, str(e)]
+out["dirty_after_refusal"] = s.dirty
+before = s.view()
+r = Store("/flash", f.quiet_log(), f.Clock())
+out["same"] = r.view() == before
+out["devices"] = len(r.get("devices"))
+out["secret"] = r.secret("mqtt_url")
+f.report(out)
+"""
+
+
+def test_a_full_site_on_littlefs_fits_the_limit_and_a_larger_one_is_refused():
+    rc, out, results = run_mp(FULL_SITE % os.path.dirname(HERE))
+    assert rc == 0, out
+    r = results[0]
+    assert 35000 < r["size"] < 65536 and r["file"] < r["size"] + 64
+    assert r["refused"][0] == "devices" and "more than the 65536 the store keeps" in r["refused"][1]
+    assert r["dirty_after_refusal"] is False
+    assert r["same"] and r["devices"] == 50 and r["secret"].startswith("mqtt://lp:site-secret-0@")

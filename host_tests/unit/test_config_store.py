@@ -517,7 +517,7 @@ def test_imported_record_holds_no_secret(env):
     shown = json.loads(record)
     assert sorted(shown) == sorted(site)
     assert shown["admin_pwd"] == "***" and shown["mqtt_url"] == "mqtt://lp:***@192.168.10.2:1883"
-    assert shown["devices"][-1]["address"] == "mqtt://meter:***@192.168.10.2"
+    assert shown["devices"][-1]["address"] == "mqtt://meter:***@192.168.10.2:1883"
     assert shown["devices"][0] == s.get("devices")[0]
     assert any("config.json imported (9 settings: " in l and "file kept as config.json.imported with secrets "
                "redacted" in l for l in env.lines())
