@@ -3,9 +3,11 @@
 #   store = Store(fs_root, log, clock=time)   # loads at once (see "Boot" below)
 #   store.get(key)              value; secrets come wrapped in schema.Secret (prints "***", .reveal() gives it)
 #   store.secret(key)           the plain value of a secret, for the code that needs it (MQTT login, ...)
-#   store.set(key, value)       -> True if it changed; raises ConfigError(field, reason) and changes nothing
+#   store.set(key, value)       -> True if it changed; raises ConfigError(field, reason) and changes nothing,
+#                               also when the configuration would grow past MAX_CONFIG_BYTES
 #   store.set_many(dict)        all-or-nothing; -> list of changed keys
 #   store.view()                every setting with secrets redacted: what APIs, logs and the UI may show
+#   store.size                  bytes the configuration takes in flash (JSON body); at most MAX_CONFIG_BYTES
 #   store.public(key)           one setting as view() shows it
 #   store.volatile              the namespace for values that never reach flash: max_total_cur_prc,
 #                               cm_flag1..cm_flag32, cm_var.<name>, setpoint.<dev_id> (same get/set/view)
@@ -289,13 +291,15 @@ class Store:
             plain[k] = _plain(values[k])
         checked = schema.validate_all(plain)  # first error raises; nothing applied yet
         changed = {}
+        order = []
         for k in checked:
             if self._values[k] != checked[k]:
                 changed[k] = checked[k]
+                order.append(k)
         self._apply(changed)  # raises if the result would be too large; nothing applied then
-        for k in changed:
+        for k in order:
             self._changed(k)
-        return list(changed)
+        return order
 
     def view(self):
         out = {}
@@ -314,6 +318,8 @@ class Store:
 
     def _apply(self, changed):
         """Put validated values in place if the body stays within MAX_CONFIG_BYTES; else raise, change nothing."""
+        if not changed:
+            return
         sizes = {}
         size = self.size
         worst = None
@@ -323,7 +329,7 @@ class Store:
             size += grow
             if worst is None or grow > worst[1]:
                 worst = (k, grow)
-        if size > MAX_CONFIG_BYTES:
+        if size > MAX_CONFIG_BYTES and worst[1] > 0:  # (a change that shrinks an oversized one is taken)
             raise ConfigError(worst[0], "the configuration would take %d bytes, more than the %d the store "
                                         "keeps (now %d): nothing changed" % (size, MAX_CONFIG_BYTES, self.size))
         for k in changed:
