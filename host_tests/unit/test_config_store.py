@@ -522,3 +522,27 @@ def test_imported_record_holds_no_secret(env):
     assert any("config.json imported (9 settings: " in l and "file kept as config.json.imported with secrets "
                "redacted" in l for l in env.lines())
     assert env.store().secret("admin_pwd") == "admin-secret-0"  # the store itself keeps them
+
+
+def test_a_save_that_fails_midway_keeps_the_intact_slot_and_is_retried(env, monkeypatch):
+    from loadpilot.config import store as store_mod
+    s = env.store()
+    s.set("title", "kept")
+    s.flush()
+    s.set("title", "new")
+    real, calls = store_mod.json.dumps, []
+
+    def dumps(v):
+        if v == "new":
+            calls.append(v)
+            if len(calls) == 2:  # the counting pass went through; the heap runs out while writing
+                raise MemoryError()
+        return real(v)
+    monkeypatch.setattr(store_mod.json, "dumps", dumps)
+    assert s.flush() is False and s.dirty and s.save_errors == 1
+    assert any("save to lpconfig.b failed (MemoryError); retry in 150 s" in l for l in env.lines())
+    r = env.store()  # a reboot now: the half-written slot is ignored
+    assert r.get("title") == "kept" and any("lpconfig.b ignored: truncated" in l for l in env.lines())
+    env.clock.advance_ms(150000)
+    assert s.poll() is True
+    assert env.store().get("title") == "new"

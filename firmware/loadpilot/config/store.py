@@ -71,7 +71,7 @@ SLOTS = ("lpconfig.a", "lpconfig.b")
 INSTALLER_FILE = "config.json"
 MAX_CONFIG_BYTES = 65536  # JSON body of a slot: checked on every change, and the most boot reads
 MAX_IMPORT_BYTES = 131072  # config.json may be pretty-printed; larger is refused before it is read
-MAX_IMPORT_DEPTH = 32  # a valid configuration nests 6 deep; MicroPython recursion fails near 1,900
+MAX_IMPORT_DEPTH = 32  # a valid configuration nests 6 deep; json.dumps and repr recurse (unix port: ~1,800)
 _MAGIC = "LPCFG2"  # slot format 2: the CRC covers the header too
 _MAGIC_1 = "LPCFG"  # slot format 1: CRC of the body only (still read)
 _HEADER_MAX = 128  # a header line is about 50 bytes
@@ -310,10 +310,15 @@ class Store:
     def subscribe(self, fn):
         self._listeners.append(fn)
 
-    def _resize(self):
+    def _resize(self, name=None):
         self._sizes = {}
         for k in self._values:
-            self._sizes[k] = _entry_size(k, self._values[k])
+            try:
+                self._sizes[k] = _entry_size(k, self._values[k])
+            except ConfigError as e:  # only from a stored slot (name), never for a default
+                self.log.warn("config", "%s: %s; using the default" % (name, e))
+                self._values[k] = schema.defaults()[k]
+                self._sizes[k] = _entry_size(k, self._values[k])
         self.size = _body_size(self._sizes)  # bytes of the JSON body a save writes now
 
     def _apply(self, changed):
@@ -381,7 +386,11 @@ class Store:
         if not self.dirty:
             return False
         body = _Out()
-        _emit_body(body, self._values)  # counting pass: length and CRC for the header, nothing held
+        try:
+            _emit_body(body, self._values)  # counting pass: length and CRC for the header, nothing held
+        except Exception as e:  # e.g. MemoryError on a fragmented heap: the flusher must live on
+            self._retry_later("save failed (%s)" % type(e).__name__)
+            return False
         if (body.n, body.crc) == self._committed:  # changed and changed back within the window
             self.dirty = False
             return False
@@ -392,8 +401,9 @@ class Store:
         seq = self.seq + 1
         try:
             self._write_slot(SLOTS[slot], seq, body)
-        except OSError as e:
-            self._retry_later("save to %s failed (%s)" % (SLOTS[slot], e))
+        except Exception as e:  # the slot written is not the current one: nothing is lost
+            self._retry_later("save to %s failed (%s)" % (SLOTS[slot], e if isinstance(e, OSError)
+                                                          else type(e).__name__))
             return False
         self.seq = seq
         self._slot = slot
@@ -552,7 +562,7 @@ class Store:
                 self.log.warn("config", "%s: %s; using the default" % (name, e))
             except Exception as e:  # a checker's bug costs this one field, not the configuration
                 self.log.warn("config", "%s: %s: %s; using the default" % (name, k, type(e).__name__))
-        self._resize()
+        self._resize(name)
         body = _Out()
         _emit_body(body, self._values)
         self._committed = (body.n, body.crc)
