@@ -153,5 +153,73 @@ def power_cut(saves=4):
     return {"cut_points": points, "ops_per_save": ops_per_save, "outcomes": outcomes, "failures": failures}
 
 
+def _boot_lines(point):
+    log = Log(size=64, console_level=100)
+    return Store(point, log, Clock()), [l[3] for l in log.lines()]
+
+
+def _put(path, data):
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _get(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def damage():
+    """Two saves on littlefs (lpconfig.a seq 1, lpconfig.b seq 2); then every bit of lpconfig.b's header
+    flipped in turn, and lpconfig.b cut at every 64-byte step. After each: boot (it must see lpconfig.a's
+    configuration and log lpconfig.b's damage), save a change (it must go over lpconfig.b, leaving lpconfig.a
+    as it was) and boot again (it must see the change)."""
+    dev = FlashBlockDevice(BLOCKS, BLOCK_SIZE)
+    mount(dev, "/flash", mkfs=True)
+    s = Store("/flash", quiet_log(), Clock())
+    s.set_many(realistic(1))
+    s.flush()
+    intact = dict(s._values)
+    s.set_many(realistic(2))
+    s.flush()
+    a, b = "/flash/lpconfig.a", "/flash/lpconfig.b"
+    a_data, b_data = _get(a), _get(b)
+    header = b_data.index(b"\n") + 1
+    cases = [("flip", i) for i in range(header * 8)] + [("cut", n) for n in range(0, len(b_data), 64)]
+    reasons = {}
+    failures = []
+    for kind, i in cases:
+        _put(a, a_data)
+        if kind == "flip":
+            d = bytearray(b_data)
+            d[i // 8] ^= 1 << (i % 8)
+            _put(b, d)
+        else:
+            _put(b, b_data[:i])
+        st, lines = _boot_lines("/flash")
+        what = "%s %d" % (kind, i)
+        if st._values != intact or st.seq != 1:
+            failures.append("%s: boot did not see the last intact configuration (seq %d)" % (what, st.seq))
+            continue
+        damage_lines = [l for l in lines if l.startswith("lpconfig.b ignored: ")]
+        if len(damage_lines) != 1:
+            failures.append("%s: no log line naming the damage: %r" % (what, lines))
+            continue
+        why = damage_lines[0][len("lpconfig.b ignored: "):].split(";")[0].split(" (")[0].split(" '")[0]
+        why = "".join("N" if c.isdigit() else c for c in why).replace("NN", "N").replace("NN", "N")
+        reasons[why] = reasons.get(why, 0) + 1
+        st.set("title", "after %s" % what)
+        st.flush()
+        if _get(a) != a_data:
+            failures.append("%s: the save overwrote the intact slot" % what)
+        again, _ = _boot_lines("/flash")
+        if again.get("title") != "after %s" % what or again.seq != 2:
+            failures.append("%s: the save after the fallback was not seen at the next boot" % what)
+        if sorted(os.listdir("/flash")) != ["lpconfig.a", "lpconfig.b"]:
+            failures.append("%s: files %r" % (what, os.listdir("/flash")))
+    os.umount("/flash")
+    return {"header_bytes": header, "slot_bytes": len(b_data), "flips": header * 8,
+            "cuts": len(cases) - header * 8, "reasons": reasons, "failures": failures}
+
+
 def report(result):
     print("RESULT " + json.dumps(result))

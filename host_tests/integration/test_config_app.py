@@ -79,3 +79,59 @@ def test_bad_config_json_names_the_field_and_keeps_defaults(tmp_path):
     assert "config.json rejected: devices[0].role: out of range 0..6, got 9; keeping defaults; " \
            "file kept as config.json.bad" in out, out
     assert sorted(os.listdir(str(tmp_path))) == ["config.json.bad"]
+
+
+def test_a_full_site_configuration_is_imported_kept_across_restarts_and_a_larger_one_refused(tmp_path):
+    from firmware_proc import free_port
+    from site_config import definition, full_site
+    closed = free_port()  # wallboxes and brokers that refuse connections, on loopback
+    site = full_site(net="127.0.0", box_port=closed, broker_port=closed)
+    site.update(modbus_tcp_port=free_port(), pb_tcp_port=0, commit_delay_s=1)
+    drop_config(tmp_path, json.dumps(site, indent=1))
+    with Firmware(fs_dir=str(tmp_path)) as fw:
+        v = fw.ctl("config_get")["values"]
+        assert len(v["devices"]) == 50 and len(v["cm_vars"]) == 32 and v["title"] == site["title"]
+        bigger = json.loads(json.dumps(v["devices"]))
+        for d in bigger[25:]:
+            d.update(driver="meter_mqtt", address="mqtt", definition=definition(int(d["dev_id"][1:])), role=0)
+            d.pop("id", None)
+        with pytest.raises(RuntimeError) as e:
+            fw.ctl("config_set", key="devices", value=bigger)
+        assert "devices: the configuration would take" in str(e.value)
+        assert "more than the 65536 the store keeps" in str(e.value)
+        assert fw.ctl("config_get")["values"] == v  # nothing changed
+        wait_clean(fw)  # the boot's restart counter, saved with the full site
+    out = fw.read_output()
+    assert "config.json imported (11 settings: " in out, out
+    record = open(os.path.join(str(tmp_path), "config.json.imported")).read()
+    for secret in ("site-secret-0", "admin-secret-0", "pw-22"):
+        assert secret not in out and secret not in record
+    assert sorted(os.listdir(str(tmp_path))) == ["config.json.imported", "lpconfig.a", "lpconfig.b"]
+
+    with Firmware(fs_dir=str(tmp_path)) as fw:
+        again = fw.ctl("config_get")["values"]
+    assert again == dict(v, count_restart=v["count_restart"] + 1)
+    assert "loaded seq 2 from lpconfig.b (" in fw.read_output()
+
+
+def test_a_damaged_newest_slot_boots_the_other_one_and_the_next_save_goes_over_the_damage(tmp_path):
+    drop_config(tmp_path, {"title": "first", "commit_delay_s": 1, "pb_tcp_port": 0, "modbus_tcp_port": 0})
+    with Firmware(fs_dir=str(tmp_path)) as fw:
+        fw.ctl("config_set", key="title", value="second")
+        wait_clean(fw)
+    a, b = (os.path.join(str(tmp_path), n) for n in ("lpconfig.a", "lpconfig.b"))
+    data = open(b, "rb").read()
+    assert data.startswith(b"LPCFG2 v=2 seq=2 ") and b'"second"' in data
+    with open(b, "wb") as f:
+        f.write(data.replace(b" seq=2", b" req=2", 1))  # one bit: s (0x73) -> r (0x72)
+    intact = open(a, "rb").read()
+    with Firmware(fs_dir=str(tmp_path)) as fw:
+        assert fw.ctl("config_get", key="title") == "first"
+        fw.ctl("config_set", key="title", value="third")
+        wait_clean(fw)
+    out = fw.read_output()
+    assert "lpconfig.b ignored: bad header: unexpected 'req=2'; using lpconfig.a (seq 1)" in out, out
+    assert open(a, "rb").read() == intact and b'"third"' in open(b, "rb").read()
+    with Firmware(fs_dir=str(tmp_path)) as fw:
+        assert fw.ctl("config_get", key="title") == "third"
+    assert "ignored" not in fw.read_output()

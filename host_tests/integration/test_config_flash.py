@@ -174,3 +174,113 @@ def test_validation_errors_on_the_binary():
     assert r[8] == ["devices[1].dev_id", "devices[1].dev_id: duplicate E1"]
     assert r[9] == ["modbus_tcp_port", "LoadPilot", False]
     assert r[10] == "COM2,19200,8,e,1"
+
+
+def test_every_header_bit_flip_and_every_64_byte_cut_of_the_newest_slot_boots_the_last_intact_config():
+    rc, out, results = run_mp("import flash_sim_mp as f\nf.report(f.damage())\n")
+    assert rc == 0, out
+    r = results[0]
+    assert r["failures"] == [], r["failures"][:10]
+    assert r["flips"] == r["header_bytes"] * 8 >= 300
+    assert r["cuts"] == (r["slot_bytes"] + 63) // 64 >= 90
+    assert sum(r["reasons"].values()) == r["flips"] + r["cuts"]  # every damaged boot logged why
+    for why in ("CRC mismatch", "truncated", "empty", "bad header: unexpected", "bad header: seq is not a number",
+                "not a configuration slot"):
+        assert r["reasons"].get(why), (why, r["reasons"])
+
+
+FULL_SITE = r"""
+import sys
+sys.path.insert(0, %r)
+import flash_sim_mp as f
+from site_config import full_site, definition
+from loadpilot.config.store import Store
+from loadpilot.config.schema import ConfigError
+from loadpilot.hal.flashdev import FlashBlockDevice
+
+dev = FlashBlockDevice(f.BLOCKS, f.BLOCK_SIZE)
+f.mount(dev, "/flash", mkfs=True)
+s = Store("/flash", f.quiet_log(), f.Clock())
+s.set_many(full_site())
+s.flush()
+out = {"size": s.size, "file": len(f._get("/flash/lpconfig.a"))}
+bigger = s.get("devices")
+for d in bigger[25:]:
+    d["driver"], d["address"], d["definition"], d["role"] = "meter_mqtt", "mqtt", definition(int(d["dev_id"][1:])), 0
+    d.pop("id", None)
+try:
+    s.set("devices", bigger)
+    out["refused"] = None
+except ConfigError as e:
+    out["refused"] = [e.field, str(e)]
+out["dirty_after_refusal"] = s.dirty
+before = s.view()
+r = Store("/flash", f.quiet_log(), f.Clock())
+out["same"] = r.view() == before
+out["devices"] = len(r.get("devices"))
+out["secret"] = r.secret("mqtt_url")
+f.report(out)
+"""
+
+
+def test_a_full_site_on_littlefs_fits_the_limit_and_a_larger_one_is_refused():
+    rc, out, results = run_mp(FULL_SITE % os.path.dirname(HERE))
+    assert rc == 0, out
+    r = results[0]
+    assert 35000 < r["size"] < 65536 and r["file"] < r["size"] + 64
+    assert r["refused"][0] == "devices" and "more than the 65536 the store keeps" in r["refused"][1]
+    assert r["dirty_after_refusal"] is False
+    assert r["same"] and r["devices"] == 50 and r["secret"].startswith("mqtt://lp:site-secret-0@")
+
+
+INSTALLER_FILES = r"""
+import os, json
+import flash_sim_mp as f
+from loadpilot.config.store import Store
+from loadpilot.log import Log
+
+root = %r
+cases = {
+    "garbage": bytes(range(256)) * 10,
+    "5 MB": None,
+    "nested 1,000 deep": b'{"title": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+    "nested 5,000 deep, unclosed": b"{" * 5000,
+    "not an object": b'[1, 2, 3]',
+    "invalid field": b'{"max_total_current": "32 A"}',
+    "not UTF-8": b'{"title": "\xff\xfe"}',
+}
+out = {}
+for name in cases:
+    d = root + "/" + str(len(out))
+    os.mkdir(d)
+    with open(d + "/config.json", "wb") as fh:
+        if cases[name] is None:
+            fh.seek(5 * 1024 * 1024 - 1)
+            fh.write(b"}")
+        else:
+            fh.write(cases[name])
+    runs = []
+    for boot in range(2):
+        log = Log(size=64, console_level=100)
+        s = Store(d, log, f.Clock())
+        runs.append([[l[3] for l in log.lines() if "config.json" in l[3]], s.get("title"), s.saves])
+    out[name] = [runs, sorted(os.listdir(d))]
+f.report(out)
+"""
+
+
+def test_an_installer_file_that_cannot_be_imported_is_renamed_bad_once_on_the_binary(tmp_path):
+    rc, out, results = run_mp(INSTALLER_FILES % str(tmp_path))
+    assert rc == 0, out
+    reasons = {"garbage": "not valid JSON", "5 MB": "too large (5242880 bytes, at most 131072)",
+               "nested 1,000 deep": "nested deeper than 32 levels",
+               "nested 5,000 deep, unclosed": "nested deeper than 32 levels",
+               "not an object": "config: expected a JSON object", "invalid field": "max_total_current: expected an "
+               "integer", "not UTF-8": "config.json: not valid JSON"}
+    for name, (runs, files) in results[0].items():
+        (first, title, saves), (second, _, _) = runs
+        assert len(first) == 1 and first[0].startswith("config.json rejected: ") and reasons[name] in first[0], \
+            (name, first)
+        assert first[0].endswith("keeping defaults; file kept as config.json.bad"), (name, first)
+        assert (title, saves) == ("LoadPilot", 0)
+        assert second == [] and files == ["config.json.bad"], (name, second, files)
