@@ -23,6 +23,9 @@ VOLTAGE_V = 230  # nominal, for the totals the manager computes in mA (budget, s
 _CAR_STATE = {1: model.NO_CAR, 2: model.PLUGGED, 3: model.CHARGING, 4: model.CHARGING}
 _PV_MODE = {"off": model.PV_OFF, "pv_only": model.PV_ONLY, "min_pv": model.PV_MIN, "now": model.PV_NOW}
 _PAUSED = (model.R_PRIORITY_PAUSE, model.R_PAUSE_HOLD, model.R_PV)
+_GRID_ROLES = (ROLE_GRID,)  # module-level tuples: a tuple built in the cycle would allocate
+_CONSUMER_ROLES = (ROLE_CONSUMPTION, ROLE_EV)
+_GENERATOR_ROLES = (ROLE_GENERATION,)
 # settings the allocation depends on: a change drops every set-point to its start limit and decides again at once
 _MANAGER_KEYS = ("lb_enabled", "max_total_current", "reserve_current", "max_total_evse_current",
                  "max_imbalance_current", "imbalance_add_home", "meter_timeout_s", "fail_safe_duration",
@@ -60,7 +63,7 @@ class ManagerCycle:
         self.setpoints = setpoints if setpoints is not None else {}  # dev_id -> [enabled, current_ma, phases]
         self.cycles = 0
         self._grid_seen_ms = None  # updated_ms of the grid reading the manager saw last
-        self._hour_cycle = 0
+        self._hour_check_ms = None  # ticks_ms when the local hour is read next
         self._last_cycle_ms = None
         self._redecide = False  # a setting changed: decide now instead of at the end of the cycle
         self.build()
@@ -133,10 +136,13 @@ class ManagerCycle:
         ms = self.msite
         ms.shedding_active = self.shed_input is not None and self._shed_level is not None and \
             self.shed_input.value() == self._shed_level
-        if self._hour_cycle == 0:  # the hour changes slowly; reading the clock allocates a tuple
+        now = time.ticks_ms()
+        if self._hour_check_ms is None or time.ticks_diff(now, self._hour_check_ms) >= 0:
+            # reading the clock allocates a tuple: only at the next hour boundary (the schedule's unit)
             lt = time.localtime()
             ms.hour = lt[3] if lt[0] >= 2024 else None  # an unset clock has no hour for the schedule
-        self._hour_cycle = (self._hour_cycle + 1) % 30
+            wait_ms = ((59 - lt[4]) * 60 + 60 - lt[5]) * 1000 if ms.hour is not None else 60000
+            self._hour_check_ms = time.ticks_add(now, wait_ms)
 
     def _fill(self, now):
         p = self.params
@@ -260,11 +266,11 @@ class ManagerCycle:
         t = site.totals
         grid = t[T_GRID]
         _clear(grid)
-        n = self._sum_role(grid, (ROLE_GRID,), False)
+        n = self._sum_role(grid, _GRID_ROLES, False)
         grid.updated_ms = now if n else None
         cons = t[T_CONSUMERS]
         _clear(cons)
-        n = self._sum_role(cons, (ROLE_CONSUMPTION, ROLE_EV), False)
+        n = self._sum_role(cons, _CONSUMER_ROLES, False)
         for cp in self.msite.chargepoints:  # the wallboxes are consumers too
             d = site.device(cp.dev_id)
             if d is not None and d.reading.updated_ms is not None:
@@ -273,7 +279,7 @@ class ManagerCycle:
         cons.updated_ms = now if n else None
         gen = t[T_GENERATORS]
         _clear(gen)
-        n_gen = self._sum_role(gen, (ROLE_GENERATION,), True)
+        n_gen = self._sum_role(gen, _GENERATOR_ROLES, True)
         gen.updated_ms = now if n_gen else None
         used = t[T_EVSE_USED]
         _clear(used)
