@@ -38,6 +38,7 @@ import json
 import os
 import time
 
+from loadpilot.api import json_in
 from loadpilot.config import schema
 from loadpilot.config.migrate import migrate
 from loadpilot.config.schema import ConfigError, Secret
@@ -369,7 +370,7 @@ class Store:
             return
         try:
             try:
-                obj = json.loads(text)
+                obj = json_in.load_config(text)
             except ValueError:
                 raise ConfigError(INSTALLER_FILE, "not valid JSON")
             checked = schema.validate_all(obj)
