@@ -31,6 +31,16 @@ _OBJ_END = const(125)
 _ARR = const(91)  # [
 _ARR_END = const(93)
 
+# what the scan expects next: MicroPython's json.loads takes missing or doubled commas and colons
+# ({"cur": 9000,} and [1 2] parse), so the structure is checked here and json.loads only reads the tokens
+_VALUE = const(0)        # after : or , in an array, or at the start
+_FIRST_VALUE = const(1)  # after [: a value or ]
+_FIRST_KEY = const(2)    # after {: a key or }
+_KEY = const(3)          # after , in an object
+_COLON_NEXT = const(4)   # after a key
+_NEXT = const(5)         # after a value in a container: , or the end of the container
+_DONE = const(6)         # after the top-level value: only white space
+
 
 class JsonError(ValueError):
     pass
@@ -44,25 +54,30 @@ def _ident(b):
     return 97 <= b <= 122 or 65 <= b <= 90 or b == 95 or 48 <= b <= 57
 
 
-def _numeric(b):
-    return 48 <= b <= 57 or b == 45 or b == 43 or b == 46 or b == 101 or b == 69  # 0-9 - + . e E
+def _word(b):
+    # numbers and true/false/null: json.loads checks their spelling
+    return 48 <= b <= 57 or 97 <= b <= 122 or 65 <= b <= 90 or b == 45 or b == 43 or b == 46
 
 
 def _space(b):
     return b == 32 or b == 9 or b == 10 or b == 13
 
 
+def _bad(i):
+    raise JsonError("not valid JSON (at byte %d)" % i)
+
+
 def scan(data, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, relaxed=False):
-    """Check the limits on the bytes of one JSON text. -> data, or in relaxed mode a copy with bare keys
-    quoted. Raises JsonError naming the limit. Syntax is left to json.loads."""
+    """Check structure and limits of one JSON text in one pass over its bytes. -> data, or in relaxed mode
+    a copy with bare keys quoted. Raises JsonError naming the limit or the byte where the structure broke."""
     out = bytearray() if relaxed else None
     kinds = bytearray(max_depth)  # the open containers: _OBJ or _ARR
     depth = 0
     keys = 0
-    digits = 0
+    word = 0  # length of the number or literal being read; 0 outside one
     in_str = False
     esc = False
-    want_key = False  # relaxed: just after { or after , inside an object
+    state = _VALUE
     n = len(data)
     i = 0
     while i < n:
@@ -78,51 +93,71 @@ def scan(data, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, relaxed=False):
             if out is not None:
                 out.append(b)
             continue
-        if _numeric(b):
-            digits += 1
-            if digits > MAX_NUMBER:
-                raise JsonError("JSON number longer than %d characters" % MAX_NUMBER)
-        else:
-            digits = 0
-        if out is not None and want_key and _ident_start(b):
-            j = i
-            while j < n and _ident(data[j]):
-                j += 1
-            k = j
-            while k < n and _space(data[k]):
-                k += 1
-            bare = k < n and data[k] == _COLON
-            if bare:
-                out.append(_QUOTE)
-            out.extend(data[i - 1:j])
-            if bare:
-                out.append(_QUOTE)
-            i = j
-            want_key = False
-            digits = 0
-            continue
+        if word:
+            if _word(b):
+                word += 1
+                if word > MAX_NUMBER:
+                    raise JsonError("JSON number longer than %d characters" % MAX_NUMBER)
+                if out is not None:
+                    out.append(b)
+                continue
+            word = 0
         if out is not None:
+            if (state == _FIRST_KEY or state == _KEY) and _ident_start(b):
+                j = i
+                while j < n and _ident(data[j]):
+                    j += 1
+                out.append(_QUOTE)
+                out.extend(data[i - 1:j])
+                out.append(_QUOTE)
+                i = j
+                state = _COLON_NEXT
+                continue
             out.append(b)
         if _space(b):
             continue
-        want_key = False
         if b == _QUOTE:
             in_str = True
+            if state == _FIRST_KEY or state == _KEY:
+                state = _COLON_NEXT
+            elif state <= _FIRST_VALUE:
+                state = _NEXT if depth else _DONE
+            else:
+                _bad(i - 1)
+        elif _word(b):
+            if state > _FIRST_VALUE:
+                _bad(i - 1)
+            word = 1
+            state = _NEXT if depth else _DONE
         elif b == _OBJ or b == _ARR:
+            if state > _FIRST_VALUE:
+                _bad(i - 1)
             if depth >= max_depth:
                 raise JsonError("JSON nested deeper than %d levels" % max_depth)
             kinds[depth] = b
             depth += 1
-            want_key = b == _OBJ
+            state = _FIRST_KEY if b == _OBJ else _FIRST_VALUE
         elif b == _OBJ_END or b == _ARR_END:
-            if depth:
-                depth -= 1
+            if not depth or kinds[depth - 1] != b - 2 or \
+                    not (state == _NEXT or state == (_FIRST_KEY if b == _OBJ_END else _FIRST_VALUE)):
+                _bad(i - 1)
+            depth -= 1
+            state = _NEXT if depth else _DONE
         elif b == _COLON:
+            if state != _COLON_NEXT:
+                _bad(i - 1)
             keys += 1
             if keys > max_keys:
                 raise JsonError("JSON with more than %d keys" % max_keys)
+            state = _VALUE
         elif b == _COMMA:
-            want_key = depth > 0 and kinds[depth - 1] == _OBJ
+            if state != _NEXT:
+                _bad(i - 1)
+            state = _KEY if kinds[depth - 1] == _OBJ else _VALUE
+        else:
+            _bad(i - 1)
+    if in_str or state != _DONE:
+        raise JsonError("not valid JSON (incomplete)")
     return data if out is None else bytes(out)
 
 
