@@ -183,6 +183,8 @@ class MqttApiService:
         query = msg.topic[len(self.root) + 5:]
         res_topic = self.root + "/api_res"
         try:
+            if msg.payload is None:  # over the client's packet buffer: skipped, but answered
+                raise CommandError("request of %d bytes is larger than %d bytes" % (msg.size, self.api.max_packet))
             body = msg.payload or None
             if query.startswith("cmd=get_dev_info") and "&" not in query:
                 self._queue(self.api, res_topic, None)  # streamed by the sender, never one string
@@ -203,6 +205,8 @@ class MqttApiService:
             self.log.warn("mqtt", "ctl: control of wallboxes is not enabled (mqtt_ctl_enabled)")
             return
         try:
+            if msg.payload is None:
+                raise CommandError("ctl: message of %d bytes is larger than %d bytes" % (msg.size, client.max_packet))
             try:  # strict JSON, or the documentation's own form with bare keys: {"E1": {cur: 8000}}
                 obj = json_in.loads(msg.payload, relaxed=True)
             except json_in.JsonError as e:
@@ -218,6 +222,8 @@ class MqttApiService:
         if self._duplicate(msg, client):
             return
         try:
+            if msg.payload is None:
+                raise CommandError("payload: %d bytes is larger than %d bytes" % (msg.size, client.max_packet))
             try:
                 obj = json_in.loads(msg.payload)
             except json_in.JsonError as e:

@@ -132,6 +132,8 @@ class UserMeter:
 
     def on_message(self, msg, now_ms=None):
         try:
+            if msg.payload is None:  # the client skipped it: over its packet buffer
+                raise ValueError("%d bytes is over the MQTT packet limit" % msg.size)
             obj = json_in.loads(msg.payload)  # size, depth and key limits as for every JSON input
         except ValueError as e:
             self.bad_messages += 1
