@@ -171,3 +171,12 @@ def test_log_lines_are_redacted_at_the_source(capsys):
     log.warn("mqtt", "cannot reach mqtt://u:logsecret@10.0.0.1:1883")
     assert "logsecret" not in capsys.readouterr().out
     assert "logsecret" not in repr(log.lines()) and "logsecret" not in repr(seen)
+
+
+def test_a_too_deep_installer_config_json_is_refused_with_its_reason_kept_aside(tmp_path):
+    (tmp_path / "config.json").write_text('{"title": ' + "[" * 1000 + "]" * 1000 + "}")
+    log = Log(console_level=100)
+    store = Store(str(tmp_path), log)
+    assert store.get("title") == "LoadPilot"  # defaults
+    assert (tmp_path / "config.json.bad").exists() and not (tmp_path / "config.json").exists()
+    assert any("config.json rejected" in line[3] for line in log.lines())
