@@ -46,117 +46,134 @@ class JsonError(ValueError):
     pass
 
 
-def _ident_start(b):
-    return 97 <= b <= 122 or 65 <= b <= 90 or b == 95  # a-z A-Z _
+# byte classes for the scan: one table lookup per byte outside strings
+_C_BAD = const(0)
+_C_SPACE = const(1)
+_C_WORD = const(2)   # numbers and true/false/null: json.loads checks their spelling
+_C_IDENT = const(3)  # letters and _: a word, or in relaxed mode the start of a bare key
+_C_QUOTE = const(4)
+_C_OPEN = const(5)
+_C_CLOSE = const(6)
+_C_COLON = const(7)
+_C_COMMA = const(8)
 
 
-def _ident(b):
-    return 97 <= b <= 122 or 65 <= b <= 90 or b == 95 or 48 <= b <= 57
+def _classes():
+    t = bytearray(256)
+    for b in b" \t\r\n":
+        t[b] = _C_SPACE
+    for b in b"0123456789+-.":
+        t[b] = _C_WORD
+    for b in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_":
+        t[b] = _C_IDENT
+    t[_QUOTE] = _C_QUOTE
+    t[_OBJ] = t[_ARR] = _C_OPEN
+    t[_OBJ_END] = t[_ARR_END] = _C_CLOSE
+    t[_COLON] = _C_COLON
+    t[_COMMA] = _C_COMMA
+    return bytes(t)
 
 
-def _word(b):
-    # numbers and true/false/null: json.loads checks their spelling
-    return 48 <= b <= 57 or 97 <= b <= 122 or 65 <= b <= 90 or b == 45 or b == 43 or b == 46
-
-
-def _space(b):
-    return b == 32 or b == 9 or b == 10 or b == 13
+_CLASS = _classes()
 
 
 def _bad(i):
     raise JsonError("not valid JSON (at byte %d)" % i)
 
 
+def _string_end(data, i):
+    """Index of the quote closing the string whose content starts at i (C-speed find, not a byte loop)."""
+    while True:
+        j = data.find(b'"', i)
+        if j < 0:
+            raise JsonError("not valid JSON (incomplete)")
+        k = j - 1
+        while data[k] == _BACKSLASH:
+            k -= 1
+        if (j - 1 - k) & 1 == 0:  # an even number of backslashes: the quote is not escaped
+            return j
+        i = j + 1
+
+
 def scan(data, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, relaxed=False):
-    """Check structure and limits of one JSON text in one pass over its bytes. -> data, or in relaxed mode
-    a copy with bare keys quoted. Raises JsonError naming the limit or the byte where the structure broke."""
+    """Check structure and limits of one JSON text (bytes) in one pass. -> data, or in relaxed mode a copy
+    with bare keys quoted. Raises JsonError naming the limit or the byte where the structure broke."""
     out = bytearray() if relaxed else None
+    cls = _CLASS
     kinds = bytearray(max_depth)  # the open containers: _OBJ or _ARR
     depth = 0
     keys = 0
-    word = 0  # length of the number or literal being read; 0 outside one
-    in_str = False
-    esc = False
     state = _VALUE
     n = len(data)
     i = 0
     while i < n:
         b = data[i]
-        i += 1
-        if in_str:
-            if esc:
-                esc = False
-            elif b == _BACKSLASH:
-                esc = True
-            elif b == _QUOTE:
-                in_str = False
-            if out is not None:
-                out.append(b)
+        c = cls[b]
+        if c == _C_SPACE:
+            i += 1
             continue
-        if word:
-            if _word(b):
-                word += 1
-                if word > MAX_NUMBER:
-                    raise JsonError("JSON number longer than %d characters" % MAX_NUMBER)
-                if out is not None:
-                    out.append(b)
-                continue
-            word = 0
-        if out is not None:
-            if (state == _FIRST_KEY or state == _KEY) and _ident_start(b):
-                j = i
-                while j < n and _ident(data[j]):
-                    j += 1
-                out.append(_QUOTE)
-                out.extend(data[i - 1:j])
-                out.append(_QUOTE)
-                i = j
-                state = _COLON_NEXT
-                continue
-            out.append(b)
-        if _space(b):
-            continue
-        if b == _QUOTE:
-            in_str = True
+        if c == _C_QUOTE:
             if state == _FIRST_KEY or state == _KEY:
                 state = _COLON_NEXT
             elif state <= _FIRST_VALUE:
                 state = _NEXT if depth else _DONE
             else:
-                _bad(i - 1)
-        elif _word(b):
+                _bad(i)
+            j = _string_end(data, i + 1) + 1
+            if out is not None:
+                out.extend(data[i:j])
+            i = j
+            continue
+        if c == _C_WORD or c == _C_IDENT:
+            j = i + 1
+            while j < n and (cls[data[j]] == _C_WORD or cls[data[j]] == _C_IDENT):
+                j += 1
+            if j - i > MAX_NUMBER:
+                raise JsonError("JSON number longer than %d characters" % MAX_NUMBER)
+            if out is not None and c == _C_IDENT and (state == _FIRST_KEY or state == _KEY):
+                out.append(_QUOTE)  # a bare key, as the documentation's ctl example writes it
+                out.extend(data[i:j])
+                out.append(_QUOTE)
+                state = _COLON_NEXT
+            elif state <= _FIRST_VALUE:
+                if out is not None:
+                    out.extend(data[i:j])
+                state = _NEXT if depth else _DONE
+            else:
+                _bad(i)
+            i = j
+            continue
+        if out is not None:
+            out.append(b)
+        if c == _C_OPEN:
             if state > _FIRST_VALUE:
-                _bad(i - 1)
-            word = 1
-            state = _NEXT if depth else _DONE
-        elif b == _OBJ or b == _ARR:
-            if state > _FIRST_VALUE:
-                _bad(i - 1)
+                _bad(i)
             if depth >= max_depth:
                 raise JsonError("JSON nested deeper than %d levels" % max_depth)
             kinds[depth] = b
             depth += 1
             state = _FIRST_KEY if b == _OBJ else _FIRST_VALUE
-        elif b == _OBJ_END or b == _ARR_END:
+        elif c == _C_CLOSE:
             if not depth or kinds[depth - 1] != b - 2 or \
                     not (state == _NEXT or state == (_FIRST_KEY if b == _OBJ_END else _FIRST_VALUE)):
-                _bad(i - 1)
+                _bad(i)
             depth -= 1
             state = _NEXT if depth else _DONE
-        elif b == _COLON:
+        elif c == _C_COLON:
             if state != _COLON_NEXT:
-                _bad(i - 1)
+                _bad(i)
             keys += 1
             if keys > max_keys:
                 raise JsonError("JSON with more than %d keys" % max_keys)
             state = _VALUE
-        elif b == _COMMA:
+        elif c == _C_COMMA:
             if state != _NEXT:
-                _bad(i - 1)
+                _bad(i)
             state = _KEY if kinds[depth - 1] == _OBJ else _VALUE
         else:
-            _bad(i - 1)
-    if in_str or state != _DONE:
+            _bad(i)
+        i += 1
+    if state != _DONE:
         raise JsonError("not valid JSON (incomplete)")
     return data if out is None else bytes(out)
 
