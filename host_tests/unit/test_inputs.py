@@ -101,6 +101,18 @@ def test_setpoints_have_a_schema_and_a_refusal_changes_nothing(cmds, values, msg
     assert (cmds.params_view(), cmds.store.dirty) == before
 
 
+def test_query_values_that_are_not_json_stay_strings(cmds):
+    assert cmds.execute("cmd=set_params&title=Garage%20box&max_total_current=40000")["ok"] is True
+    assert cmds.store.get("title") == "Garage box" and cmds.store.get("max_total_current") == 40000
+
+
+def test_a_long_key_is_echoed_redacted_and_cut(cmds):
+    key = "setpoint.mqtt://u:" + "s" * 60 + "@h"
+    with pytest.raises(CommandError) as e:
+        cmds.set_params({key: 1})
+    assert "sss" not in str(e.value) and "setpoint.mqtt://u:***@h" in str(e.value)
+
+
 def test_valid_setpoints_are_taken(cmds):
     assert cmds.set_params({"setpoint.E2.cur": 0, "setpoint.E2.ena": 1, "setpoint.E2.phs": 3}) == \
         ["setpoint.E2.cur", "setpoint.E2.ena", "setpoint.E2.phs"]

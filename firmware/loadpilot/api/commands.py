@@ -4,7 +4,7 @@
 # bus. A refused command raises CommandError and has changed nothing; each transport turns that into its own
 # answer (Modbus exception 03, api_res JSON error, HTTP 400).
 from loadpilot.api import json_in
-from loadpilot.config.schema import ConfigError, is_volatile
+from loadpilot.config.schema import ConfigError, is_volatile, shown_key
 from loadpilot.redact import redact
 
 N_FLAGS = 32
@@ -120,7 +120,7 @@ class Commands:
         boxes = None
         for k in values:
             if k.startswith("cm_var."):
-                raise ConfigError(k[:48], "use set_cm_vars for variables")
+                raise ConfigError(shown_key(k), "use set_cm_vars for variables")
             validate_volatile(k, values[k])
             if k.startswith("setpoint."):
                 if boxes is None:
@@ -487,7 +487,7 @@ def _json_value(text):
     try:
         return json_in.loads(text)
     except json_in.JsonError as e:
-        if str(e) == "not valid JSON":
+        if not e.limit:
             return text
         raise CommandError("query value: %s" % e)
 

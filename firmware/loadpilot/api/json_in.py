@@ -43,7 +43,11 @@ _DONE = const(6)         # after the top-level value: only white space
 
 
 class JsonError(ValueError):
-    pass
+    limit = False  # True: the text broke a limit (JsonLimit); False: it is not JSON at all
+
+
+class JsonLimit(JsonError):
+    limit = True
 
 
 # byte classes for the scan: one table lookup per byte outside strings
@@ -129,7 +133,7 @@ def scan(data, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, relaxed=False):
             while j < n and (cls[data[j]] == _C_WORD or cls[data[j]] == _C_IDENT):
                 j += 1
             if j - i > MAX_NUMBER:
-                raise JsonError("JSON number longer than %d characters" % MAX_NUMBER)
+                raise JsonLimit("JSON number longer than %d characters" % MAX_NUMBER)
             if out is not None and c == _C_IDENT and (state == _FIRST_KEY or state == _KEY):
                 out.append(_QUOTE)  # a bare key, as the documentation's ctl example writes it
                 out.extend(data[i:j])
@@ -149,7 +153,7 @@ def scan(data, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, relaxed=False):
             if state > _FIRST_VALUE:
                 _bad(i)
             if depth >= max_depth:
-                raise JsonError("JSON nested deeper than %d levels" % max_depth)
+                raise JsonLimit("JSON nested deeper than %d levels" % max_depth)
             kinds[depth] = b
             depth += 1
             state = _FIRST_KEY if b == _OBJ else _FIRST_VALUE
@@ -164,7 +168,7 @@ def scan(data, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, relaxed=False):
                 _bad(i)
             keys += 1
             if keys > max_keys:
-                raise JsonError("JSON with more than %d keys" % max_keys)
+                raise JsonLimit("JSON with more than %d keys" % max_keys)
             state = _VALUE
         elif c == _C_COMMA:
             if state != _NEXT:
@@ -188,7 +192,7 @@ def loads(data, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, rel
     elif not isinstance(data, bytes):
         raise JsonError("expected a JSON text")
     if len(data) > max_bytes:
-        raise JsonError("JSON larger than %d bytes (got %d)" % (max_bytes, len(data)))
+        raise JsonLimit("JSON larger than %d bytes (got %d)" % (max_bytes, len(data)))
     data = scan(data, max_depth, max_keys, relaxed)
     try:
         text = data.decode()

@@ -311,6 +311,12 @@ def _mqtt_broker(value, row, path):
 redact_url = redact  # the one redaction function (loadpilot/redact.py): a URL or any text holding URLs
 
 
+def shown_key(key):
+    """A caller's key as an error may echo it: redacted first, then cut to 48 characters."""
+    key = redact(key)
+    return key if len(key) <= 48 else key[:45] + "..."
+
+
 def url_chars_ok(text):
     """False for a URL holding whitespace, quotes or control characters: those must be percent-encoded, so
     that redaction always finds where a password ends."""
@@ -497,10 +503,10 @@ def _setpoint(value, row, path):
     # path is the key: setpoint.<dev_id>.<key>; whether the wallbox is configured is the command layer's check
     dev_id, dot, key = path[9:].partition(".")
     if not dot or len(dev_id) < 2 or dev_id[0] != "E" or not dev_id[1:].isdigit() or not 1 <= int(dev_id[1:]) <= 99:
-        raise ConfigError(path[:40], "expected setpoint.E<n>.<%s>" % "|".join(r[0] for r in SETPOINT_FIELDS))
+        raise ConfigError(shown_key(path), "expected setpoint.E<n>.<%s>" % "|".join(r[0] for r in SETPOINT_FIELDS))
     r = _row(SETPOINT_FIELDS, key)
     if r is None:
-        raise ConfigError(path[:40], "unknown set-point (known: %s)" % ", ".join(f[0] for f in SETPOINT_FIELDS))
+        raise ConfigError(shown_key(path), "unknown set-point (known: %s)" % ", ".join(f[0] for f in SETPOINT_FIELDS))
     if isinstance(value, bool) or not isinstance(value, int) or not (r[1] <= value <= r[2] or value == r[3]):
         also = "" if r[3] is None else " or %d" % r[3]
         raise ConfigError(path, "expected an integer %d..%d%s, got %r" % (r[1], r[2], also, value))
@@ -509,7 +515,7 @@ def _setpoint(value, row, path):
 
 def _cm_var(value, row, path):
     if len(path) > 7 + _VAR_NAME_MAX:
-        raise ConfigError(path[:47], "variable name longer than %d characters" % _VAR_NAME_MAX)
+        raise ConfigError(shown_key(path), "variable name longer than %d characters" % _VAR_NAME_MAX)
     _number(value, row, path)
     if not -_VAR_MAX <= value <= _VAR_MAX:
         raise ConfigError(path, "out of range -1e15..1e15")
@@ -554,7 +560,7 @@ def validate_new(key, value):
 
 def validate_volatile(key, value):
     """Check one volatile value (shape and range; which devices and variables exist is the command layer's
-    check). Raises ConfigError; a key is echoed cut to 48 characters."""
+    check). Raises ConfigError; a long key is echoed cut (shown_key)."""
     row = _row(VOLATILE_FIELDS, key) if isinstance(key, str) else None
     if row is None:
         if isinstance(key, str):
@@ -563,7 +569,7 @@ def validate_volatile(key, value):
                     return _CHECKS[kind](value, None, key)
             if field(key) is not None:
                 raise ConfigError(key, "persistent setting: set it through the store, not store.volatile")
-        raise ConfigError(key[:48] if isinstance(key, str) else "volatile", "unknown volatile key")
+        raise ConfigError(shown_key(key) if isinstance(key, str) else "volatile", "unknown volatile key")
     return _CHECKS[row[1]](value, row, key)
 
 

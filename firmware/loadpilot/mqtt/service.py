@@ -194,7 +194,7 @@ class MqttApiService:
         except CommandError as e:
             out = json.dumps(error_answer(str(e), query))
         except Exception as e:  # a bug must still answer: the caller waits on api_res
-            self.log.error("mqtt", "api %s failed: %s: %s" % (query[:40], type(e).__name__, e))
+            self.log.error("mqtt", "api request failed: %s: %s" % (type(e).__name__, e))
             out = json.dumps(error_answer("bad request: %s: %s" % (type(e).__name__, e), query))
         self._queue(self.api, res_topic, out)
 
