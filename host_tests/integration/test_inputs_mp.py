@@ -210,8 +210,10 @@ def test_no_secret_in_anything_the_firmware_emits(env):
     assert "error" in ans and ans["query"] == "cmd=set_params&mqtt_log_url=mqtt://u:***@h:99999"
     assert "error" in api(obs, "cmd=set_params&mqtt_log_url=mqtt://u:%s@h:99999" % S["query"])
     obs.publish(R + "/set/E2", json.dumps({"state": 2, "model": "mqtt://m:%s@x" % S["refused"]}))
-    obs.publish(R + "/ctl", '{"E2": {"cur": 1}, "x": "mqtt://u:%s@h"}' % S["refused"], qos=1)
-    logged(obs, "ctl refused")
+    obs.publish(R + "/ctl", '{"x": "mqtt://u:%s@h"}' % S["refused"], qos=1)
+    logged(obs, "unknown device 'x'")
+    # what a device sends is shown, and redacted like the rest
+    assert next_json(obs, R + "/get/E2", 0, lambda v: v["model"].startswith("mqtt://"))["model"] == "mqtt://m:***@x"
     regs = _register_strings(port)
     assert b"mqtt://t:***@h" in regs and b"mqtt://v:***@h" in regs  # title (model 1 Md), a 60002 name
     pump(obs, 2.5)  # two more publish rounds of every get/ topic
