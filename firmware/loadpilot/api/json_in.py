@@ -183,8 +183,9 @@ def scan(data, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, relaxed=False):
 
 
 def loads(data, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, relaxed=False):
-    """data: str, bytes, bytearray or memoryview. -> the parsed value; raises JsonError with a message that
-    names what was wrong (too large, too deep, too many keys, a too long number, not UTF-8, not valid JSON)."""
+    """data: bytes (parsed in place), or str, bytearray, memoryview (copied to bytes once). -> the parsed
+    value; raises JsonError with a message that names what was wrong (too large, too deep, too many keys, a
+    too long number, not UTF-8, not valid JSON)."""
     if isinstance(data, str):
         data = data.encode()
     elif isinstance(data, (bytearray, memoryview)):
@@ -195,15 +196,13 @@ def loads(data, max_bytes=MAX_BYTES, max_depth=MAX_DEPTH, max_keys=MAX_KEYS, rel
         raise JsonLimit("JSON larger than %d bytes (got %d)" % (max_bytes, len(data)))
     data = scan(data, max_depth, max_keys, relaxed)
     try:
-        text = data.decode()
+        return json.loads(data)  # bytes: both parsers check the UTF-8 of the strings, no decoded copy
     except UnicodeError:
         raise JsonError("JSON is not UTF-8")
-    try:
-        return json.loads(text)
     except (ValueError, TypeError, IndexError, KeyError, RuntimeError):
         raise JsonError("not valid JSON")
 
 
 def load_config(text):
-    """The installer's config.json, under the configuration's limits."""
+    """The installer's config.json, under the configuration's limits (read it as bytes: no copy)."""
     return loads(text, CONFIG_BYTES, MAX_DEPTH, CONFIG_KEYS)
