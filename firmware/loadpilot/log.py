@@ -1,6 +1,8 @@
 # System log: a fixed-size ring buffer with levels, echoed to the console and to listeners (MQTT later).
 import time
 
+from loadpilot.redact import redact
+
 DEBUG = 10
 INFO = 20
 WARN = 30
@@ -20,6 +22,7 @@ class Log:
         self._listeners.append(fn)
 
     def write(self, level, tag, msg):
+        msg = redact(msg)  # a URL password never reaches the console, the ring or a listener (MQTT log)
         entry = (time.ticks_ms(), level, tag, msg)
         self._ring[self._next] = entry
         self._next = (self._next + 1) % len(self._ring)

@@ -49,7 +49,7 @@ def test_user_defined_meter_reads_its_topics(tmp_path):
         time.sleep(0.5)
         assert m1()["power_w"] == 2300
         assert wait_for(lambda: comm()["com_err"] is True, timeout=8)  # silent past its push timeout
-        assert "M1: message on home/em/status is not JSON" in fw.read_output()
+        assert "M1: message on home/em/status refused: not valid JSON" in fw.read_output()
     finally:
         fw.stop()
         obs.close()

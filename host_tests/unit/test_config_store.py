@@ -141,11 +141,11 @@ def test_volatile_values_never_mark_the_store_dirty(env):
         v.set("max_total_cur_prc", t % 101)
         v.set("cm_flag%d" % (1 + t % 32), t & 1)
         v.set("cm_var.surplus", t * 1.5)
-        v.set("setpoint.E1", 6000 + t)
+        v.set("setpoint.E1.cur", 6000 + t)
         env.clock.advance_ms(1000)
         s.poll()
     assert not s.dirty and s.saves == 0 and env.files() == []
-    assert v.get("max_total_cur_prc") == 499 % 101 and v.get("setpoint.E1") == 6499
+    assert v.get("max_total_cur_prc") == 499 % 101 and v.get("setpoint.E1.cur") == 6499
     assert v.get("cm_var.unset") is None
     with pytest.raises(ConfigError):
         s.set("max_total_cur_prc", 50)  # the persistent API refuses it

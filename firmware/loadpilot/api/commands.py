@@ -3,9 +3,9 @@
 # (through the config store, which persists them later) or volatile values. It never touches hardware or a
 # bus. A refused command raises CommandError and has changed nothing; each transport turns that into its own
 # answer (Modbus exception 03, api_res JSON error, HTTP 400).
-import json
-
-from loadpilot.config.schema import ConfigError, is_volatile
+from loadpilot.api import json_in
+from loadpilot.config.schema import ConfigError, is_volatile, shown_key
+from loadpilot.redact import redact
 
 N_FLAGS = 32
 
@@ -117,11 +117,19 @@ class Commands:
         return changed + list(volatile)
 
     def _check_volatile(self, values):
+        """Shape and range by the schema, then the device: a set-point names a configured wallbox."""
         from loadpilot.config.schema import validate_volatile
+        boxes = None
         for k in values:
             if k.startswith("cm_var."):
-                raise ConfigError(k, "use set_cm_vars for variables")
+                raise ConfigError(shown_key(k), "use set_cm_vars for variables")
             validate_volatile(k, values[k])
+            if k.startswith("setpoint."):
+                if boxes is None:
+                    boxes = [d["dev_id"] for d in self.store.get("devices") if d["dev_id"][0] == "E"]
+                dev_id = k.split(".")[1]
+                if dev_id not in boxes:
+                    raise ConfigError(k, "no wallbox %s is configured" % dev_id)
 
     def set_flag(self, index, value):
         """index 0..31 (CM._flag1 is index 0); value 0 or 1."""
@@ -195,12 +203,10 @@ class Commands:
             raise CommandError("unknown command %r" % (cmd,))
         payload = None
         if body:
-            if isinstance(body, (bytes, bytearray, memoryview)):
-                body = bytes(body).decode()
             try:
-                payload = json.loads(body)
-            except ValueError:
-                raise CommandError("%s: body is not valid JSON" % cmd)
+                payload = json_in.loads(body)  # size, depth and key limits: a clear error, never a crash
+            except json_in.JsonError as e:
+                raise CommandError("%s: body: %s" % (cmd, e))
         return fn(args, payload)
 
     def _q_get_params(self, args, payload):
@@ -484,6 +490,17 @@ def _triple(v, name, lo, hi):
 def _json_value(text):
     # query-string values: numbers and true/false as JSON, anything else as a string
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        return json_in.loads(text)
+    except json_in.JsonError as e:
+        if not e.limit:
+            return text
+        raise CommandError("query value: %s" % e)
+
+
+def error_answer(message, query):
+    """The answer to a refused request (MQTT api_res, HTTP): {"error": what was wrong, "query": the request},
+    with secrets redacted, also where the query carried them percent-encoded."""
+    if "%" in query or "+" in query:
+        query = _unquote(query)
+    query = redact(query)
+    return {"error": redact(message), "query": query if len(query) <= 200 else query[:200] + "..."}

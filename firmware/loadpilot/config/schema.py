@@ -13,9 +13,10 @@
 # validate(key, value, path) -> normalized value, or raises ConfigError(field, reason). Error text never
 # contains the value of a secret field.
 
+from loadpilot.redact import REDACTED, redact
+
 SECRET = 1
 SECRET_URL = 2
-REDACTED = "***"
 
 VERSION = 2  # version of the stored file format; migrate.py brings older files up to this
 
@@ -135,8 +136,21 @@ MAX_WALLBOXES = 25
 VOLATILE_FIELDS = (
     ("max_total_cur_prc", "int", 100, 0, 100, 0),
 ) + tuple(("cm_flag%d" % i, "int", 0, 0, 1, 0) for i in range(1, 33))
-VOLATILE_PREFIXES = (("cm_var.", "number"), ("setpoint.", "int_any"))
-MAX_VOLATILE_FREE = 128  # free-form volatile keys held at once: a runaway caller must not eat the heap
+# Keys with a prefix have a schema too: cm_var.<name> (a configured variable: api/commands.py checks the name
+# against cm_vars) and setpoint.<dev_id>.<key> (a configured wallbox: checked there too), per SETPOINT_FIELDS.
+VOLATILE_PREFIXES = (("cm_var.", "cm_var"), ("setpoint.", "setpoint"))
+# MQTT ctl set-points of a wallbox: (key, lo, hi, also allowed), integers as the persistent settings
+SETPOINT_FIELDS = (
+    ("cur", 6000, 63000, 0),  # mA; 0 = no current (off)
+    ("ena", 0, 1, None),
+    ("wke", 0, 1, None),
+    ("phs", 1, 1, 3),         # 1 or 3 phases
+)
+_VAR_NAME_MAX = 40
+_VAR_MAX = 1e15  # a variable's value: finite and bounded, so an integer never becomes a heap-sized bigint
+# Every set-point of every wallbox plus every variable: a valid key is never refused, and the pool stays
+# under 132 keys of at most 47 characters with small values (a few KB of heap) whatever a caller sends.
+MAX_VOLATILE_FREE = MAX_WALLBOXES * len(SETPOINT_FIELDS) + 32
 
 
 class ConfigError(ValueError):
@@ -279,6 +293,8 @@ def _mqtt_url(value, row, path):
     if not isinstance(value, str) or len(value) > 200:
         raise ConfigError(path, "expected a broker URL string of at most 200 characters")
     if value:
+        if not url_chars_ok(value):
+            raise ConfigError(path, "bad broker URL: percent-encode spaces, quotes and control characters")
         try:
             split_mqtt_url(value)
         except ValueError as e:
@@ -293,14 +309,22 @@ def _mqtt_broker(value, row, path):
     return _mqtt_url(value, row, path)
 
 
-def redact_url(url):
-    """The URL with the password replaced by ***; user and host stay visible for diagnosis."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    cred, _, hostpart = rest.rpartition("@")
-    user, colon, _ = cred.partition(":")
-    return "%s%s%s%s@%s" % (scheme, sep, user, ":" + REDACTED if colon else "", hostpart)
+redact_url = redact  # the one redaction function (loadpilot/redact.py): a URL or any text holding URLs
+
+
+def shown_key(key):
+    """A caller's key as an error may echo it: redacted first, then cut to 48 characters."""
+    key = redact(key)
+    return key if len(key) <= 48 else key[:45] + "..."
+
+
+def url_chars_ok(text):
+    """False for a URL holding whitespace, quotes or control characters: those must be percent-encoded, so
+    that redaction always finds where a password ends."""
+    for ch in text:
+        if ch <= " " or ch in "\"'\x7f":
+            return False
+    return True
 
 
 _BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
@@ -476,16 +500,34 @@ def _json_object(value, row, path):
     return value
 
 
-def _int_any(value, row, path):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, "expected an integer, got %r" % (value,))
+def _setpoint(value, row, path):
+    # path is the key: setpoint.<dev_id>.<key>; whether the wallbox is configured is the command layer's check
+    dev_id, dot, key = path[9:].partition(".")
+    if not dot or len(dev_id) < 2 or dev_id[0] != "E" or not dev_id[1:].isdigit() or not 1 <= int(dev_id[1:]) <= 99:
+        raise ConfigError(shown_key(path), "expected setpoint.E<n>.<%s>" % "|".join(r[0] for r in SETPOINT_FIELDS))
+    r = _row(SETPOINT_FIELDS, key)
+    if r is None:
+        raise ConfigError(shown_key(path), "unknown set-point (known: %s)" % ", ".join(f[0] for f in SETPOINT_FIELDS))
+    if isinstance(value, bool) or not isinstance(value, int) or not (r[1] <= value <= r[2] or value == r[3]):
+        also = "" if r[3] is None else " or %d" % r[3]
+        raise ConfigError(path, "expected an integer %d..%d%s, got %r" % (r[1], r[2], also, value))
+    return value
+
+
+def _cm_var(value, row, path):
+    if len(path) > 7 + _VAR_NAME_MAX:
+        raise ConfigError(shown_key(path), "variable name longer than %d characters" % _VAR_NAME_MAX)
+    _number(value, row, path)
+    if not -_VAR_MAX <= value <= _VAR_MAX:
+        raise ConfigError(path, "out of range -1e15..1e15")
     return value
 
 
 _CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
            "mqtt_broker": _mqtt_broker, "json_object": _json_object,
            "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
-           "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits, "number": _number, "int_any": _int_any}
+           "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits, "number": _number, "setpoint": _setpoint,
+           "cm_var": _cm_var}
 
 
 def validate(key, value, path=None):
@@ -518,6 +560,8 @@ def validate_new(key, value):
 
 
 def validate_volatile(key, value):
+    """Check one volatile value (shape and range; which devices and variables exist is the command layer's
+    check). Raises ConfigError; a long key is echoed cut (shown_key)."""
     row = _row(VOLATILE_FIELDS, key) if isinstance(key, str) else None
     if row is None:
         if isinstance(key, str):
@@ -526,7 +570,7 @@ def validate_volatile(key, value):
                     return _CHECKS[kind](value, None, key)
             if field(key) is not None:
                 raise ConfigError(key, "persistent setting: set it through the store, not store.volatile")
-        raise ConfigError(key, "unknown volatile key")
+        raise ConfigError(shown_key(key) if isinstance(key, str) else "volatile", "unknown volatile key")
     return _CHECKS[row[1]](value, row, key)
 
 
@@ -547,10 +591,33 @@ def public_value(key, value):
         if row[5] & SECRET:
             return REDACTED
         if row[5] & SECRET_URL:
-            return redact_url(value)
+            return redact(value)
+    if key == "devices":
+        return [_public_device(d) for d in value]
     if isinstance(value, list):
         return [dict(d) if isinstance(d, dict) else d for d in value]
     return value
+
+
+def _public_device(dev):
+    # a device's address (broker URL) and a user-defined meter's addresses may hold a password
+    out = dict(dev)
+    if "address" in out:
+        out["address"] = redact(out["address"])
+    if out.get("definition"):
+        out["definition"] = _public_tree(out["definition"])
+    return out
+
+
+def _public_tree(v):
+    # input documents are at most 16 levels deep (api/json_in.py), so this recursion is bounded
+    if isinstance(v, str):
+        return redact(v)
+    if isinstance(v, dict):
+        return dict((k, _public_tree(v[k])) for k in v)
+    if isinstance(v, list):
+        return [_public_tree(x) for x in v]
+    return v
 
 
 _SECRET_KEYS = tuple(r[0] for r in FIELDS if r[5] & (SECRET | SECRET_URL))

@@ -16,7 +16,12 @@ def parse(text):
     if t.lower() in LOCAL:
         return ("local", t.lower())
     if t.lower() == "mqtt" or (t[:4].lower() == "mqtt" and "://" in t):
+        for ch in t:  # percent-encoded, so that redaction always finds where a password ends
+            if ch <= " " or ch in "\"'\x7f":
+                raise ValueError("broker address: percent-encode spaces, quotes and control characters")
         return ("push", None)  # fed over MQTT (set/<dev_id>, or a user-defined meter's topics)
+    if "@" in t:  # never echoed: it may hold a password
+        raise ValueError("address: user and password are only taken in an mqtt:// broker URL")
     if t[:3].upper() == "COM":
         return ("rtu", serial_settings.parse(t))
     host, sep, port = t.rpartition(":")

@@ -8,6 +8,7 @@ import time
 from loadpilot.devices import address as address_mod
 from loadpilot.devices import registry
 from loadpilot.devices.bus import Bus, Entry
+from loadpilot.redact import redact
 
 RTU_TIMEOUT_MS = 300      # a silent RTU slave costs this much per retry
 TCP_TIMEOUT_MS = 1000
@@ -126,7 +127,7 @@ class DeviceLayer:
             d = e.dev
             since = e.last_error_ms if e.last_error_ms is not None else self.started_ms
             v = {"dev_id": e.dev_id, "dev_type": d["driver"], "name": d.get("name", ""),
-                 "address": d.get("address", ""), "id": d.get("id", 1), "device_enabled": True,
+                 "address": redact(d.get("address", "")), "id": d.get("id", 1), "device_enabled": True,
                  "is_evse": e.dev_id[0] == "E", "com_err": e.com_err,
                  "com_err_secs": time.ticks_diff(now, since) // 1000, "com_errors": e.com_errors,
                  "last_error": e.last_error}

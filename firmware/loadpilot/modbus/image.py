@@ -8,6 +8,7 @@ import struct
 from micropython import const
 
 from loadpilot.modbus.pdu import ILLEGAL_ADDRESS, ILLEGAL_FUNCTION
+from loadpilot.redact import redact
 
 WRITE_APPLIED = const(-1)  # on_write returns this when it applied (or deliberately dropped) the write itself
 _VIEW_SLOTS = const(8)
@@ -150,10 +151,10 @@ class RegisterImage:
 
     def set_string(self, addr, nregs, text):
         """Store text (str or bytes) in nregs registers, two characters per register, NUL padded;
-        text longer than the field is cut."""
+        text longer than the field is cut, after redaction (a URL password never reaches a register)."""
         j = self._off(addr, nregs) * 2
         if isinstance(text, str):
-            text = text.encode()
+            text = redact(text).encode()
         n = nregs * 2
         m = len(text) if len(text) < n else n
         b = self.buf

@@ -29,17 +29,19 @@ class AuthError(MqttError):
 
 
 class Message:
-    def __init__(self, topic, payload, qos, retain, dup, pid):
+    # payload None: the message was larger than max_packet and was skipped; size says how large it was
+    def __init__(self, topic, payload, qos, retain, dup, pid, size=None):
         self.topic = topic
         self.payload = payload
         self.qos = qos
         self.retain = retain
         self.dup = dup
         self.pid = pid
+        self.size = len(payload) if size is None else size
 
     def __repr__(self):
         return "<Message %s qos=%d pid=%d dup=%d %d bytes>" % (self.topic, self.qos, self.pid, self.dup,
-                                                                 len(self.payload))
+                                                                 self.size)
 
 
 class _Out:
@@ -424,6 +426,8 @@ class Client:
                 return
             if self.log:
                 self.log.warn("mqtt", "dropped a %d-byte message on %s (limit %d)" % (n, topic, self.max_packet))
+            # subscribers are told (payload None), so a request still gets its "too large" answer
+            self._dispatch(Message(topic, None, qos, retain, dup, pid, n - off), False)
             if qos == 1:
                 await self._write(packet.puback_into(self._ack, pid))
             return
@@ -436,13 +440,13 @@ class Client:
         if qos == 1:  # acknowledged after the handler saw it: a crash before this means redelivery
             await self._write(packet.puback_into(self._ack, pid))
 
-    def _dispatch(self, msg):
+    def _dispatch(self, msg, fallback=True):
         handled = False
         for s in self._subs:
             if s[2] is not None and packet.topic_matches(s[0], msg.topic):
                 handled = True
                 self._call(s[2], msg)
-        if not handled and self.on_message is not None:
+        if not handled and fallback and self.on_message is not None:
             self._call(self.on_message, msg)
 
     def _call(self, fn, msg):

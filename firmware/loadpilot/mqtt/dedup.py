@@ -9,6 +9,8 @@ _SIZE = const(16)
 
 def _digest(topic, payload):
     # MicroPython hashes str/bytes in C; cheap for a 4 KB payload and stable within one process
+    if payload is None:  # an oversize message the client skipped (client.Message)
+        return hash(topic) & 0x3FFFFFFF
     return (hash(topic) * 31 + hash(bytes(payload)) + len(payload)) & 0x3FFFFFFF
 
 

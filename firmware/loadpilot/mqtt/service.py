@@ -5,9 +5,10 @@ import asyncio
 import json
 import time
 
-from loadpilot.api.commands import HTTP_INPUT, CommandError
-from loadpilot.config.schema import redact_url
+from loadpilot.api import json_in
+from loadpilot.api.commands import HTTP_INPUT, CommandError, error_answer
 from loadpilot.log import level_name, INFO
+from loadpilot.redact import redact
 
 # the client, dev_info and dedup modules are imported only when a broker is configured (heap on the ESP32)
 
@@ -33,20 +34,6 @@ def mqtt_inputs(store):
 def user_meters(store):
     """User-defined MQTT meters (driver meter_mqtt, rtype 2): their definitions name the topics to read."""
     return [d for d in store.get("devices") if d["driver"] == "meter_mqtt"]
-
-
-def _scrub(msg):
-    """Log text with any user:password@ inside a URL redacted (log lines should never carry one anyway)."""
-    if "://" not in msg or "@" not in msg:
-        return msg
-    return " ".join(redact_url(w) if "://" in w else w for w in msg.split(" "))
-
-
-def _payload_text(msg):
-    try:
-        return msg.payload.decode()
-    except UnicodeError:
-        return None
 
 
 class MqttApiService:
@@ -187,7 +174,7 @@ class MqttApiService:
         if len(self._out) >= _OUT_MAX:
             self.log.warn("mqtt", "answer queue full: %s not answered" % topic)
             return
-        self._out.append((client, topic, payload, qos))
+        self._out.append((client, topic, redact(payload), qos))  # every answer passes the one redaction
         self._wake.set()
 
     def _on_api(self, msg, client):
@@ -196,6 +183,8 @@ class MqttApiService:
         query = msg.topic[len(self.root) + 5:]
         res_topic = self.root + "/api_res"
         try:
+            if msg.payload is None:  # over the client's packet buffer: skipped, but answered
+                raise CommandError("request of %d bytes is larger than %d bytes" % (msg.size, self.api.max_packet))
             body = msg.payload or None
             if query.startswith("cmd=get_dev_info") and "&" not in query:
                 self._queue(self.api, res_topic, None)  # streamed by the sender, never one string
@@ -203,9 +192,10 @@ class MqttApiService:
             res = self.commands.execute(query, body)
             out = json.dumps(res)
         except CommandError as e:
-            out = json.dumps({"error": str(e), "query": query})
-        except (ValueError, TypeError, UnicodeError) as e:
-            out = json.dumps({"error": "bad request: %s" % e, "query": query})
+            out = json.dumps(error_answer(str(e), query))
+        except Exception as e:  # a bug must still answer: the caller waits on api_res
+            self.log.error("mqtt", "api request failed: %s: %s" % (type(e).__name__, e))
+            out = json.dumps(error_answer("bad request: %s: %s" % (type(e).__name__, e), query))
         self._queue(self.api, res_topic, out)
 
     def _on_ctl(self, msg, client):
@@ -215,13 +205,12 @@ class MqttApiService:
             self.log.warn("mqtt", "ctl: control of wallboxes is not enabled (mqtt_ctl_enabled)")
             return
         try:
-            text = _payload_text(msg)
-            if text is None:
-                raise CommandError("ctl: payload is not UTF-8")
-            try:
-                obj = json.loads(text)
-            except ValueError:
-                raise CommandError("ctl: payload is not valid JSON")
+            if msg.payload is None:
+                raise CommandError("ctl: message of %d bytes is larger than %d bytes" % (msg.size, client.max_packet))
+            try:  # strict JSON, or the documentation's own form with bare keys: {"E1": {cur: 8000}}
+                obj = json_in.loads(msg.payload, relaxed=True)
+            except json_in.JsonError as e:
+                raise CommandError("ctl: payload: %s (keys may go without quotes, as documented)" % e)
             self.commands.ctl(obj)
             self.log.info("mqtt", "ctl applied: %s" % ", ".join(sorted(obj)))
         except CommandError as e:
@@ -233,15 +222,17 @@ class MqttApiService:
         if self._duplicate(msg, client):
             return
         try:
-            text = _payload_text(msg)
+            if msg.payload is None:
+                raise CommandError("payload: %d bytes is larger than %d bytes" % (msg.size, client.max_packet))
             try:
-                obj = json.loads(text) if text is not None else None
-            except ValueError:
-                raise CommandError("payload is not valid JSON")
+                obj = json_in.loads(msg.payload)
+            except json_in.JsonError as e:
+                raise CommandError("payload: %s" % e)
             answer = self.commands.http_input(dev_id, obj)
         except CommandError as e:
             self.log.warn("mqtt", "set/%s refused, nothing changed: %s" % (dev_id, e))
-            return
+            # a wallbox waits for its answer: it gets the refusal on set_res (docs/mqtt-topics.md)
+            answer = {"error": str(e), "dev_id": dev_id}
         if dev_id[0] == "E" and dev_id in self._set_clients:
             self._queue(self._set_clients[dev_id], "%s/set_res/%s" % (self.root, dev_id), json.dumps(answer), 0)
 
@@ -271,13 +262,16 @@ class MqttApiService:
             while self._log_q and self.logc.is_connected():
                 e = self._log_q.pop(0)
                 line = json.dumps({"time": time.time(), "level": level_name(e[1]), "tag": e[2],
-                                   "msg": _scrub(str(e[3]))})
+                                   "msg": redact(str(e[3]))})
                 await self.logc.publish(self.root + "/log", line, 0)
 
     async def _publish_dev_info(self, client, topic, qos=0):
         chunks = self.dev_info.snapshot()  # one chunk per device: the document never exists as one string
         n = 0
-        for p in chunks:
+        for i in range(len(chunks)):
+            p = chunks[i]
+            if b"://" in p and b"@" in p:  # the one redaction, on every published byte
+                p = chunks[i] = redact(p.decode()).encode()
             n += len(p)
         return await client.publish_parts(topic, n, lambda: chunks, qos)
 
@@ -287,11 +281,11 @@ class MqttApiService:
             return
         root = self.root
         await self._publish_dev_info(c, root + "/get/dev_info")
-        await c.publish(root + "/get/params", json.dumps(self.dev_info.params()))
+        await c.publish(root + "/get/params", redact(json.dumps(self.dev_info.params())))
         ha = self.store.get("mqtt_ha_discovery")
         for dev in self.dev_info.configs():
             if dev.get("publish_mqtt") or ha:
-                await c.publish("%s/get/%s" % (root, dev["dev_id"]), json.dumps(self.dev_info.device(dev)))
+                await c.publish("%s/get/%s" % (root, dev["dev_id"]), redact(json.dumps(self.dev_info.device(dev))))
         if ha and c.connects != self._ha_connects:
             self._ha_connects = c.connects  # again after every reconnect: the broker may have lost them
             await self._publish_discovery(c)
@@ -321,7 +315,7 @@ class MqttApiService:
                     cfg["unit_of_measurement"] = unit
                     cfg["device_class"] = cls
                     cfg["state_class"] = "total_increasing" if cls == "energy" else "measurement"
-                await c.publish("%s/sensor/%s/config" % (_HA_PREFIX, uid), json.dumps(cfg), 1, True)
+                await c.publish("%s/sensor/%s/config" % (_HA_PREFIX, uid), redact(json.dumps(cfg)), 1, True)
 
     def _track_transaction(self):
         """E1 plug-in -> unplug from the pilot state (A = no car)."""

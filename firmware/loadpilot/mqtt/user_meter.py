@@ -2,8 +2,7 @@
 # topic ("address"), a query into the JSON published there, a type and a resolution. Known variables
 # (currents in mA, voltages in V, power in W/VA, energy in Wh, soc) become the device's site reading; a
 # meter whose topics stay silent longer than the meter timeout counts as failed in the Charging Manager.
-import json
-
+from loadpilot.api import json_in
 from loadpilot.devices.definition import DefinitionError, check_common
 
 
@@ -33,7 +32,7 @@ def parse_query(text):
             inner = text[i + 1:j].strip()
             if inner.startswith("{"):
                 try:
-                    cond = json.loads(inner)
+                    cond = json_in.loads(inner)
                 except ValueError:
                     raise DefinitionError("query %r: bad condition %s" % (text, inner))
                 steps.append(("match", cond))
@@ -133,11 +132,13 @@ class UserMeter:
 
     def on_message(self, msg, now_ms=None):
         try:
-            obj = json.loads(msg.payload)
-        except (ValueError, TypeError):
+            if msg.payload is None:  # the client skipped it: over its packet buffer
+                raise ValueError("%d bytes is over the MQTT packet limit" % msg.size)
+            obj = json_in.loads(msg.payload)  # size, depth and key limits as for every JSON input
+        except ValueError as e:
             self.bad_messages += 1
             if self.log:
-                self.log.warn("mqtt", "%s: message on %s is not JSON" % (self.dev_id, msg.topic))
+                self.log.warn("mqtt", "%s: message on %s refused: %s" % (self.dev_id, msg.topic, e))
             return
         took = False
         for v in self.vars:
