@@ -128,6 +128,9 @@ class ManagerCycle:
             if local and self.evse is not None:
                 cp.phases = self.evse.sm.phases()
                 cp.can_switch_phases = self.evse.phase_switching
+            elif d is not None and d.phases is not None:  # a remote box that reports its phases
+                cp.phases = d.phases
+                cp.can_switch_phases = d.can_switch_phases
             cp.measured_ma = d.reading.current_ma if (fresh and d is not None and
                                                        d.reading.updated_ms is not None) else None
 
@@ -165,10 +168,12 @@ class ManagerCycle:
                 continue  # ctl steers the local charge point through its overrides
             cur = vol.get("setpoint.%s.cur" % cp.dev_id)
             ena = vol.get("setpoint.%s.ena" % cp.dev_id)
-            if cur is None and ena is None:
+            phs = vol.get("setpoint.%s.phs" % cp.dev_id)
+            if cur is None and ena is None and phs is None:
                 continue
-            self.setpoints[cp.dev_id] = [ena != 0, cur if cur is not None else cp.min_ma,
-                                         vol.get("setpoint.%s.phs" % cp.dev_id) or cp.phases]
+            # enable None: phs alone, the driver writes only the phase wish; phases 0: no wish
+            self.setpoints[cp.dev_id] = [None if cur is None and ena is None else ena != 0,
+                                         cur if cur is not None else cp.min_ma, phs or 0]
 
     def device_view(self, dev_id):
         r = self.results.get(dev_id)

@@ -65,6 +65,8 @@ class DeviceState:
         self.reading = Reading()
         self.status = ST_OFFLINE if self.is_evse else 0
         self.soc_pct = None  # storage meters
+        self.phases = None  # wallboxes: phases the box reports it uses (1/3), None = it does not say
+        self.can_switch_phases = False  # wallboxes: the box reports it can switch 1p/3p
 
     def view(self):
         v = self.reading.view()
