@@ -77,6 +77,7 @@ class ManagerCycle:
         p.max_total_ma = s.get("max_total_current")
         p.reserve_ma = s.get("reserve_current")
         p.max_total_evse_ma = s.get("max_total_evse_current")
+        p.operator_evse_ma = tuple(s.get("dlm_operator_limit"))
         p.max_imbalance_ma = s.get("max_imbalance_current")
         p.imbalance_incl_house = s.get("imbalance_add_home")
         p.grid_timeout_ms = s.get("meter_timeout_s") * 1000

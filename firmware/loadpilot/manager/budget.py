@@ -1,6 +1,6 @@
 # Stage 0: how much current the EVs may draw per grid phase this cycle, and why it is that much.
 from .model import (UNLIMITED, STORAGE_HOME, CHARGING, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW,
-                    R_FAILSAFE)
+                    R_FAILSAFE, R_OPERATOR)
 from .state import elapsed
 
 
@@ -113,6 +113,7 @@ def compute(site, params, state, now_ms):
     base = state.base
     shed = params.shedding_offset_ma
     evse_total = params.max_total_evse_ma
+    operator = params.operator_evse_ma
     for p in range(3):
         if state.meter_failsafe:
             b = params.grid_fail_safe_ma
@@ -126,6 +127,10 @@ def compute(site, params, state, now_ms):
         if evse_total and evse_total < b:
             b = evse_total
             r = R_EVSE_TOTAL
+        x = operator[p]
+        if x and x < b:
+            b = x
+            r = R_OPERATOR
         x = schedule_limit(params.schedule, site.hour, p)
         if x < b:
             b = x
