@@ -8,6 +8,7 @@ import pytest
 import ptybus
 from firmware_proc import Firmware, free_port, wait_for
 from mqtt_peers import Mosquitto, Observer
+from site_rig import METER, SiteRig, f32_words
 from test_devices_mp import Peers
 
 pytestmark = pytest.mark.mp
@@ -65,3 +66,22 @@ def test_ctl_phs_reaches_8087_of_a_remote_box_once_per_interval(tmp_path):
         broker.close()
         peers.stop()
         bus.close()
+
+
+def test_the_managers_phase_wish_reaches_a_charging_slave(tmp_path):
+    """Load management on, a grid meter: L2 and L3 are nearly full, so the 3-phase car on E2 cannot get its
+    minimum there but would on L1 alone. After the manager's phase_down_delay_ms (60 s) its 1-phase wish goes
+    to 8087 of the box, which reports (8113 bit 8) that it switches while plugged in by itself."""
+    rig = SiteRig(n_boxes=1, tmp_dir=str(tmp_path), switchable=(1,))
+    try:
+        for i, amps in enumerate((10.0, 31.0, 31.0)):  # the box itself draws 1 A per phase of that
+            rig.peers.cmd(op="set", unit=METER, addr=6 + 2 * i, values=f32_words(amps), fc=4)
+        assert rig.wait(lambda: rig.device("E2").get("reason") == "fuse", timeout=20), rig.device("E2")
+        assert rig.wait(lambda: rig.offered_ma(1) == 0) and rig.peers.get(1, 8087) == [0]  # paused at 3 phases
+        # the wish holds for a minute, then it is written; the box reads back 1 phase and gets current on L1
+        assert rig.wait(lambda: rig.peers.get(1, 8087) == [1], timeout=100, step=1.0), rig.device("E2")
+        assert rig.wait(lambda: rig.offered_ma(1) >= 6000, timeout=20), rig.device("E2")
+        comm = {d["dev_id"]: d for d in rig.fw.status()["device_comm"]}["E2"]
+        assert comm["phases"] == 1 and comm["phase_writes"] == 1
+    finally:
+        rig.close()
