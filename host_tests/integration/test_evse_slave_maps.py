@@ -278,5 +278,6 @@ def test_omcci_operator_limit_caps_the_charging_manager(tmp_path):
         assert fw.ctl("config_get", key="dlm_operator_limit") == [10000, 10000, 8000]  # a setting, persisted
         time.sleep(2.5)  # commit_delay_s 1
         pb, om = fw.pb, fw.om
-    with boot(tmp_path, devices=devices, pb_tcp_port=pb, omcci_tcp_port=om) as fw, ModbusTcpClient("127.0.0.1", port=fw.om) as c:
+    with boot(tmp_path, devices=devices, pb_tcp_port=pb, omcci_tcp_port=om) as fw, \
+            ModbusTcpClient("127.0.0.1", port=fw.om) as c:
         assert c.read_holding_registers(613, count=3, device_id=1).registers == [10, 10, 8]
