@@ -595,3 +595,17 @@ def test_a_box_without_8113_is_driven_without_phase_switching():
     run(bus.cycle())
     assert bus.entries[1].com_err is False and site.device("E1").status == 3
     assert c.hr[1][8093] == 100 and phase_writes(c, 1) == []
+
+
+def test_a_switch_a_week_later_is_not_held_by_the_wrapping_ticks_clock():
+    bus, c, clock, site, sp = make_bus(n_boxes=1)
+    c.hr[1][8113] = 0x100
+    sp["E1"] = (True, 10000, 1)
+    run(bus.cycle())
+    c.hr[1][8087] = 1
+    for _ in range(7 * 24):  # polled for a week (an hour per step here): ticks_diff would have turned negative
+        clock.now = (clock.now + 3600000) % (1 << 30)
+        run(bus.cycle())
+    sp["E1"] = (True, 10000, 3)
+    run(bus.cycle())
+    assert phase_writes(c, 1) == [1, 0]

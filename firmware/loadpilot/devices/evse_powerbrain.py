@@ -63,6 +63,8 @@ class PowerBrain(Wallbox):
 
     async def poll(self, state, now_ms):
         c = self.client
+        if self.phase_write_ms is not None and time.ticks_diff(now_ms, self.phase_write_ms) >= MIN_SWITCH_INTERVAL_MS:
+            self.phase_write_ms = None  # interval over: forget it before ticks_diff wraps (after 6 days)
         if self.has_meter is None:
             try:  # on its own: a box without 8113 answers 02 and is driven without phase switching
                 r = await c.read_holding(A_FLAGS, 1, unit=self.unit)
