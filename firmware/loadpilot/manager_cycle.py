@@ -103,6 +103,7 @@ class ManagerCycle:
         p.max_total_ma = s.get("max_total_current")
         p.reserve_ma = s.get("reserve_current")
         p.max_total_evse_ma = s.get("max_total_evse_current")
+        p.operator_evse_ma = tuple(s.get("dlm_operator_limit"))
         p.max_imbalance_ma = s.get("max_imbalance_current")
         p.imbalance_incl_house = s.get("imbalance_add_home")
         p.grid_timeout_ms = s.get("meter_timeout_s") * 1000
@@ -247,16 +248,20 @@ class ManagerCycle:
                 continue
             cur = vol.get("setpoint.%s.cur" % cp.dev_id)
             ena = vol.get("setpoint.%s.ena" % cp.dev_id)
-            if cur is None and ena is None:
+            phs = vol.get("setpoint.%s.phs" % cp.dev_id)
+            if cur is None and ena is None and phs is None:
                 continue
-            sp = [ena != 0, cur if cur is not None else cp.min_ma,
-                  vol.get("setpoint.%s.phs" % cp.dev_id) or cp.phases]
+            # enable None: phs alone, the driver writes only the phase wish; phases 0: no wish
+            sp = [None if cur is None and ena is None else ena != 0, cur if cur is not None else cp.min_ma,
+                  phs or 0]
             self.setpoints[cp.dev_id] = sp
             d = self.site.device(cp.dev_id)
             if d is not None:
-                d.enabled = sp[0]
-                d.alloc_ma = sp[1] if sp[0] else 0
-                d.want_phases = sp[2]
+                if sp[0] is not None:
+                    d.enabled = sp[0]
+                    d.alloc_ma = sp[1] if sp[0] else 0
+                if phs:
+                    d.want_phases = phs
                 d.reason = model.R_OBSERVE
 
     # ---- the seven site totals (SunSpec model 213 under the ID, get_dev_info params); docs/architecture.md

@@ -3,7 +3,8 @@
   as unit 101 (holding floats) and a made-up integer meter as unit 102 (input registers,
   some low word first: read through a user-defined definition);
   TCP on 127.0.0.1:port (if port > 0): an OMCCI station as unit 1.
-Usage: pty baud n_boxes tcp_port. Commands on stdin, one JSON object a line, answers on stdout:
+Usage: pty baud n_boxes tcp_port [switchable], switchable = comma-separated units whose 8113 bit 8 says they
+may switch 1p/3p (8087) while plugged in. Commands on stdin, one JSON object a line, answers on stdout:
   {"op": "get", "unit": u, "addr": a, "count": n[, "tcp": true]}  -> {"values": [...]}
   {"op": "silence", "unit": u} / {"op": "wake", "unit": u}          -> {"ok": true}
   {"op": "requests"}                                                -> {"tcp": n}: requests the TCP server got
@@ -33,7 +34,7 @@ def words(v, n=2):
     return [(v >> (16 * (n - 1 - i))) & 0xFFFF for i in range(n)]
 
 
-def powerbrain_image(u):
+def powerbrain_image(u, switchable=False):
     regs = [0] * 122  # 8000..8121
 
     def put(addr, vals):
@@ -46,7 +47,7 @@ def powerbrain_image(u):
         put(8064 + 2 * i, words(u * 10))  # u A on each phase
     put(8083, words(300))
     put(8092, [2, 160, 1, u * 10])  # C (charging), limit 16 A, enabled, charging u A
-    put(8112, [1])
+    put(8112, [1, 0x100 if switchable else 0])
     return regs
 
 
@@ -105,9 +106,10 @@ def omcci_image():
 async def main():
     logging.basicConfig(level=logging.CRITICAL)
     pty, baud, n_boxes, tcp_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    switchable = [int(u) for u in sys.argv[5].split(",") if u] if len(sys.argv) > 5 else []
     devices = {}
     for u in range(1, n_boxes + 1):
-        hr = ModbusSequentialDataBlock(8001, powerbrain_image(u))  # pymodbus looks up address + 1
+        hr = ModbusSequentialDataBlock(8001, powerbrain_image(u, u in switchable))  # pymodbus looks up address + 1
         devices[u] = ModbusDeviceContext(hr=hr)
     ir = ModbusSequentialDataBlock(1, sdm630_image())
     devices[METER_UNIT] = ModbusDeviceContext(ir=ir)

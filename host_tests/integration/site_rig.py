@@ -15,9 +15,10 @@ def f32_words(x):
 
 
 class SiteRig:
-    def __init__(self, n_boxes=3, max_total_ma=32000, tmp_dir=None, **cfg):
+    def __init__(self, n_boxes=3, max_total_ma=32000, tmp_dir=None, switchable=(), **cfg):
+        """switchable: units whose 8113 bit 8 says they may switch 1p/3p while plugged in."""
         self.bus = ptybus.PtyPair()
-        self.peers = Peers(self.bus.peer, n_boxes, 0)
+        self.peers = Peers(self.bus.peer, n_boxes, 0, switchable)
         devices = [{"dev_id": "M1", "driver": "meter_sdm630", "address": COM, "id": METER, "role": 3}]
         for u in range(1, n_boxes + 1):
             devices.append({"dev_id": "E%d" % (u + 1), "driver": "evse_powerbrain", "address": COM, "id": u,

@@ -18,9 +18,10 @@ N_BOXES = 10
 
 
 class Peers:
-    def __init__(self, pty, n_boxes, tcp_port):
+    def __init__(self, pty, n_boxes, tcp_port, switchable=()):
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "pymodbus_site_peers.py"), pty, "19200",
-                                      str(n_boxes), str(tcp_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      str(n_boxes), str(tcp_port), ",".join(map(str, switchable))],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         ptybus.wait_line(self.proc, "peers ready")
 
@@ -216,4 +217,32 @@ def test_a_changed_device_list_is_polled_without_a_reboot(sunspec):
     finally:
         peers_a.stop()
         peers_b.stop()
+        bus.close()
+
+
+def test_phase_wish_reaches_8087_of_a_box_that_can_switch():
+    """E2 (unit 1) reports 8113 bit 8, E3 (unit 2) does not: both are asked for 1 phase."""
+    bus = ptybus.PtyPair()
+    peers = Peers(bus.peer, 2, 0, switchable=(1,))
+    devs = [{"dev_id": "E2", "driver": "evse_powerbrain", "address": COM, "id": 1},
+            {"dev_id": "E3", "driver": "evse_powerbrain", "address": COM, "id": 2}]
+    setpoints = {"E2": [True, 10000, 1], "E3": [True, 10000, 1]}
+    fw = ptybus.start_micropython(open(os.path.join(HERE, "mp_device_layer.py")).read(), bus.fw,
+                                  {"devices": devs, "setpoints": setpoints, "every_ms": 300})
+    try:
+        v = wait_view(fw, lambda d: d["E2"].get("phases") == 1 and d["E3"].get("setpoint_writes"))["by_id"]
+        assert peers.get(1, 8087) == [1]  # written, and read back by the next poll
+        assert v["E2"]["can_switch_phases"] is True and v["E2"]["phase_writes"] == 1
+        assert peers.get(2, 8087) == [0]  # no bit 8: never written
+        assert v["E3"]["can_switch_phases"] is False and v["E3"]["phase_writes"] == 0
+        assert v["E3"]["phases"] == 3  # its configured phases
+        assert peers.get(1, 8093, 2) == [100, 1] and peers.get(2, 8093, 2) == [100, 1]
+        peers.cmd(op="set", unit=1, addr=8087, values=[0])  # someone else switched it back
+        v = wait_view(fw, lambda d: d["E2"].get("phases") == 3)["by_id"]
+        wait_view(fw, lambda d: True)
+        # one write per wish and contact: the driver does not fight a switch made elsewhere (no chatter)
+        assert peers.get(1, 8087) == [0] and v["E2"]["phase_writes"] == 1
+    finally:
+        ptybus.stop(fw)
+        peers.stop()
         bus.close()

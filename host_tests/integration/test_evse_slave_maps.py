@@ -71,6 +71,11 @@ def test_evcc_style_control_of_the_power_brain_map(tmp_path):
         assert c.write_register(8093, 100, device_id=1).isError() is False  # 10 A, as amps x 10
         assert wait_for(lambda: limit_ma(fw) == 10000)
         assert wait_for(lambda: c.read_holding_registers(8093, count=3, device_id=1).registers == [100, 1, 100])
+        # 8095 reads back what 8093 set, in 0.1 A: 11 A is a duty whose exact current is 10.998 A
+        c.write_register(8093, 110, device_id=1)
+        assert wait_for(lambda: c.read_holding_registers(8093, count=3, device_id=1).registers == [110, 1, 110])
+        c.write_register(8093, 100, device_id=1)
+        assert wait_for(lambda: limit_ma(fw) == 10000)
         assert fw.ctl("evse")["limit"]["reason"] == "modbus"
         c.write_register(8094, 0, device_id=1)  # disable: the car is told no power, then the contactor opens
         assert wait_for(lambda: fw.ctl("evse")["offered_ma"] == 0)
@@ -152,7 +157,7 @@ def test_home_energy_manager_drives_omcci(tmp_path):
             assert wait_for(lambda: limit_ma(fw) == 13000)
             assert c.read_holding_registers(1000, count=1, device_id=1).registers == [13]
             assert exc(c.write_register(1000, 81, device_id=1)) == 3
-            assert exc(c.write_register(613, 10, device_id=1)) == 2  # not a DLM master
+            assert exc(c.write_register(610, 10, device_id=1)) == 2  # the DLM master's own limit: read-only
             t_last = time.monotonic()
         assert wait_for(lambda: limit_ma(fw) == 6000, timeout=6)  # silent energy manager: safe current
         assert time.monotonic() - t_last >= 1.8
@@ -199,3 +204,82 @@ def test_the_local_charge_point_is_a_site_device(tmp_path):
             fw.ctl("set_input", name="s0_1", value=0)
             time.sleep(0.03)
         assert wait_for(lambda: status()["import_wh"] == 20 and status()["power_w"] > 0, timeout=5)
+
+
+def regs_text(regs):
+    return b"".join(bytes([r >> 8, r & 0xFF]) for r in regs).rstrip(b"\0")
+
+
+def text_regs(text, n):
+    raw = text.encode().ljust(2 * n, b"\0")
+    return [(raw[2 * i] << 8) | raw[2 * i + 1] for i in range(n)]
+
+
+def test_omcci_version_session_user_id(tmp_path):
+    with boot(tmp_path) as fw, ModbusTcpClient("127.0.0.1", port=fw.om) as c:
+        version = regs_text(c.read_holding_registers(100, count=2, device_id=1).registers)
+        assert len(version) == 4 and all(0x20 < b < 0x7F for b in version), version  # e.g. "0.01"
+        assert version[1:2] == b"."
+        # the user ID as the seed lists it: five 2-register writes, bytes 0..3 first
+        uid = "ABCDEFGHIJKLMNOPQRST"
+        for i in range(5):
+            assert not c.write_registers(1110 + 2 * i, text_regs(uid[4 * i:4 * i + 4], 2), device_id=1).isError()
+        assert regs_text(c.read_holding_registers(720, count=10, device_id=1).registers) == uid.encode()
+        c.write_registers(1110, text_regs("RFID-42", 10), device_id=1)  # or in one write
+        assert regs_text(c.read_holding_registers(720, count=10, device_id=1).registers) == b"RFID-42"
+        c.write_registers(1110, text_regs("XY", 2), device_id=1)  # a new, shorter ID piece by piece
+        c.write_registers(1112, text_regs("Z", 2), device_id=1)
+        assert regs_text(c.read_holding_registers(720, count=10, device_id=1).registers) == b"XY\0\0Z"
+        assert exc(c.write_register(1112, 0x4142, device_id=1)) == 3  # half a piece
+        assert exc(c.write_registers(1111, [0, 0], device_id=1)) == 3  # not at a piece's start
+        assert exc(c.write_registers(1110, [0xFFFE, 0xFFFF], device_id=1)) == 3  # not text
+        assert regs_text(c.read_holding_registers(720, count=10, device_id=1).registers) == b"XY\0\0Z"
+        # a session: 718 counts the seconds the contactor is closed, 716 the Wh of S0 meter 1 since plug-in
+        for _ in range(2):  # energy before the plug-in is not the session's
+            fw.ctl("set_input", name="s0_1", value=1)
+            fw.ctl("set_input", name="s0_1", value=0)
+            time.sleep(0.03)
+        assert wait_for(lambda: fw.ctl("evse")["s0"][0]["energy_wh"] == 2)
+        charge(fw)
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1)
+        assert wait_for(lambda: c.read_holding_registers(718, count=2, device_id=1).registers[1] >= 2, timeout=8)
+        for _ in range(5):
+            fw.ctl("set_input", name="s0_1", value=1)
+            fw.ctl("set_input", name="s0_1", value=0)
+            time.sleep(0.03)
+        assert wait_for(lambda: c.read_holding_registers(716, count=2, device_id=1).registers == [0, 5])
+        fw.ctl("set_adc", name="cp", mv=9000)  # the car stops drawing (B): the contactor opens
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 0)
+        time.sleep(0.5)
+        held = c.read_holding_registers(716, count=4, device_id=1).registers
+        time.sleep(1.5)
+        assert c.read_holding_registers(716, count=4, device_id=1).registers == held  # holds after charging
+        assert held[3] >= 2
+        fw.ctl("set_adc", name="cp", mv=12000)  # unplugged, and a new car: a new session
+        assert wait_for(lambda: fw.ctl("evse")["cp"] == "A")
+        time.sleep(0.5)  # unplugged for a moment (the map refreshes five times a second)
+        fw.ctl("set_adc", name="cp", mv=9000)
+        assert wait_for(lambda: c.read_holding_registers(716, count=4, device_id=1).registers == [0, 0, 0, 0])
+
+
+def test_omcci_operator_limit_caps_the_charging_manager(tmp_path):
+    devices = [{"dev_id": "E1", "driver": "evse_local", "address": "evse", "max_charging_cur": 16000}]
+    with boot(tmp_path, devices=devices) as fw, ModbusTcpClient("127.0.0.1", port=fw.om) as c:
+        e1 = lambda: {d["dev_id"]: d for d in fw.status()["devices"]}["E1"]  # noqa: E731
+        charge(fw)
+        assert wait_for(lambda: e1().get("alloc_ma") == 16000, timeout=20)
+        assert c.read_holding_registers(613, count=3, device_id=1).registers == [0, 0, 0]  # 0 = none
+        assert not c.write_registers(613, [10, 10, 10], device_id=1).isError()  # 10 A per phase, all wallboxes
+        assert c.read_holding_registers(613, count=3, device_id=1).registers == [10, 10, 10]
+        assert wait_for(lambda: e1().get("alloc_ma") == 10000 and e1().get("reason") == "operator", timeout=10)
+        assert wait_for(lambda: limit_ma(fw) == 10000)
+        assert exc(c.write_register(614, 1001, device_id=1)) == 3  # above 1000 A: refused, nothing changed
+        assert c.read_holding_registers(613, count=3, device_id=1).registers == [10, 10, 10]
+        c.write_register(615, 8, device_id=1)  # one phase alone
+        assert wait_for(lambda: e1().get("alloc_ma") == 8000, timeout=10)
+        assert fw.ctl("config_get", key="dlm_operator_limit") == [10000, 10000, 8000]  # a setting, persisted
+        time.sleep(2.5)  # commit_delay_s 1
+        pb, om = fw.pb, fw.om
+    with boot(tmp_path, devices=devices, pb_tcp_port=pb, omcci_tcp_port=om) as fw, \
+            ModbusTcpClient("127.0.0.1", port=fw.om) as c:
+        assert c.read_holding_registers(613, count=3, device_id=1).registers == [10, 10, 8]

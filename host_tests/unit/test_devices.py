@@ -515,3 +515,97 @@ def test_sunspec_reader_without_marker_is_a_com_error():
     bus = Bus("tcp:x", [entry], site, {}, Clock())
     run(bus.cycle())
     assert entry.com_err and "SunSpec" in entry.last_error
+
+
+# -- phase switching of Power Brain boxes (8113 bit 8, 8087) --------------------------------------------------
+
+def phase_writes(c, unit):
+    return [x[3][0] for x in c.log if x[0] == unit and x[1] == "w" and x[2] == 8087]
+
+
+def test_phase_wish_reaches_8087_only_on_a_box_that_can_switch():
+    bus, c, clock, site, sp = make_bus(n_boxes=2)
+    c.hr[1][8113] = 0x100  # E1 may switch 1p/3p while plugged in; E2 does not say so
+    sp["E1"] = (True, 10000, 1)
+    sp["E2"] = (True, 10000, 1)
+    run(bus.cycle())
+    assert phase_writes(c, 1) == [1] and phase_writes(c, 2) == []
+    e1, e2 = site.device("E1"), site.device("E2")
+    assert e1.can_switch_phases is True and e1.phases == 3  # read back: the box has not switched yet
+    assert e2.can_switch_phases is False and e2.phases is None
+    clock.now += 1000
+    run(bus.cycle())
+    assert phase_writes(c, 1) == [1]  # the wish is written once, not every cycle
+    c.hr[1][8087] = 1  # the box switched
+    clock.now += 1000
+    run(bus.cycle())
+    assert e1.phases == 1 and bus.entries[1].driver.info()["phases"] == 1
+
+
+def test_phase_switches_of_a_remote_box_are_at_least_the_local_interval_apart():
+    from loadpilot.evse.state_machine import MIN_SWITCH_INTERVAL_MS, Config
+    assert Config().min_switch_interval_ms == MIN_SWITCH_INTERVAL_MS  # one rule for the local and remote boxes
+    bus, c, clock, site, sp = make_bus(n_boxes=1)
+    c.hr[1][8113] = 0x100
+    sp["E1"] = (True, 10000, 1)
+    run(bus.cycle())
+    c.hr[1][8087] = 1
+    clock.now += 10000
+    sp["E1"] = (True, 10000, 3)  # back to 3p at once: chatter
+    run(bus.cycle())
+    assert phase_writes(c, 1) == [1]
+    clock.now = MIN_SWITCH_INTERVAL_MS - 1
+    run(bus.cycle())
+    assert phase_writes(c, 1) == [1]
+    clock.now = MIN_SWITCH_INTERVAL_MS
+    run(bus.cycle())
+    assert phase_writes(c, 1) == [1, 0]  # the wish waited for the interval, then went out
+    assert c.hr[1][8093] == 100  # current set-points were written meanwhile as usual
+
+
+def test_a_phase_wish_alone_writes_no_current_and_a_refused_8087_stops_the_tries():
+    bus, c, clock, site, sp = make_bus(n_boxes=1)
+    c.hr[1][8113] = 0x100
+    sp["E1"] = (None, 6000, 1)  # MQTT ctl phs alone (observation mode)
+    run(bus.cycle())
+    assert phase_writes(c, 1) == [1]
+    assert [x for x in c.log if x[1] == "w" and x[2] == 8093] == []
+    assert site.device("E1").status == 3  # the box keeps being read
+    # a box that reports bit 8 but refuses the register: no com_err, no further tries on this contact
+    bus2, c2, clock2, site2, sp2 = make_bus(n_boxes=1)
+    c2.hr[1][8113] = 0x100
+    real = c2.write_multiple
+
+    async def refuse(addr, values, unit=None):
+        if addr == 8087:
+            raise ModbusError(2, 6)
+        return await real(addr, values, unit)
+    c2.write_multiple = refuse
+    sp2["E1"] = (True, 10000, 1)
+    run(bus2.cycle())
+    assert bus2.entries[1].com_err is False and site2.device("E1").can_switch_phases is True
+    run(bus2.cycle())
+    assert site2.device("E1").can_switch_phases is False
+
+
+def test_a_box_without_8113_is_driven_without_phase_switching():
+    bus, c, clock, site, sp = make_bus(n_boxes=1)
+    del c.hr[1][8113]
+    sp["E1"] = (True, 10000, 1)
+    run(bus.cycle())
+    assert bus.entries[1].com_err is False and site.device("E1").status == 3
+    assert c.hr[1][8093] == 100 and phase_writes(c, 1) == []
+
+
+def test_a_switch_a_week_later_is_not_held_by_the_wrapping_ticks_clock():
+    bus, c, clock, site, sp = make_bus(n_boxes=1)
+    c.hr[1][8113] = 0x100
+    sp["E1"] = (True, 10000, 1)
+    run(bus.cycle())
+    c.hr[1][8087] = 1
+    for _ in range(7 * 24):  # polled for a week (an hour per step here): ticks_diff would have turned negative
+        clock.now = (clock.now + 3600000) % (1 << 30)
+        run(bus.cycle())
+    sp["E1"] = (True, 10000, 3)
+    run(bus.cycle())
+    assert phase_writes(c, 1) == [1, 0]

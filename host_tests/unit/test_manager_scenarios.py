@@ -75,6 +75,21 @@ def test_max_total_wallbox_current_caps_the_evse_line():
     assert rig.reasons(res) == ["evse_total", "evse_total"]
 
 
+def test_operator_limit_caps_the_wallboxes_per_phase():
+    # OMCCI 613-615: 20 A on L1 only; a 1p box on L1 and a 3p box share L1, L3 stays at the fuse
+    e1 = car("E1", max_ma=32000, phases=1)
+    e2 = car("E2", max_ma=32000)
+    rig = Rig([e1, e2], max_total_ma=32000, operator_evse_ma=(20000, 0, 0))
+    res = rig.step()
+    assert [r.current_ma for r in res] == [10000, 10000]
+    assert rig.reasons(res) == ["operator", "operator"]
+    rig.p.operator_evse_ma = (0, 0, 0)  # 0 = no operator limit
+    assert rig.currents() == [16000, 16000]
+    rig.p.operator_evse_ma = (40000, 40000, 40000)  # above the fuse: the fuse binds
+    res = rig.step()
+    assert rig.reasons(res) == ["fuse", "fuse"]
+
+
 def test_dynamic_mode_subtracts_measured_house_load_per_phase():
     e1 = car("E1", max_ma=32000)
     e1.measured_ma = [10000, 10000, 10000]

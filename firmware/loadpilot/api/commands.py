@@ -328,7 +328,7 @@ class Commands:
         from loadpilot.manager.model import R_DISABLED
         st = self.site.device(dev_id)
         sp = self.setpoints.get(dev_id)
-        if sp is None:
+        if sp is None or sp[0] is None:  # no decision, or a phase-only ctl set-point
             cur = st.safe_ma if st is not None else 0
         else:
             cur = sp[1] if sp[0] else 0

@@ -44,6 +44,8 @@ FIELDS = (
     # charging groups: [{"group": 1.., "l1": mA, "l2": mA, "l3": mA}]; a wallbox joins with its "group"
     ("group_limits", "group_limits", [], 0, 16, 0),  # a meter or wallbox silent this long counts as failed
     ("grid_fail_safe_current", "int", 6000, 0, 1000000, 0),  # EV budget per phase while the grid meter is silent
+    # operator's limit for all wallboxes per grid phase L1..L3 (OMCCI 613-615), mA; 0 = none on that phase
+    ("dlm_operator_limit", "ma3", [0, 0, 0], 0, _MA_MAX, 0),
     # Modbus server
     ("modbus_enabled", "bool", True, 0, 0, 0),
     ("modbus_id", "int", 1, 1, 246, 0),  # 246: ID+1 serves the device map and must stay <= 247

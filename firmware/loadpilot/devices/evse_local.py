@@ -102,7 +102,7 @@ class LocalEvse:
             self._sp_phases = 0
         else:
             lim.manager_ma = sp[1] if sp[0] else 0
-            if sp[2] != self._sp_phases:
+            if sp[2] != self._sp_phases and sp[2] in (1, 3):
                 self._sp_phases = sp[2]
                 if sp[2] != ev.sm.phases() and ev.phase_switching:
                     ev.request_phases(sp[2])

@@ -54,7 +54,9 @@ class Omcci(Wallbox):
     async def apply(self, sp, now_ms):
         if sp is None:
             return False
-        enable, current_ma, _phases = sp
+        enable, current_ma, _phases = sp  # the OMCCI map has no phase switching register
+        if enable is None:  # a phase wish only
+            return False
         wire = current_ma // 1000 if enable else 0
         if not self.due(wire, now_ms):
             return False

@@ -33,6 +33,10 @@ ERR_NO_CLOSE = const(6)
 ERROR_NAMES = ("none", "rcd_trip", "diode_fault", "cp_short_e", "cp_state_f", "contactor_welded",
                "contactor_did_not_close")
 
+# anti-chatter: two 1p/3p switches at least this far apart, here and on the Power Brain wallboxes this box
+# drives (devices/evse_powerbrain.py), whoever asks (manager, Modbus 8087, MQTT ctl phs)
+MIN_SWITCH_INTERVAL_MS = const(300000)
+
 ACT_NONE = const(0)
 ACT_PHASES = const(1)
 ACT_WAKEUP = const(2)
@@ -49,7 +53,7 @@ class Config:
         self.relay_dead_ms = 100            # contactor open at least this long before the phase relay moves
         self.phase_hold_ms = 120000         # CP held off during a 1p/3p switch
         self.simulate_unplug = True         # hold CP at -12 V (state F) while switching; else constant +12 V
-        self.min_switch_interval_ms = 300000
+        self.min_switch_interval_ms = MIN_SWITCH_INTERVAL_MS
         self.switch_when_plugged = False    # by default phases change only while no vehicle is plugged in
         for k in kw:
             if not hasattr(self, k):

@@ -6,7 +6,7 @@
 # See docs/manager.md for the reasons and the decisions behind them.
 from .model import (NO_CAR, CHARGING, PV_ONLY, PV_MIN, UNLIMITED, R_OWN_MAX, R_IMBALANCE, R_GROUP,
                     R_FAILSAFE, R_PRIORITY_PAUSE, R_PAUSE_HOLD, R_DISABLED, R_NO_CAR, R_OBSERVE,
-                    R_CAR_DRAW, R_RAMP, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW)
+                    R_CAR_DRAW, R_RAMP, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW, R_OPERATOR)
 from micropython import const
 
 from .state import elapsed
@@ -479,4 +479,4 @@ def _grid_phase_wish(cp, s, params, state):
     return 3
 
 
-_SHORTAGE = (R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW, R_FAILSAFE, R_PRIORITY_PAUSE)
+_SHORTAGE = (R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW, R_FAILSAFE, R_PRIORITY_PAUSE, R_OPERATOR)

@@ -1,6 +1,6 @@
 # Stage 0: how much current the EVs may draw per grid phase this cycle, and why it is that much.
 from .model import (UNLIMITED, STORAGE_HOME, CHARGING, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW,
-                    R_FAILSAFE)
+                    R_FAILSAFE, R_OPERATOR)
 from .state import elapsed
 
 
@@ -113,6 +113,7 @@ def compute(site, params, state, now_ms):
     base = state.base
     shed = params.shedding_offset_ma
     evse_total = params.max_total_evse_ma
+    operator = params.operator_evse_ma
     for p in range(3):
         if state.meter_failsafe:
             b = params.grid_fail_safe_ma
@@ -126,6 +127,10 @@ def compute(site, params, state, now_ms):
         if evse_total and evse_total < b:
             b = evse_total
             r = R_EVSE_TOTAL
+        x = operator[p]
+        if x and x < b:
+            b = x
+            r = R_OPERATOR
         x = schedule_limit(params.schedule, site.hour, p)
         if x < b:
             b = x
@@ -194,7 +199,8 @@ def compute(site, params, state, now_ms):
 def start_limit_ma(cp, params, site, others):
     """What a chargepoint may offer before the manager has decided for it (at boot, after a reconfiguration,
     while the manager task restarts): what no limit forbids, without knowing the house load. The per-phase
-    house connection (after the operator percent and the reserve), the wallbox total, the schedule, load
+    house connection (after the operator percent and the reserve), the wallbox total, the operator's
+    per-phase limit (OMCCI 613-615), the schedule, load
     shedding, its group and its own maximum; with load management on and other wallboxes sharing the
     connection, also the lower of its minimum and its fail-safe current (docs/manager.md)."""
     if not cp.enabled:
@@ -211,6 +217,8 @@ def start_limit_ma(cp, params, site, others):
             x = base
         if g is not None and g[p] < x:
             x = g[p]
+        if params.operator_evse_ma[p] and params.operator_evse_ma[p] < x:
+            x = params.operator_evse_ma[p]
         if site.shedding_active:
             x -= shed[p] if shed[p] >= 0 else -shed[p]  # the UI's "-10 A" notation as well
         if x < lim:

@@ -37,10 +37,11 @@ R_NO_CAR = const(14)         # nothing plugged in
 R_OBSERVE = const(15)        # load management off: observation mode, nothing is written
 R_CAR_DRAW = const(16)       # car draws less than offered: capped at its draw + margin
 R_RAMP = const(17)           # slow up: increase limited this cycle
+R_OPERATOR = const(18)       # the operator's per-phase limit for all wallboxes (OMCCI 613-615)
 
 REASON_NAMES = ("ok", "own_max", "fuse", "evse_total", "imbalance", "group", "pv", "schedule", "shedding",
                 "overdraw", "failsafe", "priority_pause", "pause_hold", "disabled", "no_car", "observe",
-                "car_draw", "ramp")
+                "car_draw", "ramp", "operator")
 
 UNLIMITED = const(0x3FFFFFFF)  # largest small int on 32-bit MicroPython: "no limit" without a bigint
 
@@ -89,6 +90,7 @@ class Params:
         self.percent = 100                   # grid operator share of max_total_ma, 0..100
         self.reserve_ma = 0
         self.max_total_evse_ma = 0           # 0 = not configured
+        self.operator_evse_ma = (0, 0, 0)    # per grid phase L1..L3, all wallboxes together; 0 = none
         self.max_imbalance_ma = 0            # 0 = not checked
         self.imbalance_incl_house = False
         self.has_grid_meter = False          # True = dynamic mode

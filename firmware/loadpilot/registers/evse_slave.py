@@ -39,6 +39,7 @@ class EvseSlaveService:
         self.log = log
         self.serial = serial
         self.user_id = ""
+        self.session = _Session()  # OMCCI 716/718
         self.pb_evse = RegisterImage(pb.BASE, pb.COUNT, functions=(3, 6, 16), on_write=self._pb_evse_write,
                                      on_read=self._pb_read)
         self.pb_s0 = []
@@ -169,19 +170,32 @@ class EvseSlaveService:
 
     def _omcci_write(self, addr, count, data, off):
         self.control.omcci_access_ms = time.ticks_ms()
-        code, changes = omcci.decode_write(addr, self._words(data, off, count))
+        try:
+            code, changes = omcci.decode_write(addr, self._words(data, off, count))
+        except ValueError:  # a user ID piece that is not text (UnicodeError is a ValueError)
+            return ILLEGAL_VALUE
         if code:
             return code
         settings = {}
         overrides = {}
+        user_id = None
         for key, v in changes:
             if key in _OMCCI_CONFIG:
                 settings[_OMCCI_CONFIG[key]] = v
-            elif key == "write_user_id":
-                self.user_id = v
+            elif key in omcci.USER_ID_PIECES:
+                user_id = _user_id_piece(self.user_id if user_id is None else user_id,
+                                         omcci.USER_ID_PIECES.index(key), v)
+            elif key.startswith("dlm_operator_limit_l"):
+                lim = settings.get("dlm_operator_limit") or list(self.store.get("dlm_operator_limit"))
+                lim[int(key[20]) - 1] = v
+                settings["dlm_operator_limit"] = lim
             else:
                 overrides[key] = v
-        return self._apply_changes(settings, overrides)
+        rc = self._apply_changes(settings, overrides)
+        if rc == WRITE_APPLIED and user_id is not None:
+            self.user_id = user_id
+            self.refresh()
+        return rc
 
     async def run(self):
         while True:
@@ -211,8 +225,13 @@ class EvseSlaveService:
                        disconnect_cp_s=v["disconnect_cp_s"], relay_select=1 if v["phases"] == 1 else 0,
                        relay2=c.relay2, cable_current_ma=ev.limits.cable_ma or 0, fixed_current_ma=c.fixed_ma or 0,
                        charge_pilot_state=ev.cp_register(), charging_cur_limit_ma=c.cur_limit_ma,
-                       charging_enable=c.enable, charging_current_ma=v["offered_ma"], last_rfid="",
-                       detected_rfids=0, s0_inputs=inputs | (1 << 9))
+                       # 8095: the offered current to the nearest 0.1 A (the duty steps are finer than that, so
+                       # a limit set through 8093 reads back as written)
+                       charging_enable=c.enable, charging_current_ma=(v["offered_ma"] + 50) // 100 * 100,
+                       last_rfid="", detected_rfids=0,
+                       # bit 8: 1p/3p switching while plugged in (evse.md); bit 9: bit 10 (2nd relay) is valid
+                       s0_inputs=inputs | (1 << 9) | (0x100 if ev.phase_switching and
+                                                      ev.sm.cfg.switch_when_plugged else 0))
         pb.encode(self.pb_evse, pb.table("evse"), ev_vals)
         for i, img in enumerate(self.pb_s0):
             m = ev.s0[i]
@@ -229,15 +248,64 @@ class EvseSlaveService:
                 vals["current_l%d_ma" % (p + 1)] = per_phase_ma if mask & (1 << p) else 0
             pb.encode(img, pb.table("meter"), vals)
         cp_letter = v["cp"]
-        om = {"firmware_version": VERSION[:4], "protocol_version": "1.0", "ocpp_status": _ocpp_status(v, c),
+        session_wh, session_s = self.session.update(v, ev.s0[0].energy_wh if ev.s0 else 0, time.ticks_ms())
+        dlm = s.get("dlm_operator_limit")
+        om = {"firmware_version": ("%d.%02d" % (major, minor))[:4],  # "0.01" for 0.1.x
+              "protocol_version": "1.0", "ocpp_status": _ocpp_status(v, c),
               "cp_state": omcci.CP_STATE.get(cp_letter, 5), "cp_state_hex": 0x0A + omcci.CP_STATE.get(cp_letter, 5) - 1,
               "available": c.available, "safe_current_ma": s.get("omcci_safe_current"),
               "comm_timeout_s": s.get("omcci_comm_timeout"), "hw_current_limit_ma": ev.limits.hardware_ma,
               "operator_current_limit_ma": c.cur_limit_ma, "relays_state": (1 if v["contactor"] else 0)
               | (2 if v["phases"] == 1 else 0), "device_id": omcci.DEVICE_ID, "model": "LoadPilot",
               "signaled_current_ma": v["offered_ma"], "min_current_ma": 6000,
-              "hems_current_limit_ma": c.hems_ma if c.hems_ma is not None else 0, "user_id": self.user_id}
+              "hems_current_limit_ma": c.hems_ma if c.hems_ma is not None else 0, "user_id": self.user_id,
+              "session_energy_wh": session_wh, "session_duration_s": session_s,
+              "dlm_operator_limit_l1_ma": dlm[0], "dlm_operator_limit_l2_ma": dlm[1],
+              "dlm_operator_limit_l3_ma": dlm[2]}
         omcci.encode(self.omcci, omcci.ROWS, om)
+
+
+def _user_id_piece(user_id, index, text):
+    """The user ID with bytes 4*index..4*index+3 replaced by text (OMCCI 1110 + 2*index). Piece 0 starts a new
+    ID, so a shorter ID written piece by piece leaves nothing of the last one."""
+    raw = bytearray(20)
+    if index:
+        old = user_id.encode()
+        raw[:len(old)] = old
+    piece = text.encode()
+    raw[4 * index:4 * index + 4] = piece + bytes(4 - len(piece))
+    return bytes(raw).rstrip(b"\0").decode()
+
+
+class _Session:
+    """OMCCI 716/718 of the local charge point: a session starts when a car is plugged in (the state machine
+    leaves idle); 716 is the energy of S0 meter 1 since then (Wh), 718 the seconds the contactor was closed
+    since then (pauses do not count). Both hold after charging ends, until the next plug-in."""
+
+    def __init__(self):
+        self.plugged = False
+        self.start_wh = 0
+        self.charged_ms = 0
+        self.closed_ms = None  # ticks when the contactor closed, None while open
+
+    def update(self, v, energy_wh, now_ms):
+        plugged = v["state"] != "idle"
+        if plugged and not self.plugged:
+            self.start_wh = energy_wh
+            self.charged_ms = 0
+            self.closed_ms = None
+        self.plugged = plugged
+        if v["contactor"]:
+            if self.closed_ms is None:
+                self.closed_ms = now_ms
+            else:
+                self.charged_ms += time.ticks_diff(now_ms, self.closed_ms)
+                self.closed_ms = now_ms
+        elif self.closed_ms is not None:
+            self.charged_ms += time.ticks_diff(now_ms, self.closed_ms)
+            self.closed_ms = None
+        wh = energy_wh - self.start_wh
+        return (wh if wh > 0 else 0), self.charged_ms // 1000
 
 
 def _version():

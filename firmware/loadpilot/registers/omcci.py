@@ -4,9 +4,10 @@
 #
 # Decisions: unmapped registers inside 100..1119 read 0 (one compact image, as such stations do); currents
 # written in A (131, 613-615, 1000) are mA inside; 141 always reads 0xEBEE; the charge point model is a
-# 20-byte string over 142-151; user IDs (720-729 read, 1110-1119 write) are 20-byte strings. This box is
-# not an OMCCI DLM master, so the operator DLM limits 613-615 read 0 and refuse writes (02) rather than
-# accept a value that would change nothing.
+# 20-byte string over 142-151; the user ID reads as a 20-byte string (720-729) and is written as five
+# 4-byte pieces (1110, 1112, .. 1118, as the seed lists them), one at a time or in one write. The operator
+# DLM limits 613-615 are the setting dlm_operator_limit: the Charging Manager's per-phase cap for all
+# wallboxes (0 = none). 100 is the firmware version as 4 characters, major.minor with two minor digits.
 from micropython import const
 
 from loadpilot.registers import table as _table
@@ -58,9 +59,9 @@ ROWS = (
     (610, 1, R, "u16", "dlm_limit_l1_ma", 1000),
     (611, 1, R, "u16", "dlm_limit_l2_ma", 1000),
     (612, 1, R, "u16", "dlm_limit_l3_ma", 1000),
-    (613, 1, R, "u16", "dlm_operator_limit_l1_ma", 1000),
-    (614, 1, R, "u16", "dlm_operator_limit_l2_ma", 1000),
-    (615, 1, R, "u16", "dlm_operator_limit_l3_ma", 1000),
+    (613, 1, RW, "u16", "dlm_operator_limit_l1_ma", 1000),
+    (614, 1, RW, "u16", "dlm_operator_limit_l2_ma", 1000),
+    (615, 1, RW, "u16", "dlm_operator_limit_l3_ma", 1000),
     (620, 1, R, "u16", "dlm_external_meter", 1),
     (621, 1, R, "u16", "dlm_slaves", 1),
     (630, 1, R, "u16", "dlm_applied_l1_ma", 1000),
@@ -80,18 +81,26 @@ ROWS = (
     (720, 10, R, "str", "user_id", 1),
     (740, 1, R, "u16", "smart_vehicle", 1),
     (1000, 1, RW, "u16", "hems_current_limit_ma", 1000),
-    (1110, 10, W, "str", "write_user_id", 1),
+    (1110, 2, W, "str", "write_user_id_0", 1),  # bytes 0..3; a write here starts a new user ID
+    (1112, 2, W, "str", "write_user_id_1", 1),
+    (1114, 2, W, "str", "write_user_id_2", 1),
+    (1116, 2, W, "str", "write_user_id_3", 1),
+    (1118, 2, W, "str", "write_user_id_4", 1),  # bytes 16..19
 )
+USER_ID_PIECES = ("write_user_id_0", "write_user_id_1", "write_user_id_2", "write_user_id_3", "write_user_id_4")
 
 LIMITS = {
     "available": (0, 1),
     "safe_current_ma": (0, 80000),        # 0 = stop charging on communication loss
     "comm_timeout_s": (0, 65535),         # 0 = no timeout
     "hems_current_limit_ma": (0, 80000),  # 0 = no charging
+    "dlm_operator_limit_l1_ma": (0, 1000000),  # 0 = no operator limit on that phase
+    "dlm_operator_limit_l2_ma": (0, 1000000),
+    "dlm_operator_limit_l3_ma": (0, 1000000),
 }
 
 # never saved: the HEMS limit may change every few seconds (an energy manager steering the box)
-VOLATILE = ("hems_current_limit_ma", "write_user_id", "available")
+VOLATILE = ("hems_current_limit_ma", "available") + USER_ID_PIECES
 
 CP_STATE = {"A": 1, "B": 2, "C": 3, "D": 4, "E": 5, "F": 5}
 
