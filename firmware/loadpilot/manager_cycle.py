@@ -251,8 +251,11 @@ class ManagerCycle:
             phs = vol.get("setpoint.%s.phs" % cp.dev_id)
             if cur is None and ena is None and phs is None:
                 continue
-            # enable None: phs alone, the driver writes only the phase wish; phases 0: no wish
-            sp = [None if cur is None and ena is None else ena != 0, cur if cur is not None else cp.min_ma,
+            # enable None: phs alone, the driver writes only the phase wish; phases 0: no wish. An
+            # override_device C or mamps (cp.enabled, cp.max_ma) holds over the ctl set-point
+            phase_only = cur is None and ena is None
+            cur = cur if cur is not None else cp.min_ma
+            sp = [None if phase_only else (ena != 0 and cp.enabled), cur if cur < cp.max_ma else cp.max_ma,
                   phs or 0]
             self.setpoints[cp.dev_id] = sp
             d = self.site.device(cp.dev_id)

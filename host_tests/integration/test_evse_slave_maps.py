@@ -264,7 +264,8 @@ def test_omcci_version_session_user_id(tmp_path):
 
 def test_omcci_operator_limit_caps_the_charging_manager(tmp_path):
     devices = [{"dev_id": "E1", "driver": "evse_local", "address": "evse", "max_charging_cur": 16000}]
-    with boot(tmp_path, devices=devices) as fw, ModbusTcpClient("127.0.0.1", port=fw.om) as c:
+    # here the box's own Charging Manager runs (load management on) under the operator's limit
+    with boot(tmp_path, devices=devices, lb_enabled=True) as fw, ModbusTcpClient("127.0.0.1", port=fw.om) as c:
         e1 = lambda: {d["dev_id"]: d for d in fw.status()["devices"]}["E1"]  # noqa: E731
         charge(fw)
         assert wait_for(lambda: e1().get("alloc_ma") == 16000, timeout=20)

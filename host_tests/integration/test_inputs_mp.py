@@ -125,11 +125,15 @@ def test_deep_large_and_malformed_json_gets_an_answer(env):
     assert logged(obs, "set/E2 refused, nothing changed: payload: JSON nested deeper than 16 levels")
     # a user-defined meter's topic: logged, the reading stays
     obs.publish(METER_TOPIC, json.dumps({"power_w": 1234}))
-    wait_for(lambda: api(obs, "cmd=get_dev_info")["devices"][1]["power_w"] == 1234)
+    wait_for(lambda: m3_power(obs) == 1234)
     obs.publish(METER_TOPIC, '{"power_w": ' + "[" * 1900)
     assert logged(obs, "M3: message on %s refused: JSON nested deeper than 16 levels" % METER_TOPIC)
-    assert api(obs, "cmd=get_dev_info")["devices"][1]["power_w"] == 1234
+    assert m3_power(obs) == 1234
     assert fw.proc.poll() is None
+
+
+def m3_power(obs):
+    return [d for d in api(obs, "cmd=get_dev_info")["devices"] if d["dev_id"] == "M3"][0]["power_w"]
 
 
 def test_ctl_takes_the_seed_text_and_strict_json_and_logs_anything_else(env):
@@ -189,7 +193,7 @@ def test_no_secret_in_anything_the_firmware_emits(env):
     fw, obs, port = env
     # the session a user and an integration have: views, API, refused input, log, HA, Modbus
     info = next_json(obs, R + "/get/dev_info", 0)
-    assert [d["dev_id"] for d in info["devices"]] == ["E2", "M3"]
+    assert [d["dev_id"] for d in info["devices"]] == ["E1", "E2", "M3"]  # E1: the board's own charge point
     assert next_json(obs, R + "/get/params", 0)["title"].startswith("mqtt://t:***@")
     assert next_json(obs, R + "/get/E2", 0)["dev_id"] == "E2"
     assert next_json(obs, "homeassistant/sensor/cfos_mqtt_M3_power_w/config", 0)["device"]["name"] \

@@ -105,14 +105,21 @@ def wait_subscribed(obs, timeout=10):
                 raise
 
 
+def dev(info, dev_id):
+    """One device object of a get_dev_info document."""
+    return [d for d in info["devices"] if d["dev_id"] == dev_id][0]
+
+
 def test_get_topics_publish_dev_info_params_and_chosen_devices(env):
     fw, obs, _ = env
     info = last_json(obs, R + "/get/dev_info")
-    assert [d["dev_id"] for d in info["devices"]] == ["E2", "M2", "M3"]
+    # the board's own charge point comes first as E1: the device list does not name it
+    assert [d["dev_id"] for d in info["devices"]] == ["E1", "E2", "M2", "M3"]
     assert info["params"]["max_total_current"] == 32000 and info["params"]["lb_enabled"] is False
-    e2 = info["devices"][0]
+    assert dev(info, "E1")["state"] in (1, 2, 3) and dev(info, "E1")["com_err"] is False
+    e2 = dev(info, "E2")
     assert e2["is_evse"] is True and e2["dev_type"] == "http_input" and e2["name"] == "Garage"
-    m3 = info["devices"][2]
+    m3 = dev(info, "M3")
     assert m3["role"] == 3 and m3["address"] == "127.0.0.1:9" and "voltage_l1" in m3
     params = last_json(obs, R + "/get/params")
     assert params["title"] == "LoadPilot" and params["max_total_cur_prc"] == 100
@@ -129,7 +136,7 @@ def test_set_meter_and_wallbox_then_timeout(env):
     fw, obs, _ = env
     obs.publish(R + "/set/M2", json.dumps({"model": "TestModell", "import_wh": 12345, "export_wh": 23456,
                                            "voltage": [231, 232, 233], "current": [10001, 10002, 10003]}))
-    m2 = last_json(obs, R + "/get/dev_info", lambda v: v["devices"][1]["import"] == 12345)["devices"][1]
+    m2 = dev(last_json(obs, R + "/get/dev_info", lambda v: dev(v, "M2")["import"] == 12345), "M2")
     assert (m2["export"], m2["voltage_l2"], m2["current_l3"], m2["model"], m2["com_err"]) == \
         (23456, 232, 10003, "TestModell", False)
     assert m2["power_w"] == 2310 + 2320 + 2330  # no power_w sent: V x I per phase
@@ -148,7 +155,7 @@ def test_set_meter_and_wallbox_then_timeout(env):
 def test_bad_set_input_is_logged_and_changes_nothing(env):
     fw, obs, _ = env
     obs.publish(R + "/set/M2", json.dumps({"import_wh": 500}))
-    last_json(obs, R + "/get/dev_info", lambda v: v["devices"][1]["import"] == 500)
+    last_json(obs, R + "/get/dev_info", lambda v: dev(v, "M2")["import"] == 500)
     for bad in ("not json", json.dumps({"import_wh": "many"}), json.dumps({"current": [1, 2, 3, 4]}),
                 json.dumps([1, 2])):
         obs.publish(R + "/set/M2", bad)
@@ -156,7 +163,7 @@ def test_bad_set_input_is_logged_and_changes_nothing(env):
     wait_logs(obs, "set/M2 refused", 4)
     n = len(obs.messages)
     info = last_json(obs, R + "/get/dev_info", after=n)
-    assert info["devices"][1]["import"] == 500
+    assert dev(info, "M2")["import"] == 500
 
 
 def test_api_commands_and_volatile_prc(env):
@@ -170,12 +177,20 @@ def test_api_commands_and_volatile_prc(env):
     assert api(obs, "cmd=get_cm_vars") == {"x": 7}
     assert api(obs, "cmd=enter_rfid&rfid=5678&dev_id=E2") == {"ok": True, "dev_id": "E2"}
     assert api(obs, "cmd=override_device&dev_id=E2&mamps=9000&flags=C") == {"ok": True}
-    n = len(obs.messages)
-    obs.publish(R + "/set/E2", json.dumps({"state": 2}))
-    ans = last_json(obs, R + "/set_res/E2", after=n)
-    assert ans["charging_current"] == 9000 and ans["charging_enabled"] is False
+
+    def answer():  # one set/E2 message after the manager's next cycle, and its set_res
+        obs.publish(R + "/set/E2", json.dumps({"state": 2}))
+        time.sleep(2.5)
+        n = len(obs.messages)
+        obs.publish(R + "/set/E2", json.dumps({"state": 2}))
+        return last_json(obs, R + "/set_res/E2", after=n)
+    ans = answer()
+    assert ans["charging_current"] == 0 and ans["charging_enabled"] is False  # C: no charging
+    assert api(obs, "cmd=override_device&dev_id=E2&flags=c") == {"ok": True}
+    ans = answer()
+    assert ans["charging_current"] == 9000 and ans["charging_enabled"] is True  # mamps holds
     info = api(obs, "cmd=get_dev_info")  # streamed in chunks on api_res
-    e2 = info["devices"][0]
+    e2 = dev(info, "E2")
     assert e2["rfid"] == "5678" and e2["override"]["mamps"] == 9000 and info["params"]["max_total_cur_prc"] == 40
     # set_params with a persistent key is saved (dirty) as before
     assert api(obs, "cmd=set_params", json.dumps({"reserve_current": 1000}))["changed"] == ["reserve_current"]

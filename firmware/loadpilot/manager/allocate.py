@@ -418,8 +418,10 @@ def _finish(cps, params, state, now_ms):
             if s.last_ma == 0:
                 s.charge_since = now_ms
         else:
-            if s.last_ma > 0 and cp.state != NO_CAR:
-                s.pause_since = now_ms  # a running charge stops: hold the pause for min_pause_ms
+            if s.last_ma > 0 and cp.state != NO_CAR and cp.enabled:
+                # a running charge stops for lack of power: hold the pause for min_pause_ms (a box the user
+                # disabled is not paused: enabling it again lets it start in the next cycle)
+                s.pause_since = now_ms
                 s.wait_since = now_ms
                 s.idle = cp.state != CHARGING
             s.charge_since = None
