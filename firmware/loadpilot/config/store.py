@@ -4,7 +4,8 @@
 #   store.get(key)              value; secrets come wrapped in schema.Secret (prints "***", .reveal() gives it)
 #   store.secret(key)           the plain value of a secret, for the code that needs it (MQTT login, ...)
 #   store.set(key, value)       -> True if it changed; raises ConfigError(field, reason) and changes nothing
-#   store.set_many(dict)        all-or-nothing; -> list of changed keys
+#   store.set_many(dict)        all-or-nothing; -> list of changed keys (both also check rules between settings:
+#                               schema.check_together, e.g. a proxied unit against modbus_id)
 #   store.view()                every setting with secrets redacted: what APIs, logs and the UI may show
 #   store.public(key)           one setting as view() shows it
 #   store.volatile              the namespace for values that never reach flash: max_total_cur_prc,
@@ -124,6 +125,7 @@ class Store:
         self.save_errors = 0
         self.volatile = Volatile()
         self._listeners = []
+        self.ports = None  # the board's COM ports (schema.com_ports), set by the app: others are refused
         try:
             self.load()
         except Exception as e:  # a bug here must not stop the boot: defaults, loudly
@@ -155,6 +157,7 @@ class Store:
         v = schema.validate_new(key, _plain(value))
         if self._values[key] == v:
             return False
+        schema.check_together(self._values, {key: v}, self.ports)
         self._values[key] = v
         self._changed(key)
         return True
@@ -166,6 +169,7 @@ class Store:
         for k in values:
             plain[k] = _plain(values[k])
         checked = schema.validate_all(plain)  # first error raises; nothing applied yet
+        schema.check_together(self._values, checked, self.ports)
         changed = []
         for k in checked:
             if self._values[k] != checked[k]:
