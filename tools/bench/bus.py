@@ -119,6 +119,81 @@ def measure(fw, n):
     return samples, first, last
 
 
+ALLOC_SNIPPET = """
+import asyncio, gc
+from loadpilot.modbus import crc, serial_settings
+from loadpilot.modbus.proxy import ProxiedUnit
+from loadpilot.modbus.rtu_master import RtuDevice, RtuMaster
+
+ANSWER = bytearray(b"\\x65\\x03\\x04\\x00\\x0a\\x00\\x0b\\x00\\x00")
+crc.append_crc(ANSWER, 7)
+
+
+class EchoUart:
+    # answers every request at once with ANSWER, allocation-free
+    def __init__(self):
+        self.pos = self.n = 0
+
+    def write(self, b):
+        self.pos, self.n = 0, len(ANSWER)
+        return len(b)
+
+    def tx_done(self):
+        return True
+
+    def set_de(self, v):
+        pass
+
+    def any(self):
+        return self.n - self.pos
+
+    def readinto(self, buf, n=None):
+        k = 0
+        while self.pos < self.n and k < (len(buf) if n is None else n):
+            buf[k] = ANSWER[self.pos]
+            k += 1
+            self.pos += 1
+        return k
+
+
+master = RtuMaster(EchoUart(), serial_settings.parse("COM1,115200,8,n,1"), timeout_ms=50)
+proxied = ProxiedUnit(master, 0x65)
+device = RtuDevice(master, 0x65)
+req = memoryview(bytearray(b"\\x03\\x00\\x00\\x00\\x02"))
+out = memoryview(bytearray(253))
+
+
+async def per_call(make, n=50):
+    for _ in range(3):
+        await make()
+    gc.collect()
+    gc.disable()
+    a = gc.mem_alloc()
+    for _ in range(n):
+        await make()
+    b = gc.mem_alloc()
+    gc.enable()
+    return (b - a) // n
+
+
+async def main():
+    p = await per_call(lambda: proxied.handle(req, 5, out))
+    d = await per_call(lambda: device.read_holding(0, 2))
+    print("ALLOC", p, d)
+
+asyncio.run(main())
+"""
+
+
+def alloc_per_request():
+    """Heap bytes one proxied request allocates, and one device-layer read on the same master (the baseline)."""
+    rc, out = firmware_proc.run_snippet(ALLOC_SNIPPET)
+    line = [x for x in out.splitlines() if x.startswith("ALLOC ")]
+    if rc != 0 or not line:
+        raise RuntimeError("allocation snippet failed:\n" + out)
+    return [int(x) for x in line[0].split()[1:]]
+
+
 def main():
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     st = serial_settings.parse(COM)
@@ -170,6 +245,9 @@ def main():
     added = est["with proxy traffic"] - est["without proxy traffic"]
     print("  bus time the proxy adds:  %.0f ms per cycle, %.1f ms per proxied read; wire minimum of one such read "
           "%.1f ms (baseline without proxy traffic above, same run)" % (added, added / per_cycle, proxy_wire))
+    p, d = alloc_per_request()
+    print("  heap per proxied request: %d bytes (coroutine frames of the RTU exchange; 64-bit unix port); one poll "
+          "of the device layer on the same master: %d bytes" % (p, d))
 
 
 if __name__ == "__main__":
