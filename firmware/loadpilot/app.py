@@ -59,6 +59,8 @@ class App:
             from loadpilot.modbus.proxy_service import ProxyService
             self.proxy = ProxyService(self.config, self.sunspec_router, lambda: self.devices, self.log,
                                       self.config.ports)
+        elif self.config.get("modbus_proxy"):
+            self.log.warn("proxy", "modbus_proxy needs the SunSpec server (modbus_enabled): nothing is proxied")
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
         self.manager = ManagerCycle(self.config, self.site, self.log, self.evse, self.local_evse_id(), shed,

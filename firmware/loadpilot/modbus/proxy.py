@@ -43,7 +43,7 @@ class ProxiedUnit:
         except ModbusTransportError:  # timeout, bad CRC, an answer that does not fit: the target did not respond
             self.failed += 1
             return pdu.exception(out, fc, pdu.GATEWAY_NO_TARGET)
-        except OSError:  # the UART itself failed
+        except Exception:  # the UART itself failed (OSError), or was closed under a queued request
             self.failed += 1
             return pdu.exception(out, fc, pdu.GATEWAY_PATH_UNAVAILABLE)
         self.forwarded += 1
