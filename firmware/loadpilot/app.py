@@ -8,7 +8,7 @@ import time
 from loadpilot import VERSION, board as board_mod, hal as hal_mod
 from loadpilot.api.commands import Commands
 from loadpilot.codes import local_evse_id
-from loadpilot.config import ctl as config_ctl
+from loadpilot.config import ctl as config_ctl, schema
 from loadpilot.config.store import Store
 from loadpilot.log import Log
 from loadpilot.looplag import LoopLagMonitor
@@ -63,6 +63,14 @@ class App:
             from loadpilot.registers.sunspec_service import SunSpecService
             self.sunspec = SunSpecService(self.config, self.commands, self.site, self.log, self.hal.serial())
             self.sunspec.attach(self.sunspec_router)
+        self.config.ports = schema.com_ports(board["uarts"])  # settings naming another COM port are refused
+        self.proxy = None  # TCP-to-RTU proxy on the SunSpec server's port (modbus_proxy; imported only when set)
+        if self.sunspec is not None and self.config.get("modbus_proxy"):
+            from loadpilot.modbus.proxy_service import ProxyService
+            self.proxy = ProxyService(self.config, self.sunspec_router, lambda: self.devices, self.log,
+                                      self.config.ports)
+        elif self.config.get("modbus_proxy"):
+            self.log.warn("proxy", "modbus_proxy needs the SunSpec server (modbus_enabled): nothing is proxied")
         from loadpilot.mqtt.service import MqttApiService
         try:
             self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(),
@@ -76,6 +84,8 @@ class App:
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
+        if self.proxy is not None:
+            self.ctl_handlers["proxy"] = lambda req: self.proxy.view()
         if self.evse is not None:
             self.ctl_handlers.update(self.evse.ctl_handlers())
             self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
@@ -262,7 +272,8 @@ class App:
     def _start_sunspec(self):
         port = self.config.get("modbus_tcp_port")
         if port:
-            self._serve_tcp("sunspec", "modbus_tcp_port", port, self.sunspec_router)
+            router = self.proxy.router if self.proxy is not None else self.sunspec_router
+            self._serve_tcp("sunspec", "modbus_tcp_port", port, router)
         self.supervisor.spawn("sunspec", lambda: self.sunspec.run(self.sunspec_router))
 
     async def run(self):

@@ -204,3 +204,61 @@ def test_good_devices_pass_the_new_value_checks():
              "definition": {"rtype": 0, "power_w": {"address": 1, "type": "int16"}}},  # a PV meter: a total will do
             {"dev_id": "M4", "driver": "http_input", "role": 3}]
     assert len(schema.validate_new("devices", devs)) == 6
+
+
+# -- modbus_proxy: which TCP unit ids the SunSpec server forwards to which RS485 bus --------------------------
+
+@pytest.mark.parametrize("value, normalized", [
+    ("", ""),
+    ("2-9,12@COM1", "2-9,12@COM1"),
+    (" 2 - 9 , 12 @ com1 ; 20@COM2,9600,8,N,1 ;", "2-9,12@COM1;20@COM2,9600,8,n,1"),
+    ("7-7@COM1;8@COM1", "7@COM1;8@COM1"),
+])
+def test_proxy_setting_is_normalized(value, normalized):
+    assert schema.validate("modbus_proxy", value) == normalized
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("5", "expected UNITS@PORT"),
+    ("5@", "expected UNITS@PORT"),
+    ("0@COM1", "out of range 1..247"),
+    ("240-248@COM1", "out of range 1..247"),
+    ("9-2@COM1", "runs backwards"),
+    ("x@COM1", "not a unit id"),
+    ("2-9@COM1;9@COM2", "unit 9 is listed twice"),
+    ("5@COM0", "must be COM1, COM2"),
+    ("5@ttyS0", "must be COM1, COM2"),
+    ("5@COM1,9600", "NAME,BAUD,BITS,PARITY,STOP"),
+    ("5@COM1,19200,8,n,1;6@COM1,9600,8,n,1", "COM1 is given twice with different settings"),
+    (5, "expected a string"),
+    ("1,2,3,4,5,6,7,8,9,10," * 10 + "@COM1", "at most 200 characters"),
+])
+def test_bad_proxy_settings_name_the_field(value, reason):
+    with pytest.raises(ConfigError) as e:
+        schema.validate("modbus_proxy", value)
+    assert e.value.field == "modbus_proxy" and reason in e.value.reason
+
+
+@pytest.mark.parametrize("new, field, reason", [
+    ({"modbus_proxy": "1@COM1"}, "modbus_proxy", "unit 1 is this box's own SunSpec server"),
+    ({"modbus_proxy": "2-4@COM1"}, "modbus_proxy", "unit 2 is this box's own SunSpec server"),
+    ({"modbus_proxy": "5@COM3"}, "modbus_proxy", "the board has no COM3 (it has COM1, COM2)"),
+    ({"modbus_proxy": "5@COM2", "slave_rtu_port": "COM2,9600,8,n,1"}, "modbus_proxy",
+     "COM2 is this box's slave port (slave_rtu_port)"),
+    ({"modbus_id": 9}, "modbus_id", "conflicts with modbus_proxy '10-12@COM1': unit 10 is"),
+    ({"modbus_rtu_port": "COM1,9600,8,n,1"}, "modbus_rtu_port", "COM1 is this box's slave port (modbus_rtu_port)"),
+])
+def test_proxy_conflicts_with_other_settings_name_the_field_being_set(new, field, reason):
+    current = dict(schema.defaults(), modbus_proxy="10-12@COM1")
+    with pytest.raises(ConfigError) as e:
+        schema.check_together(current, new, ["COM1", "COM2"])
+    assert e.value.field == field and reason in e.value.reason
+
+
+def test_proxy_settings_that_fit_pass_the_checks_together():
+    current = dict(schema.defaults(), modbus_proxy="10-12@COM1")
+    for new in ({"modbus_proxy": "3-200@COM1;201@COM2"}, {"modbus_id": 13}, {"modbus_rtu_port": "COM2,9600,8,n,1"},
+                {"title": "unrelated"}, {"modbus_proxy": ""}):
+        schema.check_together(current, new, ["COM1", "COM2"])
+    schema.check_together(current, {"modbus_proxy": "5@COM7"}, None)  # board not known: that rule is skipped
+    assert schema.com_ports({"rs485_2": {}, "rs485_1": {}, "debug": {}}) == ["COM1", "COM2"]

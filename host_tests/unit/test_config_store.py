@@ -546,3 +546,18 @@ def test_a_save_that_fails_midway_keeps_the_intact_slot_and_is_retried(env, monk
     env.clock.advance_ms(150000)
     assert s.poll() is True
     assert env.store().get("title") == "new"
+def test_a_proxy_setting_that_collides_is_refused_and_changes_nothing(env):
+    s = env.store()
+    s.ports = ["COM1"]
+    assert s.set("modbus_proxy", "5-7@com1") is True and s.get("modbus_proxy") == "5-7@COM1"
+    for key, value, reason in (("modbus_proxy", "1@COM1", "SunSpec server"), ("modbus_proxy", "8@COM2", "no COM2"),
+                               ("modbus_id", 6, "conflicts with modbus_proxy"),
+                               ("slave_rtu_port", "COM1,9600,8,n,1", "slave port")):
+        with pytest.raises(ConfigError) as e:
+            s.set(key, value)
+        assert e.value.field == key and reason in e.value.reason
+    with pytest.raises(ConfigError) as e:
+        s.set_many({"title": "x", "modbus_id": 4})  # all or nothing
+    assert e.value.field == "modbus_id"
+    assert s.get("title") == "LoadPilot" and s.get("modbus_id") == 1 and s.get("modbus_proxy") == "5-7@COM1"
+    assert s.set_many({"modbus_id": 4, "modbus_proxy": "8@COM1"}) == ["modbus_id", "modbus_proxy"]

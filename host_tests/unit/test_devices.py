@@ -609,3 +609,36 @@ def test_a_switch_a_week_later_is_not_held_by_the_wrapping_ticks_clock():
     sp["E1"] = (True, 10000, 3)
     run(bus.cycle())
     assert phase_writes(c, 1) == [1, 0]
+# -- the TCP-to-RTU proxy's access to a bus ------------------------------------------------------------------
+
+class FakeMasterClient(FakeClient):
+    def __init__(self, port):
+        FakeClient.__init__(self)
+        self.master = ("master", port)
+        self.closed = 0
+
+    async def close(self):
+        self.closed += 1
+
+
+def test_the_proxy_gets_the_polled_buss_master_or_one_the_layer_opens_and_closes():
+    from loadpilot.modbus import serial_settings
+    opened = []
+
+    def open_rtu(st):
+        opened.append(st.text())
+        return FakeMasterClient(st.port)
+
+    site = Site()
+    site.configure(["E2"])
+    layer = DeviceLayer([box_dev("E2", 2)], site, {}, open_rtu, None, slave_ports=("COM3",))
+    assert layer.rtu_master(serial_settings.parse("COM1,9600,8,n,1")) == ("master", "COM1")  # the polled bus's
+    assert layer.rtu_master(serial_settings.parse("COM2,19200,8,e,1")) == ("master", "COM2")  # opened for it
+    assert layer.rtu_master(serial_settings.parse("COM2,19200,8,e,1")) == ("master", "COM2")  # once
+    assert len(opened) == 2 and opened[1] == "COM2,19200,8,e,1"
+    with pytest.raises(ValueError) as e:
+        layer.rtu_master(serial_settings.parse("COM3,9600,8,n,1"))
+    assert "slave port" in str(e.value)
+    extra = layer.extra["rtu:COM2"]
+    run(layer.close())
+    assert layer.buses[0].client.closed == 1 and extra.closed == 1 and layer.extra == {}

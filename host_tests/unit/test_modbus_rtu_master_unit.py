@@ -183,6 +183,50 @@ def test_proxy_install_checks_rtu_unit_ids():
         proxy.install(pdu.Router(), RtuMaster(ScriptedUart([]), SETTINGS), {1: 0})
 
 
+def test_proxy_service_follows_the_apps_device_layer():
+    # the service binds its units to the master of whatever layer the app holds now: none while it is rebuilt
+    from loadpilot.config import schema
+    from loadpilot.log import Log
+    from loadpilot.modbus.proxy_service import ProxyService
+
+    class Layer:
+        def __init__(self, replies):
+            self.master = RtuMaster(ScriptedUart(replies), SETTINGS, timeout_ms=30)
+            self.asked = []
+
+        def rtu_master(self, st):
+            self.asked.append(st.text())
+            return self.master
+
+    class Config:
+        values = dict(schema.defaults(), modbus_proxy="3,20-21@COM1")
+
+        def get(self, key):
+            return self.values[key]
+
+    app = {"layer": Layer([frame(3, b"\x03\x02\x00\x07")])}
+    base = pdu.Router()
+    base.add(1, "sunspec")
+    svc = ProxyService(Config(), base, lambda: app["layer"], Log(), ["COM1"])
+    assert sorted(svc.units) == [3, 20, 21] and svc.router.get(1) == "sunspec" and svc.router.get(2) is None
+    req = b"\x03\x00\x00\x00\x01"
+
+    def ask(unit):
+        out = bytearray(pdu.MAX_PDU)
+        n = run(svc.router.get(unit).handle(memoryview(req), len(req), memoryview(out)))
+        return bytes(out[:n])
+
+    assert ask(3) == b"\x03\x02\x00\x07"
+    assert app["layer"].asked == ["COM1,9600,8,n,1"]  # a port named alone: the default settings
+    app["layer"] = None  # the old layer is being closed
+    assert ask(3) == b"\x83\x0a"
+    app["layer"] = Layer([None])
+    assert ask(20) == b"\x83\x0b"  # the new layer's bus, a silent slave
+    assert app["layer"].master.port.uart.requests == [frame(20, req)]
+    v = svc.view()[0]
+    assert v["units"] == [3, 20, 21] and v["forwarded"] == 1 and v["failed"] == 2
+
+
 # -- RtuDevice: the TCP client's shape on an RTU bus ---------------------------------------------------------
 
 def test_rtu_device_reads_bytes_and_writes_like_the_tcp_client():

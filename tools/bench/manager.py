@@ -1,6 +1,7 @@
 """Benchmark: the Charging Manager's three figures, each next to its bar or baseline:
   1. one manager cycle for 25 chargepoints on the MicroPython binary (below);
-  2. the bus cycle for 25 RTU wallboxes + grid meter next to the wire minimum (bus.py, also runnable alone);
+  2. the bus cycle for 25 RTU wallboxes + grid meter next to the wire minimum (bar: 1.25 x), without and then
+     with TCP-to-RTU proxy traffic on the same bus, and the bus time the proxy adds (bus.py, also runnable alone);
   3. the latency from an overload reading to reduced set-points on the bus (overload.py, also alone).
 
 1. prints CPU time per cycle (median and worst over many cycles, unix port on this host) and bytes allocated

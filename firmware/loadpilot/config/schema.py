@@ -7,6 +7,7 @@
 #   "mqtt_url" broker URL (SPEC-NOTES: mqtt[s][3|5]://[user:pass@]host[:port]) or "" for none
 #   "rtu_port" "NAME,BAUD,BITS,PARITY,STOP" (e.g. COM1,9600,8,n,1) or "" for none
 #   "devices"  list of device objects checked against DEVICE_FIELDS
+#   "modbus_proxy" "UNITS@PORT;UNITS@PORT..." (e.g. "2-9,12@COM1;20@COM2,9600,8,n,1") or "" for off
 # Flags: SECRET (never shown: "***"), SECRET_URL (the password inside the URL is never shown).
 # Names follow the HTTP API (get_dev_info params / devices) where it has one.
 #
@@ -51,6 +52,8 @@ FIELDS = (
     ("modbus_id", "int", 1, 1, 246, 0),  # 246: ID+1 serves the device map and must stay <= 247
     ("modbus_tcp_port", "int", 1502, 0, 65535, 0),  # 0: TCP server off
     ("modbus_rtu_port", "rtu_port", "", 0, 0, 0),
+    # TCP-to-RTU proxy: unit ids the server on modbus_tcp_port forwards to an RS485 bus ("" off; docs/modbus.md)
+    ("modbus_proxy", "modbus_proxy", "", 0, 200, 0),
     # the local charge point as a Modbus slave: Power Brain map (reference/modbus-registers.md) and OMCCI map
     ("pb_tcp_port", "int", 4701, 0, 65533, 0),  # EVSE on this port, S0 meters on +1 and +2; 0: off
     ("pb_evse_id", "int", 1, 1, 247, 0),
@@ -358,6 +361,127 @@ def _rtu_port(value, row, path):
     return "%s,%d,%d,%s,%d" % (name, baud, bits, parity.lower(), stop)
 
 
+def _com_name(text, path):
+    # "com2" -> "COM2"; the port part of a COM setting (the board's rs485_<n>)
+    name = text.strip().upper()
+    if len(name) < 4 or name[:3] != "COM" or not name[3:].isdigit() or int(name[3:]) < 1:
+        raise ConfigError(path, "port %r must be COM1, COM2, ..." % text.strip())
+    return "COM%d" % int(name[3:])
+
+
+def _unit_range(text, path):
+    lo, sep, hi = text.partition("-")
+    try:
+        lo = int(lo.strip())
+        hi = int(hi.strip()) if sep else lo
+    except ValueError:
+        raise ConfigError(path, "%r is not a unit id or a range like 2-9" % text.strip())
+    if not 1 <= lo <= 247 or not 1 <= hi <= 247:
+        raise ConfigError(path, "unit id out of range 1..247 in %r" % text.strip())
+    if lo > hi:
+        raise ConfigError(path, "range %r runs backwards" % text.strip())
+    return lo, hi
+
+
+def parse_proxy(text, path="modbus_proxy"):
+    """"2-9,12@COM1;20@COM2,9600,8,n,1" -> [(ranges, port, com)]: ranges a list of (lo, hi) unit ids, port the
+    COM port ("COM1"), com its full settings when given ("COM2,9600,8,n,1"), else "" (the bus's own). A unit
+    listed twice is refused. Raises ConfigError(path, reason)."""
+    out = []
+    seen = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        units, sep, com = part.partition("@")
+        if not sep or not units.strip() or not com.strip():
+            raise ConfigError(path, "%r: expected UNITS@PORT like \"2-9,12@COM1\"" % part.strip())
+        port = _com_name(com.split(",")[0], path)
+        if "," in com:
+            com = _rtu_port(com.strip(), None, path)
+            com = port + com[com.index(","):]
+        else:
+            com = ""
+        for r in out:
+            if r[1] == port and r[2] != com:
+                raise ConfigError(path, "%s is given twice with different settings (a bus has one)" % port)
+        ranges = []
+        for u in units.split(","):
+            lo, hi = _unit_range(u, path)
+            for a, b in seen:
+                if lo <= b and a <= hi:
+                    raise ConfigError(path, "unit %d is listed twice" % max(lo, a))
+            seen.append((lo, hi))
+            ranges.append((lo, hi))
+        out.append((ranges, port, com))
+    return out
+
+
+def proxy_text(routes):
+    """The normalized setting for parse_proxy()'s result."""
+    parts = []
+    for ranges, port, com in routes:
+        units = ",".join(("%d" % lo) if lo == hi else ("%d-%d" % (lo, hi)) for lo, hi in ranges)
+        parts.append("%s@%s" % (units, com or port))
+    return ";".join(parts)
+
+
+def _modbus_proxy(value, row, path):
+    if not isinstance(value, str) or len(value) > row[4]:
+        raise ConfigError(path, "expected a string of at most %d characters like \"2-9,12@COM1;20@COM2\"" % row[4])
+    return proxy_text(parse_proxy(value, path))
+
+
+def com_ports(uarts):
+    """The COM ports a board offers, from its UART names (rs485_1 is COM1)."""
+    return sorted("COM" + k[6:] for k in uarts if k[:6] == "rs485_" and k[6:].isdigit())
+
+
+def proxy_conflict(lo, hi, port, get, ports=None):
+    """Why units lo..hi cannot be proxied to port next to the other settings (get(key) gives them), or None.
+    ports: the board's COM ports (com_ports), or None when not known."""
+    mid = get("modbus_id")
+    for u in (mid, mid + 1):
+        if lo <= u <= hi:
+            return "unit %d is this box's own SunSpec server (modbus_id %d serves %d and %d)" % (u, mid, mid, mid + 1)
+    for k in ("modbus_rtu_port", "slave_rtu_port"):
+        v = get(k)
+        if v and v.split(",")[0].strip().upper() == port:
+            return "%s is this box's slave port (%s), and a bus has one master" % (port, k)
+    if ports is not None and port not in ports:
+        return "the board has no %s (it has %s)" % (port, ", ".join(ports) or "no RS485 port")
+    return None
+
+
+_PROXY_RELATED = ("modbus_proxy", "modbus_id", "modbus_rtu_port", "slave_rtu_port")
+
+
+def check_together(values, new, ports=None):
+    """Rules between settings, checked before a change is applied: values holds the current settings, new the
+    normalized ones being set. Raises ConfigError naming a field being set. ports: the board's COM ports, or
+    None (not known: that rule is skipped)."""
+    blame = None
+    for k in _PROXY_RELATED:
+        if k in new:
+            blame = k
+            break
+    if blame is None:
+        return
+
+    def get(k):
+        return new[k] if k in new else values[k]
+
+    text = get("modbus_proxy")
+    if not text:
+        return
+    for ranges, port, com in parse_proxy(text):
+        for lo, hi in ranges:
+            why = proxy_conflict(lo, hi, port, get, ports if blame == "modbus_proxy" else None)
+            if why is not None:
+                if blame != "modbus_proxy":
+                    why = "conflicts with modbus_proxy %r: %s" % (text, why)
+                raise ConfigError(blame, why)
+
+
 def _dev_id(value, row, path):
     if not isinstance(value, str) or len(value) < 2 or value[0] not in "EM" or not value[1:].isdigit() \
             or not 1 <= int(value[1:]) <= 99:
@@ -528,8 +652,8 @@ def _cm_var(value, row, path):
 _CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
            "mqtt_broker": _mqtt_broker, "json_object": _json_object,
            "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
-           "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits, "number": _number, "setpoint": _setpoint,
-           "cm_var": _cm_var}
+           "modbus_proxy": _modbus_proxy, "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits,
+           "number": _number, "setpoint": _setpoint, "cm_var": _cm_var}
 
 
 def validate(key, value, path=None):

@@ -5,7 +5,8 @@
 #   store.secret(key)           the plain value of a secret, for the code that needs it (MQTT login, ...)
 #   store.set(key, value)       -> True if it changed; raises ConfigError(field, reason) and changes nothing,
 #                               also when the configuration would grow past MAX_CONFIG_BYTES
-#   store.set_many(dict)        all-or-nothing; -> list of changed keys
+#   store.set_many(dict)        all-or-nothing; -> list of changed keys (both also check rules between settings:
+#                               schema.check_together, e.g. a proxied unit against modbus_id)
 #   store.view()                every setting with secrets redacted: what APIs, logs and the UI may show
 #   store.size                  bytes the configuration takes in flash (JSON body); at most MAX_CONFIG_BYTES
 #   store.public(key)           one setting as view() shows it
@@ -239,6 +240,7 @@ class Store:
         self.volatile = Volatile()
         self._listeners = []
         self._resize()
+        self.ports = None  # the board's COM ports (schema.com_ports), set by the app: others are refused
         try:
             self.load()
         except Exception as e:  # a bug here must not stop the boot: defaults, loudly
@@ -279,6 +281,7 @@ class Store:
         v = schema.validate_new(key, _plain(value))
         if self._values[key] == v:
             return False
+        schema.check_together(self._values, {key: v}, self.ports)
         self._apply({key: v})
         self._changed(key)
         return True
@@ -290,6 +293,7 @@ class Store:
         for k in values:
             plain[k] = _plain(values[k])
         checked = schema.validate_all(plain)  # first error raises; nothing applied yet
+        schema.check_together(self._values, checked, self.ports)
         changed = {}
         order = []
         for k in checked:

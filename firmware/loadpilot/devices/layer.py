@@ -42,6 +42,9 @@ class DeviceLayer:
         self.pushed = []
         self.skipped = []  # (dev_id, why)
         self.push_default_s = 60  # a pushed device's timeout when its push_timeout is 0 (http_input_timeout_s)
+        self._open_rtu = open_rtu
+        self.slave_ports = slave_ports
+        self.extra = {}  # bus key -> a client opened for the TCP-to-RTU proxy on a bus no device is polled on
         groups = {}
         order = []
         for dev in devices:
@@ -83,17 +86,37 @@ class DeviceLayer:
             bus.client = client
             self.buses.append(bus)
 
+    def rtu_master(self, st):
+        """The RtuMaster (bus lock and all) of RS485 bus st.port, for the TCP-to-RTU proxy: the one this layer's
+        devices there are polled through, or else one opened now on settings st and closed with the layer.
+        Raises ValueError / OSError when the bus cannot be had."""
+        key = "rtu:" + st.port
+        for b in self.buses:
+            if b.name == key:
+                return b.client.master
+        client = self.extra.get(key)
+        if client is None:
+            if st.port in self.slave_ports:
+                raise ValueError("%s is this box's slave port; a bus has one master" % st.port)
+            client = self.extra[key] = self._open_rtu(st)
+        return client.master
+
     async def close(self):
         """Release every transport (UARTs, TCP sockets) after the bus tasks were stopped: a new layer for a
-        changed device list opens them again."""
-        for b in self.buses:
-            client = b.client
+        changed device list opens them again. A proxied request still on a bus finishes first (bus lock)."""
+        for name, client in [(b.name, b.client) for b in self.buses] + list(self.extra.items()):
             if client is not None and hasattr(client, "close"):
                 try:
-                    await client.close()
+                    lock = getattr(getattr(client, "master", None), "lock", None)
+                    if lock is not None:
+                        async with lock:
+                            await client.close()
+                    else:
+                        await client.close()
                 except Exception as e:  # a transport that will not close must not stop the rebuild
                     if self.log is not None:
-                        self.log.warn("devices", "closing %s: %s" % (b.name, e))
+                        self.log.warn("devices", "closing %s: %s" % (name, e))
+        self.extra = {}
 
     def tasks(self):
         """(name, coroutine function) pairs for the supervisor."""

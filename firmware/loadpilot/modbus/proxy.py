@@ -18,10 +18,13 @@ class ProxiedUnit:
     is_async = True
     functions = FORWARDED_FUNCTIONS
 
-    def __init__(self, master, rtu_unit, timeout_ms=None):
+    def __init__(self, master, rtu_unit, timeout_ms=None, resolve=None):
+        """resolve: optional resolve(handler) -> the master to use now, or None while the bus is unavailable
+        (the app's proxy service follows the device layer's master this way); without it, master is fixed."""
         self.master = master
         self.rtu_unit = rtu_unit
         self.timeout_ms = timeout_ms
+        self.resolve = resolve
         self.forwarded = 0
         self.failed = 0
 
@@ -31,14 +34,16 @@ class ProxiedUnit:
         fc = req[0]
         if fc not in FORWARDED_FUNCTIONS:
             return pdu.exception(out, fc, pdu.ILLEGAL_FUNCTION)
-        if req_len > rtu.MAX_FRAME - 3:
+        master = self.master if self.resolve is None else self.resolve(self)
+        if req_len > rtu.MAX_FRAME - 3 or master is None:
+            self.failed += 1
             return pdu.exception(out, fc, pdu.GATEWAY_PATH_UNAVAILABLE)
         try:
-            n = await self.master.transact(self.rtu_unit, req, req_len, out, self.timeout_ms)
+            n = await master.transact(self.rtu_unit, req, req_len, out, self.timeout_ms)
         except ModbusTransportError:  # timeout, bad CRC, an answer that does not fit: the target did not respond
             self.failed += 1
             return pdu.exception(out, fc, pdu.GATEWAY_NO_TARGET)
-        except OSError:  # the UART itself failed
+        except Exception:  # the UART itself failed (OSError), or was closed under a queued request
             self.failed += 1
             return pdu.exception(out, fc, pdu.GATEWAY_PATH_UNAVAILABLE)
         self.forwarded += 1
