@@ -30,7 +30,7 @@ _GENERATOR_ROLES = (ROLE_GENERATION,)
 _MANAGER_KEYS = ("lb_enabled", "max_total_current", "reserve_current", "max_total_evse_current",
                  "max_imbalance_current", "imbalance_add_home", "meter_timeout_s", "fail_safe_duration",
                  "grid_fail_safe_current", "cm_schedule", "shedding_enabled", "shedding_active_level",
-                 "shedding_offsets", "group_limits")
+                 "shedding_offsets", "group_limits", "dlm_operator_limit")
 
 
 def _wiring(text):
@@ -72,8 +72,9 @@ class ManagerCycle:
     def _changed(self, key):
         if key == "devices":
             self.build()
-        elif key in _MANAGER_KEYS:
-            self._apply_config()
+            return
+        self._apply_config()
+        if key in _MANAGER_KEYS:
             self.setpoints.clear()  # a lowered limit holds at once, not one cycle later
             self._redecide = True
 
@@ -337,7 +338,7 @@ class ManagerCycle:
         d = self.site.device(dev_id)
         if d is None or not d.is_evse:
             return {}
-        return {"alloc_ma": d.alloc_ma, "reason": model.REASON_NAMES[d.reason]}
+        return {"alloc_ma": d.alloc_ma, "reason": model.REASON_NAMES[d.reason], "start_ma": d.safe_ma}
 
     def _overloaded(self):
         """A grid reading newer than the last cycle's is above the house connection: cut now, not next cycle."""

@@ -66,7 +66,7 @@ def wear_day(mode, seconds=86400, delay_s=150):
         v.set("max_total_cur_prc", t % 101)  # the grid operator's percent, every second, in all modes
         v.set("cm_flag%d" % (1 + t % 32), t & 1)
         v.set("cm_var.surplus", t % 7000)
-        v.set("setpoint.E1", 6000 + t % 10000)
+        v.set("setpoint.E1.cur", 6000 + t % 10000)
         clock.ms += 1000
         store.poll()
     erases = [dev.erases[i] - e0[i] for i in range(BLOCKS)]

@@ -181,6 +181,7 @@ def test_api_commands_and_volatile_prc(env):
     def answer():  # one set/E2 message after the manager's next cycle, and its set_res
         obs.publish(R + "/set/E2", json.dumps({"state": 2}))
         time.sleep(2.5)
+        pump(obs, 0.2)  # the first message's answer is in, so the next one found is the new answer
         n = len(obs.messages)
         obs.publish(R + "/set/E2", json.dumps({"state": 2}))
         return last_json(obs, R + "/set_res/E2", after=n)
