@@ -122,6 +122,31 @@ def test_full_server_evicts_the_longest_idle_client_for_a_new_one():
         assert "Traceback" not in app.stop()
 
 
+def test_silent_connections_hold_no_slot_and_the_oldest_waiting_ones_are_closed():
+    app = ServerApp(max_clients=2).start()  # up to 4 connections wait for their first byte
+    try:
+        talkers = [app.connect() for _ in range(2)]
+        for s in talkers:
+            assert request(s, 1, read_pdu(3, 4, 1)) == b"\x03\x02\x00\x04"
+        silent = []
+        for _ in range(10):
+            silent.append(app.connect())
+            time.sleep(0.02)  # in order of arrival
+        for s in silent[:6]:  # pushed out by newer silent ones
+            assert is_closed(s)
+        # every slot still belongs to a talker; a newcomer with a request evicts the longest-idle talker
+        assert request(talkers[1], 1, read_pdu(3, 5, 1)) == b"\x03\x02\x00\x05"
+        master = app.connect()
+        assert request(master, 1, read_pdu(3, 6, 1)) == b"\x03\x02\x00\x06"
+        assert is_closed(talkers[0])
+        # a waiting silent connection that starts a request gets served too
+        assert request(silent[9], 1, read_pdu(3, 7, 1)) == b"\x03\x02\x00\x07"
+        for s in talkers + silent + [master]:
+            s.close()
+    finally:
+        assert "Traceback" not in app.stop()
+
+
 def test_bytes_without_a_complete_request_neither_keep_a_slot_nor_count_as_activity():
     app = ServerApp(max_clients=2, frame_ms=800).start()
     try:

@@ -64,8 +64,9 @@ def main():
             failed |= not ok
             seen = ", ".join("%s: %d connects, %d closed by server" % (a.name, a.connects, a.closed_by_server)
                              for a in running) or "-"
-            print("%-10s %7.1f%% %10s %10s %6s  %s" % (phase, frac * 100, "%.1f" % worst if worst is not None else "-",
-                                                    "%.1f" % median if median is not None else "-", "PASS" if ok else "FAIL",
+            worst_s = "%.1f" % worst if worst is not None else "-"
+            median_s = "%.1f" % median if median is not None else "-"
+            print("%-10s %7.1f%% %10s %10s %6s  %s" % (phase, frac * 100, worst_s, median_s, "PASS" if ok else "FAIL",
                                                     seen))
             time.sleep(1.5)  # the attackers' sockets close before the next phase
         st = fw.status()

@@ -2,19 +2,18 @@
 #
 # Decisions:
 # - Admission (issue 12: a master that connects is served within 1 s, whatever other sockets do):
-#   - At most max_clients connections per port (default 4: a stock ESP32 has about 10 lwIP sockets for every
-#     listener, client and server together).
-#   - When every slot is taken, the new connection evicts one, in this order:
-#     1. a connection that has not completed a request yet, the oldest first, once 100 ms old (a master sends
-#        its request right after connecting; a burst of sockets behind it must not take its slot first);
-#     2. only when every slot holds a connection that has completed requests and no handover is under way:
-#        the longest idle, idleness counting from its last complete request, never from the last byte.
-#     So sockets that send nothing or trickle bytes (slowloris) go first, and a master that keeps asking
-#     keeps its slot however fast new sockets arrive. A connection inside a request (an async handler, a
-#     pending write) is never evicted. The evicted one is closed at its next poll (<= poll_ms) and its slot
-#     handed to the newcomer.
-#   - A newcomer with nothing to evict waits up to 200 ms (a grace period ends, a request completes), then is
-#     closed, so its client sees a clean close instead of a hanging connect.
+#   - At most max_clients connections per port are served (default 4; a stock ESP32 has about 10 lwIP
+#     sockets for every listener, client and server together). Each has a slot with preallocated buffers.
+#   - A new connection holds no slot until it sends its first byte: it waits in asyncio's IO queue (no
+#     polling). At most max_pending (default 2 x max_clients) wait; a newer one pushes the oldest out (closed),
+#     and one silent for idle_timeout_ms is closed. So idle sockets and connect storms never take a slot.
+#   - A connection that has sent a byte takes a free slot, else evicts, in this order:
+#     1. the oldest connection that has not completed a request (bytes, but no whole frame: slowloris);
+#     2. the connection idle longest since its last complete request (idleness never counts from the last
+#        byte), so a master that keeps asking keeps its slot.
+#     A connection inside a request (an async handler, a pending write) is never evicted. The evicted one is
+#     closed at its next poll (<= poll_ms) and its slot handed over. With nothing to evict (every slot inside
+#     a request) the newcomer waits up to 200 ms, then is closed: its client sees a clean close.
 #   - A frame that has started must be complete within frame_timeout_ms (default 1 s), or the connection is
 #     closed: a partial frame never holds a slot.
 #   - A connection with no complete request for idle_timeout_ms (default 60 s) is closed.
@@ -30,6 +29,7 @@
 # readinto and, when there is nothing, sleeps poll_ms (asyncio.sleep_ms reuses one generator, allocation
 # free). Right after a request it polls every 1 ms for a short while, so pipelined and back-to-back
 # requests are answered quickly; an idle connection costs one wake-up per poll_ms.
+# The wait for a new connection's first byte is the one IO-queue wait: once per connection, not per request.
 import asyncio
 import time
 from micropython import const
