@@ -5,7 +5,7 @@
 #   - At most max_clients connections per port are served (default 4; a stock ESP32 has about 10 lwIP
 #     sockets for every listener, client and server together). Each has a slot with preallocated buffers.
 #   - A new connection holds no slot until it sends its first byte: it waits in asyncio's IO queue (no
-#     polling). At most max_pending (default 2 x max_clients) wait; a newer one pushes the oldest out (closed),
+#     polling). At most max_pending (default max_clients) wait; a newer one pushes the oldest out (closed),
 #     and one silent for idle_timeout_ms is closed. So idle sockets and connect storms never take a slot.
 #   - A connection that has sent a byte takes a free slot, else evicts, in this order:
 #     1. the oldest connection that has not completed a request (bytes, but no whole frame: slowloris);
@@ -78,7 +78,7 @@ class ModbusTcpServer:
         self.poll_ms = poll_ms
         self.log = log
         self._slots = [_Slot() for _ in range(max_clients)]
-        self.max_pending = max_pending or 2 * max_clients
+        self.max_pending = max_pending or max_clients
         self._pending = []  # tasks of new connections waiting for their first byte, oldest first
         self._stage = bytearray(_RX_SIZE)  # shared: filled and emptied with no await in between
         self._server = None
