@@ -105,9 +105,9 @@ class ModbusTcpServer:
         return n
 
     def stats(self):
-        return {"clients": self.clients(), "pending": len(self._pending), "max_clients": self.max_clients, "accepted": self.accepted,
-                "rejected": self.rejected, "requests": self.requests, "exceptions": self.exceptions,
-                "dropped": self.dropped, "idle_closed": self.idle_closed, "evicted": self.evicted,
+        return {"clients": self.clients(), "pending": len(self._pending), "max_clients": self.max_clients,
+                "accepted": self.accepted, "rejected": self.rejected, "requests": self.requests,
+                "exceptions": self.exceptions, "dropped": self.dropped, "idle_closed": self.idle_closed, "evicted": self.evicted,
                 "slow_closed": self.slow_closed}
 
     async def start(self):
