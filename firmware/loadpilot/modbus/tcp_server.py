@@ -107,8 +107,8 @@ class ModbusTcpServer:
     def stats(self):
         return {"clients": self.clients(), "pending": len(self._pending), "max_clients": self.max_clients,
                 "accepted": self.accepted, "rejected": self.rejected, "requests": self.requests,
-                "exceptions": self.exceptions, "dropped": self.dropped, "idle_closed": self.idle_closed, "evicted": self.evicted,
-                "slow_closed": self.slow_closed}
+                "exceptions": self.exceptions, "dropped": self.dropped, "idle_closed": self.idle_closed,
+                "evicted": self.evicted, "slow_closed": self.slow_closed}
 
     async def start(self):
         self._closing = False
