@@ -22,9 +22,9 @@ def mp_env(extra_paths=()):
 class ServerApp:
     """mb_tcp_server_app.py on the MicroPython binary, on a free port."""
 
-    def __init__(self, max_clients=4, idle_ms=60000):
+    def __init__(self, max_clients=4, idle_ms=60000, frame_ms=1000):
         self.port = firmware_proc.free_port()
-        self.args = [str(self.port), str(max_clients), str(idle_ms)]
+        self.args = [str(self.port), str(max_clients), str(idle_ms), str(frame_ms)]
         self.proc = None
 
     def start(self):
@@ -107,6 +107,12 @@ def heap_now(sock):
 def heap_collected(sock):
     """gc.mem_alloc() inside the server process right after gc.collect()."""
     return diag_u32(sock, 2)
+
+
+def diag_u16(sock, addr):
+    pdu = request(sock, DIAG_UNIT, read_pdu(3, addr, 1), tid=0xD1A6)
+    assert pdu[:2] == b"\x03\x02", pdu
+    return struct.unpack(">H", pdu[2:4])[0]
 
 
 def wait_until(pred, timeout=5.0):

@@ -9,7 +9,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient, ModbusTcpClient
 
 import firmware_proc
-from modbus_peers import (PEERS, ServerApp, heap_collected, heap_now, is_closed, mbap, mp_env, read_pdu,
+from modbus_peers import (PEERS, ServerApp, diag_u16, heap_collected, heap_now, is_closed, mbap, mp_env, read_pdu,
                           recv_frame, request, wait_until)
 
 pytestmark = pytest.mark.mp
@@ -75,7 +75,7 @@ def test_exception_codes(server):
         assert request(s, 1, read_pdu(3, 0, 1)) == b"\x03\x02\x00\x00"
 
 
-def test_four_concurrent_clients_and_fifth_refused():
+def test_four_concurrent_clients():
     app = ServerApp(max_clients=4).start()
     try:
         async def run():
@@ -89,20 +89,96 @@ def test_four_concurrent_clients_and_fifth_refused():
                     r = await cl.read_holding_registers(addr, count=50, device_id=1)
                     assert r.registers == list(range(addr, addr + 50))
             await asyncio.gather(*(work(cl, k) for k, cl in enumerate(clients)))
-            # all four still connected: a fifth is accepted and closed at once
-            extra = socket.create_connection(("127.0.0.1", app.port), timeout=5)
-            assert is_closed(extra)
-            extra.close()
-            r = await clients[0].read_holding_registers(1, count=1, device_id=1)
-            assert r.registers == [1]
-            clients[3].close()
-            # its slot frees up for a new client
-            assert await asyncio.to_thread(wait_until, lambda: _reads_ok(app.port))
-            for cl in clients[:3]:
+            for cl in clients:
                 cl.close()
         asyncio.run(run())
-        with app.connect() as s:
-            assert struct.unpack(">H", request(s, 247, read_pdu(3, 7, 1))[2:])[0] >= 1  # rejected counter
+    finally:
+        assert "Traceback" not in app.stop()
+
+
+def test_full_server_evicts_the_longest_idle_client_for_a_new_one():
+    app = ServerApp(max_clients=4).start()
+    try:
+        socks = [app.connect() for _ in range(4)]
+        for i, s in enumerate(socks):
+            assert request(s, 1, read_pdu(3, i, 1)) == struct.pack(">BBH", 3, 2, i)
+        for s in socks[1:]:  # socks[0] is now the one idle the longest, though it connected no earlier
+            assert request(s, 1, read_pdu(3, 9, 1)) == b"\x03\x02\x00\x09"
+        fifth = app.connect()
+        assert request(fifth, 1, read_pdu(3, 5, 1)) == b"\x03\x02\x00\x05"
+        assert is_closed(socks[0])
+        for s in socks[1:]:
+            assert request(s, 1, read_pdu(3, 7, 1)) == b"\x03\x02\x00\x07"
+        # next in line: the fifth, whose one request came before the others' last ones
+        sixth = app.connect()
+        assert request(sixth, 1, read_pdu(3, 6, 1)) == b"\x03\x02\x00\x06"
+        assert is_closed(fifth)
+        for s in socks[1:]:
+            assert request(s, 1, read_pdu(3, 8, 1)) == b"\x03\x02\x00\x08"
+        assert diag_u16(sixth, 8) == 2  # evicted counter
+        for s in socks + [fifth, sixth]:
+            s.close()
+    finally:
+        assert "Traceback" not in app.stop()
+
+
+def test_silent_connections_hold_no_slot_and_the_oldest_waiting_ones_are_closed():
+    app = ServerApp(max_clients=2).start()  # and up to 2 connections wait for their first byte
+    try:
+        talkers = [app.connect() for _ in range(2)]
+        for s in talkers:
+            assert request(s, 1, read_pdu(3, 4, 1)) == b"\x03\x02\x00\x04"
+        silent = []
+        for _ in range(10):
+            silent.append(app.connect())
+            time.sleep(0.02)  # in order of arrival
+        for s in silent[:8]:  # pushed out by newer silent ones
+            assert is_closed(s)
+        # every slot still belongs to a talker; a newcomer with a request evicts the longest-idle talker
+        assert request(talkers[1], 1, read_pdu(3, 5, 1)) == b"\x03\x02\x00\x05"
+        master = app.connect()
+        assert request(master, 1, read_pdu(3, 6, 1)) == b"\x03\x02\x00\x06"
+        assert is_closed(talkers[0])
+        # a waiting silent connection that starts a request gets served too
+        assert request(silent[9], 1, read_pdu(3, 7, 1)) == b"\x03\x02\x00\x07"
+        for s in talkers + silent + [master]:
+            s.close()
+    finally:
+        assert "Traceback" not in app.stop()
+
+
+def test_bytes_without_a_complete_request_neither_keep_a_slot_nor_count_as_activity():
+    app = ServerApp(max_clients=2, frame_ms=800).start()
+    try:
+        # a slowloris socket: one byte at a time of a frame that is never complete
+        slow = app.connect()
+        frame = mbap(1, 1, read_pdu(3, 0, 1), length=200)
+        sent = 0
+        t0 = time.monotonic()
+        while not is_closed(slow, timeout=0.2):
+            assert time.monotonic() - t0 < 10, "a trickled frame held its socket for 10 s"
+            try:
+                slow.sendall(frame[sent % len(frame):sent % len(frame) + 1])
+            except OSError:
+                break
+            sent += 1
+        assert sent >= 2  # it did trickle before the deadline closed it
+        # trickling bytes do not make a socket look busy: a new client evicts it before a silent one
+        # that has completed a request more recently
+        slow = app.connect()
+        time.sleep(0.05)
+        talker = app.connect()
+        assert request(talker, 1, read_pdu(3, 1, 1)) == b"\x03\x02\x00\x01"
+        for k in range(3):  # slow's last byte is now more recent than talker's request
+            slow.sendall(b"\x00")
+            time.sleep(0.05)
+        newcomer = app.connect()
+        assert request(newcomer, 1, read_pdu(3, 2, 1)) == b"\x03\x02\x00\x02"
+        assert is_closed(slow)
+        assert request(talker, 1, read_pdu(3, 3, 1)) == b"\x03\x02\x00\x03"
+        assert diag_u16(talker, 9) >= 1  # closed for an overdue frame
+        for s in (slow, talker, newcomer):
+            s.close()
     finally:
         assert "Traceback" not in app.stop()
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from loadpilot.modbus import pdu, tcp_server
 from loadpilot.modbus.image import RegisterImage
+from modbus_fuzz import DrawSource, make_pdu
 
 
 def make_router():
@@ -24,22 +25,11 @@ def make_router():
     return r
 
 
-FCS = st.sampled_from([1, 2, 3, 4, 5, 6, 15, 16, 0x2B, 0x83, 0, 255])
-
-
 @st.composite
 def pdus(draw):
-    """Mostly plausible requests with random fields, sometimes raw noise."""
-    if draw(st.booleans()):
-        return draw(st.binary(min_size=1, max_size=40))
-    fc = draw(FCS)
-    addr = draw(st.one_of(st.integers(0, 0xFFFF), st.integers(90, 410)))
-    qty = draw(st.one_of(st.integers(0, 0xFFFF), st.integers(0, 130)))
-    body = struct.pack(">BHH", fc, addr, qty)
-    if fc in (15, 16):
-        nbytes = draw(st.one_of(st.just(qty * 2 & 0xFF), st.integers(0, 255)))
-        body += bytes([nbytes]) + draw(st.binary(min_size=0, max_size=250))
-    return body[:draw(st.integers(1, len(body)))] if draw(st.integers(0, 9)) == 0 else body
+    """Mostly plausible requests with random fields, sometimes raw noise (modbus_fuzz.make_pdu, the generator
+    the firmware fuzzers use too)."""
+    return make_pdu(DrawSource(draw))
 
 
 @settings(max_examples=6000, deadline=None, suppress_health_check=list(HealthCheck))
