@@ -16,7 +16,6 @@ from loadpilot.modbus.pdu import Router
 from loadpilot.site import Site
 from loadpilot.supervisor import Supervisor
 
-DEVICES_SETTLE_MS = 500  # quick successive device-list changes are applied as one rebuild
 
 
 class App:
@@ -25,6 +24,8 @@ class App:
         self.fs_root = fs_root
         self.log = log or Log()
         self.hal = hal_mod.load(board, fs_root)
+        from loadpilot.devices.checks import check_devices
+        schema.on_new("devices", check_devices)  # drivers, addresses, definitions of a list being set
         self.config = Store(fs_root, self.log)
         self.monitor = LoopLagMonitor()
         self.supervisor = Supervisor(self.log, self.monitor)
@@ -34,9 +35,6 @@ class App:
         self.evse_control = None
         self.evse_slave = None
         self.local = None  # the local charge point's driver task (devices/evse_local.py)
-        self.devices = None  # the device layer, built in start() and again when the device list changes
-        self._device_tasks = []
-        self._devices_changed_ms = None  # when the device list changed last, until that is applied
         self.setpoints = {}  # dev_id -> [enable, current_ma, phases], filled by the manager, applied by drivers
         if board["features"].get("evse"):
             self._init_evse(board)
@@ -67,7 +65,7 @@ class App:
         self.proxy = None  # TCP-to-RTU proxy on the SunSpec server's port (modbus_proxy; imported only when set)
         if self.sunspec is not None and self.config.get("modbus_proxy"):
             from loadpilot.modbus.proxy_service import ProxyService
-            self.proxy = ProxyService(self.config, self.sunspec_router, lambda: self.devices, self.log,
+            self.proxy = ProxyService(self.config, self.sunspec_router, lambda: self.device_service.layer, self.log,
                                       self.config.ports)
         elif self.config.get("modbus_proxy"):
             self.log.warn("proxy", "modbus_proxy needs the SunSpec server (modbus_enabled): nothing is proxied")
@@ -78,7 +76,9 @@ class App:
         except Exception as e:  # a bad MQTT setting must not stop the charge point and the Modbus servers
             self.mqtt = None
             self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))
-        self.config.subscribe(self._config_changed)
+        from loadpilot.devices.service import DeviceService
+        self.device_service = DeviceService(self.config, self.site, self.setpoints, self.hal, self.log,
+                                            self.supervisor, self._devices_prepare, self._devices_applied)
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
                              "loop_reset": lambda req: self.monitor.reset()}  # measure a phase, not the boot
         self.ctl_handlers.update(config_ctl.handlers(self.config))
@@ -123,10 +123,6 @@ class App:
             self.evse = None
             self.log.error("evse", "local charge point disabled: %s: %s" % (type(e).__name__, e))
 
-    def _config_changed(self, key):
-        if key == "devices":
-            self._devices_changed_ms = time.ticks_ms()  # a listener only marks it: _device_config applies it
-
     def _ctl_site(self, req):
         """Readings pushed by the simulator or a test: {"readings": {"M1": {...}, ...}}."""
         self.site.push(req["readings"], time.ticks_ms())
@@ -170,55 +166,27 @@ class App:
         if self.evse_slave is not None:
             self._start_evse_slave()
         self._start_rtu_slaves()
-        self._start_devices()
-        sup.spawn("device_config", self._device_config, critical=False)
+        self.device_service.start()
+        sup.spawn("device_config", self.device_service.run, critical=False)
         if self.mqtt is not None:
             self.mqtt.start(lambda name, factory: sup.spawn(name, factory, critical=False))
 
-    def _start_devices(self):
-        """External wallboxes and meters (docs/devices.md); set-points come from the manager via self.setpoints."""
-        from loadpilot.devices import layer
-        slave_ports = [self.config.get(k).split(",")[0].strip().upper() for k in ("modbus_rtu_port", "slave_rtu_port")
-                       if self.config.get(k)]
-        self.devices = layer.build(self.config.get("devices"), self.site, self.setpoints, self.hal, self.log,
-                                   slave_ports)
-        self.devices.push_default_s = self.config.get("http_input_timeout_s")
-        self._device_tasks = [self.supervisor.spawn(name, fn, critical=False) for name, fn in self.devices.tasks()]
+    @property
+    def devices(self):
+        """The current device layer (devices/layer.py), or None before start()."""
+        return self.device_service.layer
 
-    async def _device_config(self):
-        """Applies a changed device list without a reboot: the Site first, then a new device layer in place of
-        the old one (its tasks stopped, its transports closed), then the SunSpec images."""
-        while True:
-            t = self._devices_changed_ms
-            if t is not None and time.ticks_diff(time.ticks_ms(), t) >= DEVICES_SETTLE_MS:
-                self._devices_changed_ms = None
-                try:
-                    await self._rebuild_devices()
-                except Exception:
-                    self._devices_changed_ms = time.ticks_ms()  # try again after the supervisor's backoff
-                    raise
-            await asyncio.sleep_ms(100)
-
-    async def _rebuild_devices(self):
+    def _devices_prepare(self):
+        """A new device list, before its layer is built: the Site's devices and the manager's chargepoints (the
+        local charge point's dev_id may have changed with the list)."""
         self._configure_site()
-        self.manager.build()  # the local charge point's dev_id may have changed with the list
-        for info in self._device_tasks:
-            task = self.supervisor.stop_task(info)
-            try:
-                await task  # it unwinds (releasing its bus lock) before its UART closes under it
-            except BaseException:  # its CancelledError, or what it raised while unwinding
-                pass
-        old = self.devices
-        self.devices = None
-        if old is not None:
-            await old.close()
-        self._start_devices()
+        self.manager.build()
+
+    def _devices_applied(self):
         if self.mqtt is not None:
             self.mqtt.attach_devices()
         if self.sunspec is not None:
             self.sunspec.changed.set()  # the SunSpec images follow the new Site
-        self.log.info("devices", "device list applied: %d polled, %d skipped"
-                      % (len(self.devices.entries), len(self.devices.skipped)))
 
     def _start_rtu_slaves(self):
         """One RS485 bus is one slave: the SunSpec server, or the local charge point's map, never both."""

@@ -280,23 +280,20 @@ class ManagerCycle:
         cons = t[T_CONSUMERS]
         _clear(cons)
         n = self._sum_role(cons, _CONSUMER_ROLES, False)
-        for cp in self.msite.chargepoints:  # the wallboxes are consumers too
+        used = t[T_EVSE_USED]
+        _clear(used)
+        for cp in self.msite.chargepoints:  # the wallboxes that answer: used power, and consumers too
             d = site.device(cp.dev_id)
-            if d is not None and d.reading.updated_ms is not None:
+            if d is not None and not d.com_err and d.reading.updated_ms is not None:
+                _add(used, d.reading, False)
                 _add(cons, d.reading, False)
                 n += 1
         cons.updated_ms = now if n else None
+        used.updated_ms = now
         gen = t[T_GENERATORS]
         _clear(gen)
         n_gen = self._sum_role(gen, _GENERATOR_ROLES, True)
         gen.updated_ms = now if n_gen else None
-        used = t[T_EVSE_USED]
-        _clear(used)
-        for cp in self.msite.chargepoints:
-            d = site.device(cp.dev_id)
-            if d is not None and not d.com_err and d.reading.updated_ms is not None:
-                _add(used, d.reading, False)
-        used.updated_ms = now
         st = self.state
         sur = t[T_PV_SURPLUS]
         if observe or not (self.params.has_grid_meter or n_gen):

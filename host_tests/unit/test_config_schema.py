@@ -1,4 +1,6 @@
 """Schema and validation of the configuration (CPython)."""
+import os
+
 import pytest
 
 from loadpilot.config import migrate, schema
@@ -262,3 +264,17 @@ def test_proxy_settings_that_fit_pass_the_checks_together():
         schema.check_together(current, new, ["COM1", "COM2"])
     schema.check_together(current, {"modbus_proxy": "5@COM7"}, None)  # board not known: that rule is skipped
     assert schema.com_ports({"rs485_2": {}, "rs485_1": {}, "debug": {}}) == ["COM1", "COM2"]
+
+
+def test_the_schema_and_the_store_import_nothing_above_config():
+    # the device checks reach the schema through its hook (the app registers them): config/ stands alone
+    import subprocess
+    import sys
+    code = ("import sys; sys.path[:0] = [%r, %r]; import mpshim; mpshim.install(); "
+            "import loadpilot.config.store; "
+            "print(sorted(m for m in sys.modules if m.startswith('loadpilot.') and "
+            "not m.startswith(('loadpilot.config', 'loadpilot.redact'))))")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code % (here, os.path.join(os.path.dirname(here), "firmware"))],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

@@ -3,7 +3,6 @@
 # (through the config store, which persists them later) or volatile values. It never touches hardware or a
 # bus. A refused command raises CommandError and has changed nothing; each transport turns that into its own
 # answer (Modbus exception 03, api_res JSON error, HTTP 400).
-from loadpilot.api import json_in
 from loadpilot.config.schema import ConfigError, is_volatile, shown_key
 from loadpilot.redact import redact
 
@@ -204,6 +203,7 @@ class Commands:
         payload = None
         if body:
             try:
+                from loadpilot.api import json_in  # only where a command has a body (heap: off costs nothing)
                 payload = json_in.loads(body)  # size, depth and key limits: a clear error, never a crash
             except json_in.JsonError as e:
                 raise CommandError("%s: body: %s" % (cmd, e))
@@ -490,9 +490,10 @@ def _triple(v, name, lo, hi):
 def _json_value(text):
     # query-string values: numbers and true/false as JSON, anything else as a string
     try:
+        from loadpilot.api import json_in
         return json_in.loads(text)
-    except json_in.JsonError as e:
-        if not e.limit:
+    except ValueError as e:  # json_in.JsonError
+        if not getattr(e, "limit", False):
             return text
         raise CommandError("query value: %s" % e)
 

@@ -666,18 +666,21 @@ def validate(key, value, path=None):
     return _CHECKS[row[1]](value, row, path or key)
 
 
+_NEW_CHECKS = {}  # key -> fn(value) raising ConfigError: checks from the layers above (schema.on_new)
+
+
+def on_new(key, fn):
+    """Register a check for values of key being set now, beyond their shape. The layer that knows the rule
+    registers it (the app: devices.checks.check_devices), so the schema imports nothing above config/."""
+    _NEW_CHECKS[key] = fn
+
+
 def check_new(key, value):
-    """Checks for a normalized value being set now, beyond its shape: each device's driver, address and
-    definition. A stored configuration is not put through them, so after an update that drops a driver the box
-    still boots with its other devices (the device layer skips the one it cannot drive, with a log line)."""
-    if key != "devices":
-        return value
-    from loadpilot.devices import registry
-    for i, dev in enumerate(value):
-        why = registry.check(dev)
-        if why is not None:
-            raise ConfigError("devices[%d].%s" % (i, why[0]), why[1])
-    return value
+    """The registered check for a normalized value being set now: for "devices" each device's driver, address
+    and definition. A stored configuration is not put through it, so after an update that drops a driver the
+    box still boots with its other devices (the device layer skips the one it cannot drive, with a log line)."""
+    fn = _NEW_CHECKS.get(key)
+    return value if fn is None else fn(value)
 
 
 def validate_new(key, value):
