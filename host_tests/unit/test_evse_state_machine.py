@@ -442,3 +442,31 @@ def test_invariants_under_random_inputs(steps, vent):
         if sm.error in (2, 1):
             assert sm.contactor == 0
         prev_contactor, prev_duty, prev_relay = sm.contactor, sm.duty_cpct, sm.phase_relay
+
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+def idle_for(r, ms):
+    """Let a long time pass: ticks far apart (the machine is stepped every 10 ms on a board; what matters here
+    is that the clock wraps past ticks_diff's +-6.2 days between two events)."""
+    step = 600000
+    for _ in range(ms // step):
+        r.now = (r.now + step) & 0x3FFFFFFF
+        r.sm.step(r.now, r.cp, r.rcd, r.fb(), r.offer, r.enabled)
+
+
+def test_a_week_on_the_same_state_keeps_the_contactor_check_and_phase_switching():
+    # the ticks clock wraps at 2**30 ms: an event a week ago must not look like one in the future
+    r = charging_rig(feedback=True, feedback_grace_ms=300, switch_when_plugged=True, phase_hold_ms=1000,
+                     min_switch_interval_ms=60000)
+    idle_for(r, WEEK_MS)
+    assert r.sm.contactor == 1 and r.error() == "none"
+    sm = r.sm
+    assert sm.request_phases(1, r.now) == "accepted"
+    r.run_until(lambda sm: sm.phases() == 1, limit_ms=20000)  # not held for days by a wrapped interval
+    r.run_until(lambda sm: sm.contactor == 1)
+    idle_for(r, WEEK_MS)
+    r.fb = lambda: 0  # the contactor's feedback drops after a week of charging
+    r.run(400)
+    assert r.error() != "none" and sm.contactor == 0

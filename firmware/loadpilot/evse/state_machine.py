@@ -70,6 +70,15 @@ def _ticks_diff(a, b):  # ticks_ms wrap at 2**30 on MicroPython; keep this modul
     return d - 0x40000000 if d & 0x20000000 else d
 
 
+_STALE_MS = 0x10000000  # ~3.1 days: a stamp older than this is pulled forward to it every step
+
+
+def _unstale(now_ms, t):
+    """t, or now - _STALE_MS when t lies further back: ticks_diff only spans +-6.2 days, so an event a week
+    ago would otherwise look like one in the future (a phase switch or the contactor check held for days)."""
+    return t if _ticks_diff(now_ms, t) <= _STALE_MS else (now_ms - _STALE_MS) & 0x3FFFFFFF
+
+
 class ChargeStateMachine:
     def __init__(self, cfg=None, phases=3, now_ms=0):
         self.cfg = cfg or Config()
@@ -242,6 +251,11 @@ class ChargeStateMachine:
     def step(self, now_ms, cp, rcd_tripped, feedback, offer_ma, enabled):
         """cp: pilot.A..F or DIODE_FAULT; feedback: None without a feedback input, else 0/1 (1 = closed)."""
         self.cp = cp
+        self._contactor_ms = _unstale(now_ms, self._contactor_ms)
+        self._last_switch_ms = _unstale(now_ms, self._last_switch_ms)
+        self._settle_until = _unstale(now_ms, self._settle_until)
+        self._stop_ms = _unstale(now_ms, self._stop_ms)
+        self._cpoff_until = _unstale(now_ms, self._cpoff_until)
         if rcd_tripped:
             self._fault(ERR_RCD, now_ms)
         if feedback is not None and _ticks_diff(now_ms, self._contactor_ms) >= self.cfg.feedback_grace_ms:
