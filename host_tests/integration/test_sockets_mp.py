@@ -1,0 +1,112 @@
+"""The socket budget on the MicroPython binary: a board file declares its lwIP sockets, the firmware refuses a
+setting (control socket config_set, the installer's config.json) that would need more, and sizes its Modbus TCP
+servers' admission (max_clients / max_pending) from what the rest of the configuration leaves."""
+import json
+import os
+import socket
+import struct
+import time
+
+import pytest
+
+from firmware_proc import BOARDS, Firmware, free_port, wait_for
+
+pytestmark = pytest.mark.mp
+
+
+def small_board(tmp_path, sockets):
+    """unix_sim with the socket count of a small board (a stock ESP32 has 10)."""
+    with open(os.path.join(BOARDS, "unix_sim.json")) as f:
+        b = json.load(f)
+    b["name"] = "unix_sim_%d_sockets" % sockets
+    b["sockets"] = sockets
+    path = tmp_path / ("board%d.json" % sockets)
+    path.write_text(json.dumps(b))
+    return str(path)
+
+
+def meters(n):
+    return [{"dev_id": "M%d" % i, "driver": "meter_sdm630", "address": "127.0.0.%d:%d" % (10 + i, 1502)}
+            for i in range(1, n + 1)]
+
+
+def test_a_setting_past_the_board_budget_is_refused_over_the_control_socket_and_changes_nothing(tmp_path):
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    with Firmware(board=small_board(tmp_path, 10), fs_dir=str(fs)) as fw:
+        view = fw.ctl("sockets")
+        assert (view["budget"], view["need"]) == (10, 3)  # SunSpec: listener, a client, a waiting connection
+        assert view["servers"] == [{"setting": "modbus_tcp_port", "port": fw.sunspec_port, "max_clients": 4,
+                                    "max_pending": 4}]
+        with pytest.raises(RuntimeError) as e:
+            fw.ctl("config_set", values={"title": "car park", "devices": meters(8)})
+        msg = str(e.value)
+        assert "devices: the configuration would need 11 sockets, board unix_sim_10_sockets has 10" in msg
+        assert "modbus_tcp_port %d (listener, clients, waiting): 3" % fw.sunspec_port in msg
+        assert "Modbus TCP devices M1, M2, M3, M4, M5, M6, M7, M8 (8 host:port): 8" in msg
+        v = fw.ctl("config_get")["values"]
+        assert v["devices"] == [] and v["title"] == "LoadPilot"
+        with pytest.raises(RuntimeError) as e:
+            fw.ctl("config_set", key="omcci_tcp_port", value=free_port())  # 6 of 10 fit ...
+            fw.ctl("config_set", key="mqtt_api_url", value="mqtt://u:hunter2@127.0.0.1:1")  # ... 7 ...
+            fw.ctl("config_set", key="pb_tcp_port", value=free_port())  # ... 16: the PB port and its S0 ports
+        assert "pb_tcp_port: the configuration would need 16 sockets" in str(e.value)
+        assert "MQTT broker of mqtt_api_url: 1" in str(e.value) and "hunter2" not in str(e.value)
+        assert fw.ctl("config_get", key="pb_tcp_port") == 0
+        assert fw.ctl("config_set", key="devices", value=meters(3)) == ["devices"]  # 10: fits
+
+
+def test_an_installer_file_past_the_budget_is_rejected_at_boot(tmp_path):
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    (fs / "config.json").write_text(json.dumps({"modbus_tcp_port": free_port(), "pb_tcp_port": 0,
+                                                "devices": meters(9)}))
+    with Firmware(board=small_board(tmp_path, 10), fs_dir=str(fs)) as fw:
+        assert fw.wait_output("config.json rejected: modbus_tcp_port: the configuration would need 12 sockets, board "
+                              "unix_sim_10_sockets has 10")
+        assert fw.ctl("config_get", key="devices") == []
+        # the defaults stay, and on this board they are over budget too (4 servers): the boot says so
+        assert fw.wait_output("sockets: the configuration would need 12 sockets")
+    assert sorted(os.listdir(str(fs)))[:1] == ["config.json.bad"]
+
+
+def _read_request(sock, tid):
+    sock.sendall(struct.pack(">HHHBBHH", tid, 0, 6, 1, 3, 40000, 2))  # SunSpec "SunS" at 40000
+    head = sock.recv(64)
+    assert head[:2] == struct.pack(">H", tid) and head[7] == 3, head
+
+
+def _closed(sock):
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_the_modbus_tcp_server_admits_as_many_clients_as_the_budget_leaves(tmp_path):
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    # 6 sockets: the SunSpec server needs 3, the 3 spare go to a second client, a second waiting place and a
+    # third client: max_clients 3
+    with Firmware(board=small_board(tmp_path, 6), fs_dir=str(fs)) as fw:
+        assert fw.ctl("sockets")["servers"][0]["max_clients"] == 3
+        fw.wait_port(fw.sunspec_port)
+        clients = []
+        for i in range(3):
+            s = socket.create_connection(("127.0.0.1", fw.sunspec_port), timeout=2)
+            _read_request(s, i + 1)
+            clients.append(s)
+            time.sleep(0.05)  # the first client is the longest idle
+        for s in clients:
+            s.settimeout(0.3)
+            assert not _closed(s)
+        fourth = socket.create_connection(("127.0.0.1", fw.sunspec_port), timeout=2)
+        _read_request(fourth, 9)  # served: it took the slot of the longest-idle client
+        clients[0].settimeout(2)
+        assert wait_for(lambda: _closed(clients[0]), timeout=3)
+        for s in clients[1:]:
+            assert not _closed(s)
+        for s in clients + [fourth]:
+            s.close()
