@@ -79,7 +79,8 @@ class App:
             self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))
         from loadpilot.devices.service import DeviceService
         self.device_service = DeviceService(self.config, self.site, self.setpoints, self.hal, self.log,
-                                            self.supervisor, self._devices_prepare, self._devices_applied)
+                                            self.supervisor, self._devices_prepare, self._devices_applied,
+                                            tcp_own=lambda: self._socket_plan()[3])
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
                              "loop_reset": lambda req: self.monitor.reset()}  # measure a phase, not the boot
         self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
@@ -98,11 +99,11 @@ class App:
         return schema.socket_plan(self.config.get, self.config.budget)
 
     def sockets_view(self):
-        need, uses, servers = self._socket_plan()
+        need, uses, servers, tcp_own = self._socket_plan()
         return {"board": self.board["name"], "budget": self.config.budget["sockets"], "need": need,
                 "uses": [{"what": w, "sockets": n} for w, n in uses],
                 "servers": [{"setting": s[0], "port": s[1], "max_clients": s[2], "max_pending": s[3]}
-                            for s in servers]}
+                            for s in servers], "tcp_devices_connected": tcp_own}
 
     def _configure_site(self):
         """The Site's devices: the configured ones, and the board's own charge point (codes.local_evse_id)."""
@@ -165,7 +166,7 @@ class App:
     def start(self):
         sup = self.supervisor
         self._sockets = self._socket_plan()
-        need, uses, servers = self._sockets
+        need, uses, servers, _ = self._sockets
         if need > self.config.budget["sockets"]:  # stored before a board change, or a board's defaults
             self.log.error("app", "sockets: %s" % schema.socket_error(need, uses, self.config.budget))
         sup.spawn("looplag", self.monitor.run)

@@ -38,32 +38,39 @@ def test_a_setting_past_the_board_budget_is_refused_over_the_control_socket_and_
         assert (view["budget"], view["need"]) == (10, 3)  # SunSpec: listener, a client, a waiting connection
         assert view["servers"] == [{"setting": "modbus_tcp_port", "port": fw.sunspec_port, "max_clients": 4,
                                     "max_pending": 4}]
+        # 8 Modbus TCP hosts: 6 keep a connection, 2 connect per poll on the tenth socket
+        assert fw.ctl("config_set", key="devices", value=meters(8)) == ["devices"]
+        view = fw.ctl("sockets")
+        assert (view["need"], view["tcp_devices_connected"]) == (10, 6)
+        assert view["servers"][0]["max_clients"] == 1 and view["servers"][0]["max_pending"] == 1
         with pytest.raises(RuntimeError) as e:
-            fw.ctl("config_set", values={"title": "car park", "devices": meters(8)})
+            fw.ctl("config_set", values={"title": "car park", "omcci_tcp_port": free_port(),
+                                         "mqtt_api_url": "mqtt://u:hunter2@127.0.0.1:1",
+                                         "mqtt_log_url": "mqtt://127.0.0.1:2", "mqtt_ta_log_url": "mqtt://127.0.0.1:3",
+                                         "mqtt_dev_info_url": "mqtt://127.0.0.1:4"})
         msg = str(e.value)
-        assert "devices: the configuration would need 11 sockets, board unix_sim_10_sockets has 10" in msg
+        assert "omcci_tcp_port: the configuration would need 11 sockets, board unix_sim_10_sockets has 10" in msg
         assert "modbus_tcp_port %d (listener, clients, waiting): 3" % fw.sunspec_port in msg
-        assert "Modbus TCP devices M1, M2, M3, M4, M5, M6, M7, M8 (8 host:port): 8" in msg
+        assert "MQTT broker of mqtt_api_url: 1" in msg and "hunter2" not in msg
+        assert "Modbus TCP devices M1, M2, M3, M4, M5, M6, M7, M8 (8 host:port: 0 connected, 8 per poll on 1 " \
+               "shared socket): 1" in msg
         v = fw.ctl("config_get")["values"]
-        assert v["devices"] == [] and v["title"] == "LoadPilot"
+        assert v["title"] == "LoadPilot" and v["omcci_tcp_port"] == 0 and v["mqtt_api_url"] == ""
         with pytest.raises(RuntimeError) as e:
-            fw.ctl("config_set", key="omcci_tcp_port", value=free_port())  # 6 of 10 fit ...
-            fw.ctl("config_set", key="mqtt_api_url", value="mqtt://u:hunter2@127.0.0.1:1")  # ... 7 ...
-            fw.ctl("config_set", key="pb_tcp_port", value=free_port())  # ... 16: the PB port and its S0 ports
-        assert "pb_tcp_port: the configuration would need 16 sockets" in str(e.value)
-        assert "MQTT broker of mqtt_api_url: 1" in str(e.value) and "hunter2" not in str(e.value)
+            fw.ctl("config_set", key="pb_tcp_port", value=free_port())  # the PB port and its 2 S0 ports: 9 more
+        assert "pb_tcp_port: the configuration would need 13 sockets" in str(e.value)
         assert fw.ctl("config_get", key="pb_tcp_port") == 0
-        assert fw.ctl("config_set", key="devices", value=meters(3)) == ["devices"]  # 10: fits
 
 
 def test_an_installer_file_past_the_budget_is_rejected_at_boot(tmp_path):
     fs = tmp_path / "fs"
-    fs.mkdir()
+    fs.mkdir()  # 2 servers (6) and 2 brokers on an 8-socket board: no socket left for the devices
     (fs / "config.json").write_text(json.dumps({"modbus_tcp_port": free_port(), "pb_tcp_port": 0,
-                                                "devices": meters(9)}))
-    with Firmware(board=small_board(tmp_path, 10), fs_dir=str(fs)) as fw:
-        assert fw.wait_output("config.json rejected: modbus_tcp_port: the configuration would need 12 sockets, board "
-                              "unix_sim_10_sockets has 10")
+                                                "omcci_tcp_port": free_port(), "mqtt_api_url": "mqtt://127.0.0.1:1",
+                                                "mqtt_log_url": "mqtt://127.0.0.1:2", "devices": meters(9)}))
+    with Firmware(board=small_board(tmp_path, 8), fs_dir=str(fs)) as fw:
+        assert fw.wait_output("config.json rejected: modbus_tcp_port: the configuration would need 9 sockets, board "
+                              "unix_sim_8_sockets has 8")
         assert fw.ctl("config_get", key="devices") == []
         # the defaults stay, and on this board they are over budget too (4 servers): the boot says so
         assert fw.wait_output("sockets: the configuration would need 12 sockets")

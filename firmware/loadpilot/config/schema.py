@@ -489,9 +489,10 @@ def _tcp_host(address):
 
 def socket_plan(get, budget):
     """The sockets the settings (get(key) gives them) open on a board with budget (board.socket_budget):
-    -> (need, uses, servers). need: sockets with every server at SERVER_LEAST. uses: [(what, sockets)] for
-    the error text. servers: [[setting, port, max_clients, max_pending]], sized so the whole fits the budget
-    when need does (spare sockets go round the servers one at a time, up to SERVER_MOST)."""
+    -> (need, uses, servers, tcp_own). need: sockets with every server at SERVER_LEAST. uses: [(what,
+    sockets)] for the error text. servers: [[setting, port, max_clients, max_pending]], sized so the whole fits
+    the budget when need does (spare sockets go round the servers one at a time, up to SERVER_MOST). tcp_own:
+    how many Modbus TCP host:ports (in device-list order) keep a connection; the rest connect per poll."""
     uses = []
     servers = []
     seen = []
@@ -539,11 +540,21 @@ def socket_plan(get, budget):
             devs.append(d["dev_id"])
     for n in names:
         uses.append(("MQTT broker of %s" % ", ".join(n), 1))
-    if hosts:
-        uses.append(("Modbus TCP devices %s (%d host:port)" % (", ".join(devs), len(hosts)), len(hosts)))
     need = 0
     for _, n in uses:
         need += n
+    # Modbus TCP devices: a connection per host:port while sockets last; the hosts past that connect per poll,
+    # one at a time through one shared socket (devices/bus.py), so they never take the budget past its end
+    own = len(hosts)
+    if hosts:
+        left = budget["sockets"] - need
+        if own > left:
+            own = left - 1 if left > 1 else 0
+            uses.append(("Modbus TCP devices %s (%d host:port: %d connected, %d per poll on 1 shared socket)"
+                         % (", ".join(devs), len(hosts), own, len(hosts) - own), own + 1))
+        else:
+            uses.append(("Modbus TCP devices %s (%d host:port)" % (", ".join(devs), len(hosts)), own))
+        need += uses[-1][1]
     spare = budget["sockets"] - need
     grew = True
     while spare > 0 and grew:  # a client to each server, then a waiting place to each, round by round
@@ -554,12 +565,12 @@ def socket_plan(get, budget):
                     s[i] += 1
                     spare -= 1
                     grew = True
-    return need, uses, servers
+    return need, uses, servers, own
 
 
 def socket_error(need, uses, budget):
-    return "the configuration would need %d sockets, board %s has %d: %s. Free some: set a port to 0, point " \
-           "MQTT features at one broker, or remove devices" % (need, budget.get("board", "?"), budget["sockets"],
+    return "the configuration would need %d sockets, board %s has %d: %s. Free some: set a port to 0, or " \
+           "point MQTT features at one broker" % (need, budget.get("board", "?"), budget["sockets"],
                                                               "; ".join("%s: %d" % u for u in uses))
 
 
@@ -575,7 +586,7 @@ def _check_sockets(values, new, budget, whole):
     def get(k):
         return new[k] if k in new else values[k]
 
-    need, uses, _ = socket_plan(get, budget)
+    need, uses, _, _ = socket_plan(get, budget)
     # a change that frees sockets passes, so that a configuration over budget (stored on another board, or a
     # board's defaults) can be brought within it one setting at a time; a whole new configuration must fit
     if need > budget["sockets"] and (whole or need >= socket_plan(values.get, budget)[0]):
