@@ -117,3 +117,37 @@ def test_the_modbus_tcp_server_admits_as_many_clients_as_the_budget_leaves(tmp_p
             assert not _closed(s)
         for s in clients + [fourth]:
             s.close()
+
+
+def test_tcp_devices_past_the_budget_are_polled_per_poll_on_one_socket(tmp_path):
+    # two OMCCI stations at two host:ports on a 4-socket board: the SunSpec server takes 3, so both stations
+    # take turns on the fourth, and both are read
+    import ptybus
+    from test_devices_mp import Peers
+    ptys = [ptybus.PtyPair(), ptybus.PtyPair()]
+    ports = [free_port(), free_port()]
+    peers = [Peers(ptys[i].peer, 0, ports[i]) for i in range(2)]
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    cfg = {"modbus_tcp_port": free_port(), "pb_tcp_port": 0,
+           "devices": [{"dev_id": "E%d" % (i + 2), "driver": "evse_omcci", "address": "127.0.0.1:%d" % p, "id": 1}
+                       for i, p in enumerate(ports)]}
+    try:
+        with Firmware(board=small_board(tmp_path, 4), fs_dir=str(fs), config=cfg) as fw:
+            view = fw.ctl("sockets")
+            assert (view["need"], view["tcp_devices_connected"]) == (4, 0)
+
+            def both_read():
+                comm = {d["dev_id"]: d for d in fw.status()["device_comm"]}
+                ok = all(comm.get(k, {}).get("import_wh") == 4242 and comm[k]["com_err"] is False
+                         for k in ("E2", "E3"))
+                return ok and comm
+            comm = wait_for(both_read, timeout=20)
+            assert comm, fw.status()["device_comm"]
+            assert comm["E2"]["state"] == 3 and comm["E3"]["state"] == 3
+            assert fw.ctl("config_set", key="title", value="still answering") == ["title"]
+    finally:
+        for p in peers:
+            p.stop()
+        for b in ptys:
+            b.close()
