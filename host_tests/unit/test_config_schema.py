@@ -291,7 +291,8 @@ def plan(values, budget):
 
 
 def test_socket_plan_counts_listeners_brokers_and_tcp_hosts():
-    values = {"mqtt_url": "mqtt://u:pw@10.0.0.2", "mqtt_api_url": "mqtt", "mqtt_dev_info_url": "mqtt://u:pw@10.0.0.2:1883",
+    values = {"mqtt_url": "mqtt://u:pw@10.0.0.2", "mqtt_api_url": "mqtt",
+              "mqtt_dev_info_url": "mqtt://u:pw@10.0.0.2:1883",
               "mqtt_log_url": "mqtt://10.0.0.3", "pb_tcp_port": 0,
               "devices": [{"dev_id": "E2", "driver": "x", "address": "10.0.0.5:502"},
                           {"dev_id": "M3", "driver": "x", "address": "10.0.0.5"},  # same host:port: shared
