@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Deploy LoadPilot to a board: `make deploy PORT=/dev/ttyUSB0 BOARD=esp32_devkit`.
 
+0. asks the device whether it runs LoadPilot frozen into its firmware image (`loadpilot.__file__` names no
+   file on its filesystem). A board whose tier needs a frozen image (board file "firmware": "frozen", e.g.
+   esp32_devkit: no PSRAM, the .mpy files do not fit its heap) without one is refused, naming `make
+   firmware`. A device with a frozen image gets only board.json and the configuration (steps 2-4 without
+   the package); any other (stock MicroPython on a PSRAM board, the unix-port REPL) gets the .mpy deploy:
 1. compiles every module under firmware/loadpilot/ with mpy-cross into build/mpy/ (main.py stays source:
    it is the boot file);
 2. reads the device's manifest (/.loadpilot-manifest.json: path -> sha256 and size of what the last deploy
@@ -41,7 +46,8 @@ class DeployError(Exception):
 
 
 def find_board(name):
-    """A board name (boards/NAME.json) or a path to a board file; validated with the firmware's checker."""
+    """A board name (boards/NAME.json) or a path to a board file; validated with the firmware's checker.
+    -> (path, the board with its defaults filled in)."""
     path = name if name.endswith(".json") else os.path.join(BOARDS, name + ".json")
     if not os.path.isfile(path):
         known = sorted(f[:-5] for f in os.listdir(BOARDS) if f.endswith(".json"))
@@ -50,12 +56,12 @@ def find_board(name):
     try:
         from loadpilot import board as board_mod
         try:
-            board_mod.load(path)
+            board = board_mod.load(path)
         except board_mod.BoardError as e:
             raise DeployError(str(e))
     finally:
         sys.path.remove(FIRMWARE)
-    return path
+    return path, board
 
 
 def check_port(port):
@@ -186,8 +192,35 @@ if %(wdt_ms)d:
             _wdt = %(wdt_ms)d
     except Exception as e:
         _wdt = repr(e)
+# Is LoadPilot frozen into the firmware image? A frozen module's __file__ names no file on the filesystem
+# (the unix port answers "asyncio/__init__.py" for its frozen asyncio). Files on the filesystem come first in
+# sys.path and would hide a frozen package: then ask the frozen modules alone.
+import sys
+def _lp_file(path):
+    _saved = sys.path[:]
+    _old = sys.modules.pop('%(package)s', None)
+    try:
+        if path is not None:
+            sys.path[:] = path
+        _l = __import__('%(package)s')
+        return getattr(_l, '__file__', '.frozen/%(package)s')
+    except ImportError:
+        return None
+    finally:
+        sys.path[:] = _saved
+        if path is not None or _old is not None:
+            sys.modules.pop('%(package)s', None)
+            if _old is not None:
+                sys.modules['%(package)s'] = _old
+_lp = _lp_file(None) if '%(package)s' not in sys.modules else getattr(sys.modules['%(package)s'], '__file__', '.frozen')
+_frozen = _lp is not None and _size(_lp) < 0
+_hidden = False
+if not _frozen and _lp is not None and '.frozen' in sys.path:
+    _f = _lp_file(['.frozen'])
+    _hidden = _f is not None and _size(_f) < 0
 print('%(mark)s' + json.dumps({'manifest': _m, 'package_files': _files, 'sizes': _sizes,
-      'config': [p for p in %(config_files)r if _size(p) >= 0], 'cwd': os.getcwd(), 'wdt': _wdt}))
+      'config': [p for p in %(config_files)r if _size(p) >= 0], 'cwd': os.getcwd(), 'wdt': _wdt,
+      'loadpilot': _lp, 'frozen': _frozen, 'frozen_hidden': _hidden}))
 """
 
 
@@ -242,18 +275,43 @@ for _d in %(dirs)r:
 _CAN_RESET = "import machine\nif not hasattr(machine, 'reset'):\n    print('NO-RESET')"
 
 
+def frozen_verdict(board, state):
+    """-> True: the device runs a frozen image (copy board.json and the configuration only); False: copy the
+    .mpy files. Raises DeployError when the board's tier needs a frozen image and the device has none."""
+    if state.get("frozen"):
+        return True
+    if state.get("frozen_hidden"):  # an image with LoadPilot frozen in, under an earlier .mpy deploy
+        return True
+    if board["firmware"] != "frozen":
+        return False
+    runs = ("runs LoadPilot from %s on its filesystem (a .mpy deploy)" % state["loadpilot"]
+            if state.get("loadpilot") else "has no LoadPilot in its firmware image")
+    raise DeployError(
+        "board %s needs a firmware image with LoadPilot frozen in: %d KB of heap cannot hold the .mpy files "
+        "(boards/README.md). The device %s. Build the image with `make firmware BOARD=%s`, flash it with esptool "
+        "(docs/firmware.md), then run `make deploy` again: it copies board.json and the configuration only. "
+        "Nothing was written." % (board["name"], board["heap_kb"], runs, board["name"]))
+
+
 def deploy(args):
     t0 = time.monotonic()
     check_port(args.port)
-    board_path = find_board(args.board)
+    board_path, board = find_board(args.board)
     build_dir = os.path.abspath(args.build_dir)
-    files = compile_firmware(build_dir, args.march)
-    files.append(("board.json", board_path))
-    t_compiled = time.monotonic()
-    print("compiled %d modules with mpy-cross into %s (%.1f s)" % (len(files) - 2, build_dir, t_compiled - t0))
-
     dev = Device(args.port, resume=args.resume, verbose=args.verbose)
     state = read_device(dev, 0 if args.dry_run else args.wdt_ms)
+    frozen = frozen_verdict(board, state)
+    if frozen:
+        # the package lives in the image: a copy on the filesystem would hide it, so plan() deletes any
+        files = [("board.json", board_path)]
+        print("device runs LoadPilot frozen into its firmware image%s: board.json and the configuration only" % (
+            " (hidden by files on the filesystem: they are deleted)" if state.get("frozen_hidden") else ""))
+    else:
+        files = compile_firmware(build_dir, args.march)
+        files.append(("board.json", board_path))
+        print("compiled %d modules with mpy-cross into %s (%.1f s)" % (
+            len(files) - 2, build_dir, time.monotonic() - t0))
+    t_compiled = time.monotonic()
     if isinstance(state.get("wdt"), int):
         print("watchdog stretched to %d s for the copy" % (state["wdt"] // 1000))
         if args.no_reset:
@@ -312,7 +370,7 @@ def deploy(args):
     print("deployed in %.1f s (compile %.1f s, device %.1f s, %d mpremote calls)" % (
         time.monotonic() - t0, t_compiled - t0, t_copied - t_compiled, dev.calls))
     return {"copied": [r for r, _ in to_copy], "deleted": stale, "config_written": need_config,
-            "reset": reset, "dry_run": False}
+            "reset": reset, "dry_run": False, "frozen": frozen}
 
 
 def _parents(dirs):

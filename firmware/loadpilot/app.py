@@ -26,7 +26,9 @@ class App:
         self.hal = hal_mod.load(board, fs_root)
         from loadpilot.devices.checks import check_devices
         schema.on_new("devices", check_devices)  # drivers, addresses, definitions of a list being set
-        self.config = Store(fs_root, self.log)
+        # settings naming another COM port, or opening more sockets than the board has, are refused when set
+        self.config = Store(fs_root, self.log, ports=schema.com_ports(board["uarts"]),
+                            budget=board_mod.socket_budget(board))
         self.monitor = LoopLagMonitor()
         self.supervisor = Supervisor(self.log, self.monitor)
         self.started_ms = time.ticks_ms()
@@ -61,7 +63,6 @@ class App:
             from loadpilot.registers.sunspec_service import SunSpecService
             self.sunspec = SunSpecService(self.config, self.commands, self.site, self.log, self.hal.serial())
             self.sunspec.attach(self.sunspec_router)
-        self.config.ports = schema.com_ports(board["uarts"])  # settings naming another COM port are refused
         self.proxy = None  # TCP-to-RTU proxy on the SunSpec server's port (modbus_proxy; imported only when set)
         if self.sunspec is not None and self.config.get("modbus_proxy"):
             from loadpilot.modbus.proxy_service import ProxyService
@@ -78,9 +79,11 @@ class App:
             self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))
         from loadpilot.devices.service import DeviceService
         self.device_service = DeviceService(self.config, self.site, self.setpoints, self.hal, self.log,
-                                            self.supervisor, self._devices_prepare, self._devices_applied)
+                                            self.supervisor, self._devices_prepare, self._devices_applied,
+                                            tcp_own=lambda: self._socket_plan()[3])
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
                              "loop_reset": lambda req: self.monitor.reset()}  # measure a phase, not the boot
+        self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
@@ -90,6 +93,17 @@ class App:
             self.ctl_handlers.update(self.evse.ctl_handlers())
             self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
         self.config.set("count_restart", self.config.get("count_restart") + 1)  # saved with the next commit
+
+    def _socket_plan(self):
+        """(need, uses, servers) of the running configuration (schema.socket_plan on the board's budget)."""
+        return schema.socket_plan(self.config.get, self.config.budget)
+
+    def sockets_view(self):
+        need, uses, servers, tcp_own = self._socket_plan()
+        return {"board": self.board["name"], "budget": self.config.budget["sockets"], "need": need,
+                "uses": [{"what": w, "sockets": n} for w, n in uses],
+                "servers": [{"setting": s[0], "port": s[1], "max_clients": s[2], "max_pending": s[3]}
+                            for s in servers], "tcp_devices_connected": tcp_own}
 
     def _configure_site(self):
         """The Site's devices: the configured ones, and the board's own charge point (codes.local_evse_id)."""
@@ -151,6 +165,10 @@ class App:
 
     def start(self):
         sup = self.supervisor
+        self._sockets = self._socket_plan()
+        need, uses, servers, _ = self._sockets
+        if need > self.config.budget["sockets"]:  # stored before a board change, or a board's defaults
+            self.log.error("app", "sockets: %s" % schema.socket_error(need, uses, self.config.budget))
         sup.spawn("looplag", self.monitor.run)
         sup.spawn("config", self.config.flusher)
         wdt = self.hal.watchdog(self.board["watchdog_ms"])
@@ -222,7 +240,12 @@ class App:
         self._tcp_ports[port] = setting
         from loadpilot.modbus.tcp_server import ModbusTcpServer
         host = self.hal.listen_host
-        self.supervisor.spawn(name + "_tcp", lambda: ModbusTcpServer(router, host=host, port=port, log=self.log).run(),
+        clients, pending = schema.SERVER_LEAST
+        for s in self._sockets[2]:  # sized from the board's socket budget (schema.socket_plan)
+            if s[1] == port:
+                clients, pending = s[2], s[3]
+        self.supervisor.spawn(name + "_tcp", lambda: ModbusTcpServer(router, host=host, port=port, log=self.log,
+                                                                    max_clients=clients, max_pending=pending).run(),
                               critical=False)
 
     def _start_evse_slave(self):

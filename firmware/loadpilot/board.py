@@ -7,6 +7,13 @@ class BoardError(ValueError):
     pass
 
 
+# What the board can run (boards/README.md "Tier and figures"): firmware "frozen" = only an image with
+# LoadPilot frozen in fits its heap; "stock" = stock MicroPython with the .mpy files (or a frozen image).
+_FIRMWARES = ("frozen", "stock")
+_PROFILES = ("single_box", "site")
+# field, default, lo, hi: heap and TLS are for people and docs; sockets is the budget the config store keeps
+_FIGURES = (("heap_kb", 112, 16, 65536), ("sockets", 10, 1, 1024), ("tls_sessions", 1, 0, 16))
+
 _FEATURES = ("evse", "rcd", "s0", "load_shedding", "wifi", "ethernet", "psram", "contactor_feedback",
              "phase_switching")
 
@@ -39,7 +46,7 @@ def validate(board):
     """Check a board dict; return it with defaults filled in. Raises BoardError naming the field."""
     _dict(board, "")
     _known(board, "", ("name", "hal", "description", "uarts", "outputs", "inputs", "pwm", "adc", "features",
-                       "watchdog_ms", "notes"))
+                       "watchdog_ms", "notes", "firmware", "profile") + tuple(f[0] for f in _FIGURES))
     name = board.get("name")
     if not isinstance(name, str) or not name:
         _fail("name", "required, a non-empty string")
@@ -91,10 +98,30 @@ def validate(board):
         v = feats.setdefault(k, False)
         if not isinstance(v, bool):
             _fail("features." + k, "expected true or false, got %r" % (v,))
+    if board.setdefault("firmware", "stock") not in _FIRMWARES:
+        _fail("firmware", "must be \"frozen\" or \"stock\", got %r" % (board["firmware"],))
+    if board.setdefault("profile", "site") not in _PROFILES:
+        _fail("profile", "must be \"single_box\" or \"site\", got %r" % (board["profile"],))
+    for k, dflt, lo, hi in _FIGURES:
+        v = board.setdefault(k, dflt)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            _fail(k, "expected an integer %d..%d, got %r" % (lo, hi, v))
     wd = board.setdefault("watchdog_ms", 10000)
     if not isinstance(wd, int) or not 1000 <= wd <= 60000:
         _fail("watchdog_ms", "expected 1000..60000, got %r" % (wd,))
     return board
+
+
+def socket_budget(board):
+    """What the config store checks a configuration against (schema.check_together): the board's lwIP
+    sockets, and how many S0 ports the Power Brain map opens next to pb_tcp_port (one per S0 meter input)."""
+    s0 = 0
+    if board["features"].get("evse") and board["features"].get("s0"):
+        for name in ("s0_1", "s0_2"):
+            if name in board["inputs"]:
+                s0 += 1
+    return {"sockets": board["sockets"], "s0_ports": s0, "evse": board["features"].get("evse", False),
+            "board": board["name"]}
 
 
 def load(path):

@@ -173,7 +173,7 @@ def test_clear_errors_for_a_missing_port_and_an_unknown_board(tmp_path):
     p = subprocess.run([sys.executable, DEPLOY, "--port", "/dev/null", "--board", "esp32_devkt"],
                        capture_output=True, text=True)
     assert p.returncode == 2
-    assert "unknown board 'esp32_devkt' (known: esp32_devkit, esp32s3_psram, unix_sim)" in p.stderr
+    assert "unknown board 'esp32_devkt' (known: esp32_devkit, esp32_wrover, esp32s3_psram, unix_sim)" in p.stderr
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"name": "x", "hal": "esp32", "uarts": {"rs485_1": {"id": 2, "tx": "GPIO17"}}}))
     p = subprocess.run([sys.executable, DEPLOY, "--port", "/dev/null", "--board", str(bad)],
@@ -211,3 +211,67 @@ def test_the_device_query_stretches_a_running_watchdog_over_the_copy(tmp_path):
     # the unix port has no machine.WDT: nothing to stretch, nothing claimed
     state, _ = _run_query(tmp_path, with_fakes=False)
     assert state["wdt"] is None
+
+
+
+# ---- deploy knows the board: a frozen-tier board (esp32_devkit) needs an image with LoadPilot frozen in
+
+def device_files(fs):
+    return sorted(os.path.relpath(os.path.join(d, f), fs).replace(os.sep, "/")
+                  for d, _, files in os.walk(fs) for f in files)
+
+
+def simulate_frozen_image(dev):
+    """No frozen build in CI: make the REPL answer as a frozen image does. This binary's frozen asyncio has
+    __file__ "asyncio/__init__.py", a path with no file behind it; so a stub module whose __file__ is
+    "loadpilot/__init__.py" (absent from the device's filesystem) goes into sys.modules under "loadpilot"
+    before the deploy asks. The REPL lives on across mpremote calls (resume), so the deploy's query sees it."""
+    with open(os.path.join(dev.fs_dir, "frozen_sim.py"), "w") as f:
+        f.write("__file__ = 'loadpilot/__init__.py'\nVERSION = '0.1.0'\n")
+    subprocess.run([sys.executable, "-m", "mpremote", "connect", dev.port, "resume", "exec",
+                    "import sys, frozen_sim\nsys.modules['loadpilot'] = frozen_sim"],
+                   check=True, capture_output=True, timeout=60)
+    os.remove(os.path.join(dev.fs_dir, "frozen_sim.py"))  # only the module in the REPL's memory stays
+
+
+def test_a_frozen_tier_board_without_a_frozen_image_is_refused_naming_make_firmware(tmp_path):
+    with ReplDevice(str(tmp_path)) as dev:
+        p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "esp32_devkit", "--no-reset")
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert "board esp32_devkit needs a firmware image with LoadPilot frozen in: 112 KB of heap" in p.stderr
+        assert "has no LoadPilot in its firmware image" in p.stderr
+        assert "make firmware BOARD=esp32_devkit" in p.stderr and "Nothing was written" in p.stderr
+        assert device_files(dev.fs_dir) == [] and dev.alive()
+
+
+def test_a_frozen_tier_board_with_a_mpy_deploy_is_refused_too(device):
+    baseline(device)  # the stock .mpy deploy: loadpilot/__init__.mpy on the filesystem
+    before = device_files(device.fs_dir)
+    p = run_deploy(device, device.build_dir, "--board", "esp32_devkit", "--no-reset")
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "runs LoadPilot from loadpilot/__init__.mpy on its filesystem (a .mpy deploy)" in p.stderr
+    assert "make firmware" in p.stderr
+    assert device_files(device.fs_dir) == before
+    assert json.load(open(os.path.join(device.fs_dir, "board.json")))["name"] == "unix_sim"
+
+
+def test_a_frozen_image_gets_the_board_file_and_the_configuration_only(tmp_path):
+    with ReplDevice(str(tmp_path)) as dev:
+        simulate_frozen_image(dev)
+        p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "esp32_devkit", "--no-reset")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "device runs LoadPilot frozen into its firmware image: board.json and the configuration only" \
+            in p.stdout
+        assert "mpy-cross" not in p.stdout and p.copied == ["board.json"]
+        assert device_files(dev.fs_dir) == [".loadpilot-manifest.json", "board.json", "config.json"]
+        assert json.load(open(os.path.join(dev.fs_dir, "board.json")))["name"] == "esp32_devkit"
+        p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "esp32_devkit", "--no-reset")
+        assert p.returncode == 0 and "device is up to date" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_psram_board_keeps_the_mpy_deploy_on_stock_micropython(tmp_path):
+    with ReplDevice(str(tmp_path)) as dev:
+        p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "esp32s3_psram", "--no-reset")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert p.copied == package_files() and "compiled" in p.stdout
+        assert json.load(open(os.path.join(dev.fs_dir, "board.json")))["name"] == "esp32s3_psram"

@@ -17,7 +17,7 @@ def load_json(name):
 
 def test_every_shipped_board_validates():
     names = [board.load(path)["name"] for path in BOARDS]
-    assert {"esp32_devkit", "esp32s3_psram", "unix_sim"} <= set(names)
+    assert {"esp32_devkit", "esp32s3_psram", "esp32_wrover", "unix_sim"} <= set(names)
 
 
 @pytest.mark.parametrize("mutate, field", [
@@ -33,6 +33,11 @@ def test_every_shipped_board_validates():
     (lambda b: b.__setitem__("hal", "arduino"), "hal"),
     (lambda b: b.__setitem__("watchdog_ms", 50), "watchdog_ms"),
     (lambda b: b.__setitem__("pins", {}), "pins"),
+    (lambda b: b.__setitem__("firmware", "mpy"), "firmware"),
+    (lambda b: b.__setitem__("profile", "25 boxes"), "profile"),
+    (lambda b: b.__setitem__("sockets", 0), "sockets"),
+    (lambda b: b.__setitem__("heap_kb", "112"), "heap_kb"),
+    (lambda b: b.__setitem__("tls_sessions", True), "tls_sessions"),
 ])
 def test_wrong_field_is_named(mutate, field):
     b = copy.deepcopy(load_json("esp32_devkit"))
@@ -54,3 +59,19 @@ def test_missing_and_broken_files_say_so(tmp_path):
 def test_defaults_are_filled():
     b = board.validate({"name": "minimal", "hal": "unix"})
     assert b["watchdog_ms"] == 10000 and b["features"]["evse"] is False and b["uarts"] == {}
+
+    assert (b["firmware"], b["profile"], b["heap_kb"], b["sockets"], b["tls_sessions"]) == ("stock", "site", 112, 10, 1)
+
+
+def test_boards_declare_their_tier_and_figures():
+    tiers = {}
+    for path in BOARDS:
+        b = board.load(path)
+        tiers[b["name"]] = (b["firmware"], b["profile"], b["sockets"], board.socket_budget(b)["s0_ports"])
+    assert tiers["esp32_devkit"] == ("frozen", "single_box", 10, 2)  # no PSRAM: only a frozen image fits
+    assert tiers["esp32_wrover"][:3] == ("stock", "site", 10)  # PSRAM: the .mpy deploy on stock MicroPython
+    assert tiers["esp32s3_psram"][:3] == ("stock", "site", 10)
+    assert tiers["unix_sim"][:2] == ("stock", "site")
+    for path in BOARDS:  # every ESP32 board: stock ESP32 MicroPython's lwIP socket count (boards/README.md)
+        b = board.load(path)
+        assert b["hal"] != "esp32" or b["sockets"] == 10

@@ -278,3 +278,84 @@ def test_the_schema_and_the_store_import_nothing_above_config():
     out = subprocess.run([sys.executable, "-c", code % (here, os.path.join(os.path.dirname(here), "firmware"))],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+# ---- the socket budget (boards declare "sockets"; docs/configuration.md "Sockets")
+
+DEVKIT = {"sockets": 10, "s0_ports": 2, "evse": True, "board": "esp32_devkit"}
+NO_S0 = {"sockets": 10, "s0_ports": 0, "evse": True, "board": "small"}
+
+
+def plan(values, budget):
+    return schema.socket_plan(dict(schema.defaults(), **values).get, budget)
+
+
+def test_socket_plan_counts_listeners_brokers_and_tcp_hosts():
+    values = {"mqtt_url": "mqtt://u:pw@10.0.0.2", "mqtt_api_url": "mqtt",
+              "mqtt_dev_info_url": "mqtt://u:pw@10.0.0.2:1883",
+              "mqtt_log_url": "mqtt://10.0.0.3", "pb_tcp_port": 0,
+              "devices": [{"dev_id": "E2", "driver": "x", "address": "10.0.0.5:502"},
+                          {"dev_id": "M3", "driver": "x", "address": "10.0.0.5"},  # same host:port: shared
+                          {"dev_id": "M4", "driver": "x", "address": "10.0.0.6:1502"},
+                          {"dev_id": "M5", "driver": "x", "address": "COM1,9600,8,n,1"},
+                          {"dev_id": "M6", "driver": "meter_mqtt", "address": ""},  # the default broker: shared
+                          {"dev_id": "E7", "driver": "x", "address": "10.0.0.9", "device_enabled": False}]}
+    need, uses, servers, own = plan(values, NO_S0)
+    # SunSpec 1502: listener + 1 + 1; brokers 10.0.0.2 (api, dev_info, M6) and 10.0.0.3; two device hosts
+    assert need == 3 + 2 + 2 and own == 2
+    text = "; ".join("%s: %d" % u for u in uses)
+    assert "modbus_tcp_port 1502" in text and "MQTT broker of mqtt_api_url, mqtt_dev_info_url, M6: 1" in text
+    assert "MQTT broker of mqtt_log_url: 1" in text and "E2, M3, M4 (2 host:port): 2" in text
+    assert "pw" not in text
+    assert servers == [["modbus_tcp_port", 1502, 3, 2]]  # the 3 spare sockets: a client, a waiting place, a client
+
+
+def test_socket_plan_sizes_servers_to_fill_the_budget_and_no_further():
+    need, uses, servers, _ = plan({}, {"sockets": 64, "s0_ports": 2, "evse": True, "board": "big"})
+    assert need == 12 and [s[2:] for s in servers] == [[4, 4]] * 4
+    need, uses, servers, _ = plan({"pb_tcp_port": 0}, DEVKIT)  # SunSpec alone: 3 of 10, 7 spare, 6 taken
+    assert need == 3 and servers == [["modbus_tcp_port", 1502, 4, 4]]
+    need, uses, servers, _ = plan({}, NO_S0)  # SunSpec and the PB EVSE port: 6 of 10, the 4 spare shared out
+    assert need == 6 and [s[2:] for s in servers] == [[2, 2], [2, 2]]
+    total = need + sum(s[2] - 1 + s[3] - 1 for s in servers)
+    assert total == 10
+
+
+HOSTS = [{"dev_id": "E%d" % i, "driver": "x", "address": "10.0.0.%d:502" % i} for i in range(1, 26)]
+
+
+def test_tcp_devices_past_the_budget_connect_per_poll_on_one_shared_socket():
+    # a 25-wallbox site on a 10-socket PSRAM board: SunSpec (3) and a broker (1) leave 6: 5 hosts keep their
+    # connection, the other 20 take turns on the sixth
+    need, uses, servers, own = plan({"pb_tcp_port": 0, "mqtt_api_url": "mqtt://10.0.0.2", "devices": HOSTS}, DEVKIT)
+    assert (need, own) == (10, 5) and servers == [["modbus_tcp_port", 1502, 1, 1]]
+    assert ("Modbus TCP devices %s (25 host:port: 5 connected, 20 per poll on 1 shared socket)"
+            % ", ".join(d["dev_id"] for d in HOSTS), 6) in uses
+    schema.check_together(dict(schema.defaults(), pb_tcp_port=0), {"devices": HOSTS}, None, DEVKIT)
+
+
+def test_a_setting_that_exceeds_the_socket_budget_is_refused_naming_what_takes_them():
+    current = dict(schema.defaults(), pb_tcp_port=0, devices=HOSTS[:8])
+    schema.check_together(current, {"omcci_tcp_port": 502}, None, DEVKIT)  # 6 for servers, 4 for the hosts
+    with pytest.raises(ConfigError) as e:  # the S0 ports of pb_tcp_port count: 4 servers of 3 sockets
+        schema.check_together(current, {"pb_tcp_port": 4701}, None, DEVKIT)
+    assert e.value.field == "pb_tcp_port"
+    assert "would need 13 sockets, board esp32_devkit has 10" in e.value.reason
+    assert "modbus_tcp_port 1502 (listener, clients, waiting): 3" in e.value.reason
+    assert "pb_tcp_port+2 4703 (listener, clients, waiting): 3" in e.value.reason
+    assert "(8 host:port: 0 connected, 8 per poll on 1 shared socket): 1" in e.value.reason
+    schema.check_together(current, {"pb_tcp_port": 4701}, None, None)  # board not known: rule skipped
+    brokers = {"mqtt_api_url": "mqtt://10.0.0.2", "mqtt_dev_info_url": "mqtt://10.0.0.3",
+               "mqtt_log_url": "mqtts://10.0.0.4", "mqtt_ta_log_url": "mqtt5://10.0.0.5",
+               "omcci_tcp_port": 502}
+    with pytest.raises(ConfigError) as e:  # 6 + 4 brokers: no socket left for the devices
+        schema.check_together(current, brokers, None, DEVKIT)
+    assert e.value.field == "omcci_tcp_port" and "would need 11 sockets" in e.value.reason
+
+
+def test_a_change_that_frees_sockets_passes_even_while_still_over_budget():
+    current = dict(schema.defaults(), omcci_tcp_port=502)  # 5 servers: 15 sockets on a 10-socket board
+    schema.check_together(current, {"omcci_tcp_port": 0}, None, DEVKIT)  # 12: still over, but fewer
+    schema.check_together(current, {"title": "x"}, None, DEVKIT)  # not a socket setting: not checked
+    with pytest.raises(ConfigError):
+        schema.check_together(current, {"modbus_tcp_port": 1503}, None, DEVKIT)  # as many as before: refused

@@ -561,3 +561,31 @@ def test_a_proxy_setting_that_collides_is_refused_and_changes_nothing(env):
     assert e.value.field == "modbus_id"
     assert s.get("title") == "LoadPilot" and s.get("modbus_id") == 1 and s.get("modbus_proxy") == "5-7@COM1"
     assert s.set_many({"modbus_id": 4, "modbus_proxy": "8@COM1"}) == ["modbus_id", "modbus_proxy"]
+
+
+SMALL_BOARD = {"sockets": 10, "s0_ports": 2, "evse": True, "board": "esp32_devkit"}
+
+
+def test_a_configuration_past_the_socket_budget_is_refused_when_set_and_changes_nothing(env):
+    s = Store(env.root, env.log, env.clock, budget=SMALL_BOARD)
+    assert s.set("pb_tcp_port", 0) is True  # the defaults open 4 servers (12 sockets): this frees 9
+    hosts = [{"dev_id": "M%d" % i, "driver": "meter_sdm630", "address": "10.0.0.%d" % i} for i in range(1, 9)]
+    assert s.set_many({"devices": hosts}) == ["devices"]  # 6 connected, 2 per poll on the tenth socket
+    with pytest.raises(ConfigError) as e:
+        s.set_many({"title": "x", "pb_tcp_port": 4701})
+    assert e.value.field == "pb_tcp_port" and "would need 13 sockets, board esp32_devkit has 10" in str(e.value)
+    assert s.get("title") == "LoadPilot" and s.get("pb_tcp_port") == 0
+    assert s.set("omcci_tcp_port", 502) is True  # 6 for two servers, 4 for the 8 hosts (3 + 1 shared)
+
+
+def test_an_installer_file_past_the_socket_budget_is_rejected_whole(env):
+    with open(os.path.join(env.root, "config.json"), "w") as f:
+        json.dump({"title": "site", "pb_tcp_port": 0, "omcci_tcp_port": 502, "modbus_tcp_port": 1502,
+                   "mqtt_api_url": "mqtt://10.0.0.2", "mqtt_log_url": "mqtt://10.0.0.3",
+                   "devices": [{"dev_id": "M1", "driver": "meter_sdm630", "address": "10.0.0.7"},
+                               {"dev_id": "M2", "driver": "meter_sdm630", "address": "10.0.0.8"}]}, f)
+    s = Store(env.root, env.log, env.clock, budget=dict(SMALL_BOARD, sockets=7))
+    assert s.get("title") == "LoadPilot" and s.get("omcci_tcp_port") == 0
+    assert any("config.json rejected: modbus_tcp_port: the configuration would need 9 sockets, board esp32_devkit "
+               "has 7" in l and "MQTT broker of mqtt_log_url: 1" in l for l in env.lines()), env.lines()
+    assert env.files() == ["config.json.bad"]

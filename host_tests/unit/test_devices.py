@@ -642,3 +642,49 @@ def test_the_proxy_gets_the_polled_buss_master_or_one_the_layer_opens_and_closes
     extra = layer.extra["rtu:COM2"]
     run(layer.close())
     assert layer.buses[0].client.closed == 1 and extra.closed == 1 and layer.extra == {}
+
+
+def test_tcp_hosts_past_the_socket_budget_connect_per_poll_one_at_a_time():
+    # tcp_own=1 (config/schema.py socket_plan): the first host keeps its connection, the other three share
+    # one socket: each holds it for one whole cycle (every request of it), then closes it and passes it on
+    clients = []
+    held = []  # hosts holding a connection at each request
+
+    class Host(FakeClient):
+        def __init__(self, host):
+            FakeClient.__init__(self)
+            self.host = host
+            self.open = False
+
+        async def read_holding(self, addr, count, unit=None):
+            self.open = True
+            held.append(sorted(c.host for c in clients if c.open))
+            await asyncio.sleep(0)  # let the other buses run in between
+            return await FakeClient.read_holding(self, addr, count, unit)
+
+        async def close(self):
+            self.open = False
+            self.closed += 1
+
+    def open_tcp(host, port):
+        c = Host(host)
+        powerbrain(c, 1)
+        clients.append(c)
+        return c
+
+    devs = [box_dev("E%d" % i, 1, address_="10.0.0.%d:502" % i) for i in range(2, 6)]
+    site = Site()
+    site.configure([d["dev_id"] for d in devs])
+    layer = DeviceLayer(devs, site, {}, None, open_tcp, tcp_own=1)
+    assert [b.view()["per_poll"] for b in layer.buses] == [False, True, True, True]
+
+    async def cycles():
+        for _ in range(3):
+            await asyncio.gather(*[b.cycle() for b in layer.buses])
+
+    run(cycles())
+    assert all(not site.device(d["dev_id"]).com_err for d in devs)
+    assert [c.closed for c in clients] == [0, 3, 3, 3]
+    # never two of the per-poll hosts at once; the connected host is there throughout
+    assert all(len([h for h in hosts if h != "10.0.0.2"]) <= 1 for hosts in held), held
+    assert any(len(hosts) == 2 for hosts in held)  # the buses did run side by side

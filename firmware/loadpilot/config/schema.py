@@ -454,11 +454,152 @@ def proxy_conflict(lo, hi, port, get, ports=None):
 
 _PROXY_RELATED = ("modbus_proxy", "modbus_id", "modbus_rtu_port", "slave_rtu_port")
 
+# ---- the socket budget (docs/configuration.md "Sockets"): every socket the settings open on the board
+_BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
+_SOCKET_RELATED = ("modbus_enabled", "modbus_tcp_port", "pb_tcp_port", "omcci_tcp_port", "mqtt_url",
+                   "devices") + _BROKER_KEYS
+SERVER_MOST = (4, 4)  # max_clients, max_pending of a Modbus TCP server when the budget has room
+SERVER_LEAST = (1, 1)  # one served master, one connection waiting for its first byte (modbus/tcp_server.py)
 
-def check_together(values, new, ports=None):
+
+def _broker_key(text, default):
+    # the sharing rule of mqtt/connections.py: one connection per scheme kind, host, port and login
+    if text == "mqtt":
+        text = default
+    if not text:
+        return None
+    try:
+        scheme, user, password, host, port = split_mqtt_url(text)
+    except ValueError:
+        return None
+    return (scheme.startswith("mqtts"), scheme.endswith("5"), host.lower(), port, user, password)
+
+
+def _tcp_host(address):
+    # a Modbus TCP device's host:port as devices/address.py reads it ("IP[:port]", port 502), else None
+    t = (address or "").strip()
+    low = t.lower()
+    if not t or low in ("evse", "meter1", "meter2") or low.startswith("mqtt") or low.startswith("com") or "@" in t:
+        return None
+    host, sep, port = t.rpartition(":")
+    if not sep:
+        host, port = t, "502"
+    return (host, port) if port.isdigit() else None
+
+
+def socket_plan(get, budget):
+    """The sockets the settings (get(key) gives them) open on a board with budget (board.socket_budget):
+    -> (need, uses, servers, tcp_own). need: sockets with every server at SERVER_LEAST. uses: [(what,
+    sockets)] for the error text. servers: [[setting, port, max_clients, max_pending]], sized so the whole fits
+    the budget when need does (spare sockets go round the servers one at a time, up to SERVER_MOST). tcp_own:
+    how many Modbus TCP host:ports (in device-list order) keep a connection; the rest connect per poll."""
+    uses = []
+    servers = []
+    seen = []
+    listen = [("modbus_tcp_port", get("modbus_tcp_port") if get("modbus_enabled") else 0)]
+    if budget.get("evse", True):
+        pb = get("pb_tcp_port")
+        listen.append(("pb_tcp_port", pb))
+        for i in range(budget.get("s0_ports", 0)):
+            listen.append(("pb_tcp_port+%d" % (i + 1), pb + 1 + i if pb else 0))
+        listen.append(("omcci_tcp_port", get("omcci_tcp_port")))
+    for key, port in listen:
+        if port and port not in seen:  # the app serves a port once (the second setting is logged, not served)
+            seen.append(port)
+            servers.append([key, port, SERVER_LEAST[0], SERVER_LEAST[1]])
+            uses.append(("%s %d (listener, clients, waiting)" % (key, port), 1 + SERVER_LEAST[0] + SERVER_LEAST[1]))
+    brokers = []
+    names = []
+    default = get("mqtt_url")
+    for key in _BROKER_KEYS:
+        k = _broker_key(get(key), default)
+        if k is not None:
+            if k not in brokers:
+                brokers.append(k)
+                names.append([key])
+            else:
+                names[brokers.index(k)].append(key)
+    hosts = []
+    devs = []
+    for d in get("devices"):
+        a = d.get("address", "")
+        mqtt_fed = d["driver"] == "meter_mqtt" or (d["driver"] == "http_input" and a.strip().lower()[:4] == "mqtt")
+        if mqtt_fed:
+            k = _broker_key(a.strip() or "mqtt", default)
+            if k is not None:
+                if k not in brokers:
+                    brokers.append(k)
+                    names.append([d["dev_id"]])
+                else:
+                    names[brokers.index(k)].append(d["dev_id"])
+            continue
+        h = _tcp_host(a) if d.get("device_enabled", True) else None
+        if h is not None:
+            if h not in hosts:
+                hosts.append(h)
+            devs.append(d["dev_id"])
+    for n in names:
+        uses.append(("MQTT broker of %s" % ", ".join(n), 1))
+    need = 0
+    for _, n in uses:
+        need += n
+    # Modbus TCP devices: a connection per host:port while sockets last; the hosts past that connect per poll,
+    # one at a time through one shared socket (devices/bus.py), so they never take the budget past its end
+    own = len(hosts)
+    if hosts:
+        left = budget["sockets"] - need
+        if own > left:
+            own = left - 1 if left > 1 else 0
+            uses.append(("Modbus TCP devices %s (%d host:port: %d connected, %d per poll on 1 shared socket)"
+                         % (", ".join(devs), len(hosts), own, len(hosts) - own), own + 1))
+        else:
+            uses.append(("Modbus TCP devices %s (%d host:port)" % (", ".join(devs), len(hosts)), own))
+        need += uses[-1][1]
+    spare = budget["sockets"] - need
+    grew = True
+    while spare > 0 and grew:  # a client to each server, then a waiting place to each, round by round
+        grew = False
+        for i in (2, 3):
+            for s in servers:
+                if spare > 0 and s[i] < SERVER_MOST[i - 2]:
+                    s[i] += 1
+                    spare -= 1
+                    grew = True
+    return need, uses, servers, own
+
+
+def socket_error(need, uses, budget):
+    return "the configuration would need %d sockets, board %s has %d: %s. Free some: set a port to 0, or " \
+           "point MQTT features at one broker" % (need, budget.get("board", "?"), budget["sockets"],
+                                                              "; ".join("%s: %d" % u for u in uses))
+
+
+def _check_sockets(values, new, budget, whole):
+    blame = None
+    for k in _SOCKET_RELATED:
+        if k in new:
+            blame = k
+            break
+    if blame is None:
+        return
+
+    def get(k):
+        return new[k] if k in new else values[k]
+
+    need, uses, _, _ = socket_plan(get, budget)
+    # a change that frees sockets passes, so that a configuration over budget (stored on another board, or a
+    # board's defaults) can be brought within it one setting at a time; a whole new configuration must fit
+    if need > budget["sockets"] and (whole or need >= socket_plan(values.get, budget)[0]):
+        raise ConfigError(blame, socket_error(need, uses, budget))
+
+
+def check_together(values, new, ports=None, budget=None, whole=False):
     """Rules between settings, checked before a change is applied: values holds the current settings, new the
     normalized ones being set. Raises ConfigError naming a field being set. ports: the board's COM ports, or
-    None (not known: that rule is skipped)."""
+    None (not known: that rule is skipped). budget: the board's socket budget (board.socket_budget), or None
+    (not known: that rule is skipped). whole: new and the defaults in values are an installer's whole file."""
+    if budget is not None:
+        _check_sockets(values, new, budget, whole)
     blame = None
     for k in _PROXY_RELATED:
         if k in new:

@@ -1,12 +1,14 @@
 # The flash-wear-aware configuration store.
 #
-#   store = Store(fs_root, log, clock=time)   # loads at once (see "Boot" below)
+#   store = Store(fs_root, log, clock=time, ports=None, budget=None)   # loads at once (see "Boot" below);
+#                               ports: the board's COM ports, budget: its sockets (board.socket_budget)
 #   store.get(key)              value; secrets come wrapped in schema.Secret (prints "***", .reveal() gives it)
 #   store.secret(key)           the plain value of a secret, for the code that needs it (MQTT login, ...)
 #   store.set(key, value)       -> True if it changed; raises ConfigError(field, reason) and changes nothing,
 #                               also when the configuration would grow past MAX_CONFIG_BYTES
 #   store.set_many(dict)        all-or-nothing; -> list of changed keys (both also check rules between settings:
-#                               schema.check_together, e.g. a proxied unit against modbus_id)
+#                               schema.check_together, e.g. a proxied unit against modbus_id, and the sockets
+#                               the settings open against the board's budget; config.json import too)
 #   store.view()                every setting with secrets redacted: what APIs, logs and the UI may show
 #   store.size                  bytes the configuration takes in flash (JSON body); at most MAX_CONFIG_BYTES
 #   store.public(key)           one setting as view() shows it
@@ -225,7 +227,7 @@ class Volatile:
 
 
 class Store:
-    def __init__(self, fs_root, log, clock=time):
+    def __init__(self, fs_root, log, clock=time, ports=None, budget=None):
         self._root = fs_root
         self.log = log
         self._clock = clock
@@ -240,7 +242,8 @@ class Store:
         self.volatile = Volatile()
         self._listeners = []
         self._resize()
-        self.ports = None  # the board's COM ports (schema.com_ports), set by the app: others are refused
+        self.ports = ports  # the board's COM ports (schema.com_ports), from the app: others are refused
+        self.budget = budget  # the board's socket budget (board.socket_budget), from the app: more is refused
         try:
             self.load()
         except Exception as e:  # a bug here must not stop the boot: defaults, loudly
@@ -281,7 +284,7 @@ class Store:
         v = schema.validate_new(key, _plain(value))
         if self._values[key] == v:
             return False
-        schema.check_together(self._values, {key: v}, self.ports)
+        schema.check_together(self._values, {key: v}, self.ports, self.budget)
         self._apply({key: v})
         self._changed(key)
         return True
@@ -293,7 +296,7 @@ class Store:
         for k in values:
             plain[k] = _plain(values[k])
         checked = schema.validate_all(plain)  # first error raises; nothing applied yet
-        schema.check_together(self._values, checked, self.ports)
+        schema.check_together(self._values, checked, self.ports, self.budget)
         changed = {}
         order = []
         for k in checked:
@@ -611,6 +614,7 @@ class Store:
             return
         try:
             checked = self._read_installer_file(size)
+            schema.check_together(self._values, checked, self.ports, self.budget, True)  # on the defaults
             self._apply(checked)
         except Exception as e:  # whatever it is, the file must not be tried again at every boot
             self._values = schema.defaults()

@@ -60,6 +60,7 @@ class Bus:
         self.period_ms = period_ms  # a cycle starts at most this often (0: back to back)
         self.retry_every = retry_every
         self.client = None        # the transport, set by the layer that opened it (and closes it)
+        self.pool = None          # a Lock shared by TCP transports past the socket budget: connect per poll
         self.cycles = 0
         self.cycle_ms = None      # duration of the last full cycle
         self.max_cycle_ms = 0
@@ -84,8 +85,18 @@ class Bus:
 
     async def cycle(self):
         t0 = self.clock()
-        for e in self.entries:
-            await self.visit(e)
+        pool = self.pool
+        if pool is not None:  # one socket for all such hosts: held for this cycle, then closed and passed on
+            await pool.acquire()
+        try:
+            for e in self.entries:
+                await self.visit(e)
+        finally:
+            if pool is not None:
+                try:
+                    await self.client.close()
+                finally:
+                    pool.release()
         self.cycles += 1
         self.cycle_ms = time.ticks_diff(self.clock(), t0)
         if self.cycle_ms > self.max_cycle_ms:
@@ -100,4 +111,4 @@ class Bus:
 
     def view(self):
         return {"bus": self.name, "devices": [e.dev_id for e in self.entries], "cycles": self.cycles,
-                "cycle_ms": self.cycle_ms, "max_cycle_ms": self.max_cycle_ms}
+                "cycle_ms": self.cycle_ms, "max_cycle_ms": self.max_cycle_ms, "per_poll": self.pool is not None}

@@ -28,10 +28,12 @@ class _Pushed:
 
 class DeviceLayer:
     def __init__(self, devices, site, setpoints=None, open_rtu=None, open_tcp=None, log=None, clock=None,
-                 slave_ports=()):
+                 slave_ports=(), tcp_own=None):
         """devices: the configuration's device list; open_rtu(SerialSettings) -> an RtuDevice-like client for
         that bus, open_tcp(host, port) -> a ModbusTcpClient-like client (factories so tests can fake them).
-        slave_ports: COM ports this box serves as a slave (one bus has one master): devices there are skipped."""
+        slave_ports: COM ports this box serves as a slave (one bus has one master): devices there are skipped.
+        tcp_own: how many TCP host:ports keep their connection (None: all); the rest connect per poll, one at a
+        time through one shared socket (the board's socket budget, config/schema.py socket_plan)."""
         self.site = site
         self.setpoints = setpoints if setpoints is not None else {}
         self.log = log
@@ -79,11 +81,19 @@ class DeviceLayer:
                 self.skipped.append((dev_id, str(ex)))
                 if log is not None:
                     log.error("devices", "%s not polled: %s" % (dev_id, ex))
+        pool = None
+        n_tcp = 0
         for key in order:
             kind, client, entries = groups[key]
             period = TCP_PERIOD_MS if kind == "tcp" else RTU_PERIOD_MS
             bus = Bus(key, entries, site, self.setpoints, self.clock, period)
             bus.client = client
+            if kind == "tcp":
+                n_tcp += 1
+                if tcp_own is not None and n_tcp > tcp_own:
+                    if pool is None:
+                        pool = asyncio.Lock()
+                    bus.pool = pool
             self.buses.append(bus)
 
     def rtu_master(self, st):
@@ -164,7 +174,7 @@ class DeviceLayer:
         return [b.view() for b in self.buses]
 
 
-def build(devices, site, setpoints, hal, log=None, slave_ports=()):
+def build(devices, site, setpoints, hal, log=None, slave_ports=(), tcp_own=None):
     """The layer on real transports: RtuMaster per COM port on the board UART it names, ModbusTcpClient per
     host:port."""
     from loadpilot.modbus.rtu_master import RtuDevice, RtuMaster
@@ -178,4 +188,4 @@ def build(devices, site, setpoints, hal, log=None, slave_ports=()):
     def open_tcp(host, port):
         return ModbusTcpClient(host, port, timeout_ms=TCP_TIMEOUT_MS)
 
-    return DeviceLayer(devices, site, setpoints, open_rtu, open_tcp, log, slave_ports=slave_ports)
+    return DeviceLayer(devices, site, setpoints, open_rtu, open_tcp, log, slave_ports=slave_ports, tcp_own=tcp_own)

@@ -8,7 +8,7 @@ SETTLE_MS = 500  # quick successive device-list changes are applied as one rebui
 
 
 class DeviceService:
-    def __init__(self, store, site, setpoints, hal, log, supervisor, prepare=None, applied=None):
+    def __init__(self, store, site, setpoints, hal, log, supervisor, prepare=None, applied=None, tcp_own=None):
         self.store = store
         self.site = site
         self.setpoints = setpoints
@@ -17,6 +17,7 @@ class DeviceService:
         self.supervisor = supervisor
         self.prepare = prepare or (lambda: None)
         self.applied = applied or (lambda: None)
+        self.tcp_own = tcp_own or (lambda: None)  # Modbus TCP hosts that keep a connection (the socket budget)
         self.layer = None  # the current devices.layer.DeviceLayer
         self._tasks = []
         self.changed = asyncio.Event()  # the device list changed: rebuild once it has settled
@@ -35,7 +36,7 @@ class DeviceService:
         """External wallboxes and meters (docs/devices.md); set-points come from the manager via setpoints."""
         from loadpilot.devices import layer
         self.layer = layer.build(self.store.get("devices"), self.site, self.setpoints, self.hal, self.log,
-                                 self._slave_ports())
+                                 self._slave_ports(), self.tcp_own())
         self.layer.push_default_s = self.store.get("http_input_timeout_s")
         self._tasks = [self.supervisor.spawn(name, fn, critical=False) for name, fn in self.layer.tasks()]
 

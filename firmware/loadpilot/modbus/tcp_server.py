@@ -3,7 +3,8 @@
 # Decisions:
 # - Admission (issue 12: a master that connects is served within 1 s, whatever other sockets do):
 #   - At most max_clients connections per port are served (default 4; a stock ESP32 has about 10 lwIP
-#     sockets for every listener, client and server together). Each has a slot with preallocated buffers.
+#     sockets for every listener, client and server together, so the app passes max_clients and max_pending
+#     sized from the board's budget). Each has a slot with preallocated buffers.
 #   - A new connection holds no slot until it sends its first byte: it waits in asyncio's IO queue (no
 #     polling). At most max_pending (default max_clients) wait; a newer one pushes the oldest out (closed),
 #     and one silent for idle_timeout_ms is closed. So idle sockets and connect storms never take a slot.
@@ -77,6 +78,10 @@ class ModbusTcpServer:
         self.frame_timeout_ms = frame_timeout_ms
         self.poll_ms = poll_ms
         self.log = log
+        # the app sizes both from the board's socket budget (config/schema.py socket_plan): this server holds at
+        # most 1 + max_clients + max_pending sockets, and briefly one more per connection being admitted
+        if max_clients < 1 or (max_pending is not None and max_pending < 1):
+            raise ValueError("max_clients and max_pending must be at least 1")
         self._slots = [_Slot() for _ in range(max_clients)]
         self.max_pending = max_pending or max_clients
         self._pending = []  # tasks of new connections waiting for their first byte, oldest first
