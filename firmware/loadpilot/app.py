@@ -96,7 +96,7 @@ class App:
 
     def _socket_plan(self):
         """(need, uses, servers) of the running configuration (schema.socket_plan on the board's budget)."""
-        return schema.socket_plan(self.config.get, self.config.budget)
+        return schema.socket_plan(self.config.secret, self.config.budget)  # plain values: broker URLs compared
 
     def sockets_view(self):
         need, uses, servers, tcp_own = self._socket_plan()
