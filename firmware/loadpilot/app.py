@@ -80,7 +80,8 @@ class App:
         self.device_service = DeviceService(self.config, self.site, self.setpoints, self.hal, self.log,
                                             self.supervisor, self._devices_prepare, self._devices_applied)
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
-                             "loop_reset": lambda req: self.monitor.reset()}  # measure a phase, not the boot
+                             "loop_reset": lambda req: self.monitor.reset(),  # measure a phase, not the boot
+                             "modules": lambda req: loaded_modules()}  # features that are off import nothing
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
@@ -250,6 +251,11 @@ class App:
         self.log.info("app", "LoadPilot %s ready on board %s" % (VERSION, self.board["name"]))
         while True:
             await asyncio.sleep_ms(1000)
+
+
+def loaded_modules():
+    """The loadpilot modules imported so far, sorted: the evidence that a feature that is off costs nothing."""
+    return sorted(m for m in sys.modules if m.startswith("loadpilot"))
 
 
 def _board_path(board_path, fs_root):

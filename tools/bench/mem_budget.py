@@ -1,0 +1,102 @@
+"""Memory budget of the boot profiles, on the MicroPython binary (64-bit unix port).
+
+For each profile it boots the firmware from .py and from .mpy (as `make deploy` ships it), waits for the loop
+to settle, asks for gc.collect() and prints the live heap and how many loadpilot modules are loaded:
+
+- bench:   what tools/bench/heap.py boots (SunSpec TCP on, Power Brain map off);
+- default: the documented defaults (SunSpec TCP and the Power Brain map on), on free ports;
+- core:    default + the MQTT API and dev_info on a mosquitto broker (issue 13's core profile).
+
+    .venv/bin/python tools/bench/mem_budget.py [--imports MODULE ...] [--modules]
+
+--imports prints the heap each module costs when imported alone (after its loadpilot dependencies that the
+boot loads anyway); --modules lists the loaded modules of each profile.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "host_tests"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "host_tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from firmware_proc import FIRMWARE, Firmware, free_port, micropython_binary  # noqa: E402
+import deploy  # noqa: E402
+
+
+def profiles(broker_port):
+    mqtt = "mqtt://127.0.0.1:%d" % broker_port
+    return (("bench", {"modbus_tcp_port": free_port(), "pb_tcp_port": 0}),
+            ("default", {"modbus_tcp_port": free_port(), "pb_tcp_port": free_port()}),
+            ("core", {"modbus_tcp_port": free_port(), "pb_tcp_port": free_port(), "mqtt_url": mqtt,
+                      "mqtt_api_url": "mqtt", "mqtt_dev_info_url": "mqtt"}))
+
+
+def measure(config, main=None):
+    with Firmware(main=main, config=config) as fw:
+        fw.wait_port(config["modbus_tcp_port"])
+        time.sleep(2.0)
+        st = fw.ctl("status", gc=True)
+        try:
+            mods = fw.ctl("modules")
+        except RuntimeError:  # a firmware from before the modules op
+            mods = []
+        return st["heap"]["alloc"], mods
+
+
+_IMPORT = """
+import gc, sys
+sys.path.insert(0, %r)
+gc.collect()
+a = gc.mem_alloc()
+import %s
+gc.collect()
+print(gc.mem_alloc() - a)
+"""
+
+
+def import_cost(module, root=FIRMWARE):
+    p = subprocess.run([micropython_binary(), "-c", _IMPORT % (root, module)], capture_output=True, text=True,
+                       timeout=30)
+    return p.stdout.strip().splitlines()[-1] if p.returncode == 0 else "error: " + (p.stdout + p.stderr)[-200:]
+
+
+def main():
+    args = sys.argv[1:]
+    if "--imports" in args:
+        mods = [a for a in args[args.index("--imports") + 1:] if not a.startswith("--")]
+        tree = tempfile.mkdtemp(prefix="loadpilot-mpy-")
+        try:
+            deploy.compile_firmware(tree)
+            print("heap of one import (module and what it imports), after gc.collect(), 64-bit unix binary")
+            print("  %-36s %9s %9s" % ("module", "from .py", "from .mpy"))
+            for m in mods:
+                print("  %-36s %9s %9s" % (m, import_cost(m), import_cost(m, tree)))
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
+        return
+    from mqtt_peers import Mosquitto
+    broker = Mosquitto().start()
+    tree = tempfile.mkdtemp(prefix="loadpilot-mpy-")
+    try:
+        for remote, local in deploy.compile_firmware(tree):
+            if remote == "main.py":
+                shutil.copy(local, os.path.join(tree, "main.py"))
+        print("heap after boot and gc.collect(), unix_sim board, MicroPython 1.29 unix binary (64-bit objects)")
+        print("  %-8s %10s %10s %8s" % ("profile", "from .py", "from .mpy", "modules"))
+        for name, cfg in profiles(broker.port):
+            a, mods = measure(cfg)
+            b, _ = measure(dict(cfg), os.path.join(tree, "main.py"))
+            print("  %-8s %8d B %8d B %8d" % (name, a, b, len(mods)))
+            if "--modules" in args:
+                print("    " + " ".join(m[len("loadpilot."):] for m in mods if m != "loadpilot"))
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+        broker.close()
+
+
+if __name__ == "__main__":
+    main()
