@@ -212,6 +212,11 @@ def test_unknown_driver_names_the_known_ones():
 
 # -- addresses ---------------------------------------------------------------------------------------------
 
+def test_registry_names_every_meter_table_without_importing_it():
+    # the registry lists driver names only (a driver's module is imported when a device needs it)
+    assert sorted(registry.TABLE_NAMES) == sorted(TABLES)
+
+
 def test_address_forms():
     assert address.parse("192.168.2.151:4701") == ("tcp", "192.168.2.151", 4701)
     assert address.parse("10.0.0.7") == ("tcp", "10.0.0.7", 502)

@@ -167,15 +167,15 @@ class DeviceLayer:
 def build(devices, site, setpoints, hal, log=None, slave_ports=()):
     """The layer on real transports: RtuMaster per COM port on the board UART it names, ModbusTcpClient per
     host:port."""
-    from loadpilot.modbus.rtu_master import RtuDevice, RtuMaster
-    from loadpilot.modbus.tcp_client import ModbusTcpClient
-
+    # the Modbus clients are imported when a device needs one: a feature that is off costs no heap
     def open_rtu(st):
+        from loadpilot.modbus.rtu_master import RtuDevice, RtuMaster
         uart = hal.uart(st.board_uart(), *st.uart_args())
         master = RtuMaster(uart, st, timeout_ms=RTU_TIMEOUT_MS)
         return RtuDevice(master, 1)  # one client per bus: drivers pass their unit with every request
 
     def open_tcp(host, port):
+        from loadpilot.modbus.tcp_client import ModbusTcpClient
         return ModbusTcpClient(host, port, timeout_ms=TCP_TIMEOUT_MS)
 
     return DeviceLayer(devices, site, setpoints, open_rtu, open_tcp, log, slave_ports=slave_ports)

@@ -6,7 +6,7 @@ import json
 import time
 
 from loadpilot.api import json_in
-from loadpilot.api.commands import HTTP_INPUT, CommandError, error_answer
+from loadpilot.api.commands import CommandError, error_answer
 from loadpilot.log import level_name, INFO
 from loadpilot.redact import redact
 
@@ -18,22 +18,7 @@ _TA_POLL_MS = 250  # plug/unplug detection period (a transaction lasts minutes t
 _HA_PREFIX = "homeassistant"
 
 
-BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
-
-
-def mqtt_inputs(store):
-    """HTTP-input devices whose address is `mqtt` or a broker URL: they listen on set/<dev_id>."""
-    out = []
-    for dev in store.get("devices"):
-        a = dev["address"]
-        if dev["driver"] == HTTP_INPUT and (a == "mqtt" or a.startswith("mqtt")):
-            out.append(dev)
-    return out
-
-
-def user_meters(store):
-    """User-defined MQTT meters (driver meter_mqtt, rtype 2): their definitions name the topics to read."""
-    return [d for d in store.get("devices") if d["driver"] == "meter_mqtt"]
+from loadpilot.mqtt import BROKER_KEYS, mqtt_inputs, user_meters, wanted  # noqa: F401 (BROKER_KEYS re-exported)
 
 
 class MqttApiService:
@@ -131,7 +116,7 @@ class MqttApiService:
     @classmethod
     def create(cls, store, commands, site, log, serial, evse=None):
         """The service, or None when no topic group names a broker (no tasks, no sockets)."""
-        if not any(store.secret(k) for k in BROKER_KEYS) and not mqtt_inputs(store) and not user_meters(store):
+        if not wanted(store):
             return None
         return cls(store, commands, site, log, serial, evse)
 
