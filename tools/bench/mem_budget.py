@@ -7,10 +7,11 @@ to settle, asks for gc.collect() and prints the live heap and how many loadpilot
 - default: the documented defaults (SunSpec TCP and the Power Brain map on), on free ports;
 - core:    default + the MQTT API and dev_info on a mosquitto broker (issue 13's core profile).
 
-    .venv/bin/python tools/bench/mem_budget.py [--imports MODULE ...] [--modules]
+    .venv/bin/python tools/bench/mem_budget.py [--before REV] [--imports MODULE ...] [--modules]
 
---imports prints the heap each module costs when imported alone (after its loadpilot dependencies that the
-boot loads anyway); --modules lists the loaded modules of each profile.
+--imports prints the heap each module costs when imported alone in a fresh interpreter (the module and what it
+imports); --modules lists the loaded modules of each profile; --before REV measures the firmware of git revision
+REV too, beside this one.
 """
 import os
 import shutil
@@ -64,17 +65,27 @@ def import_cost(module, root=FIRMWARE):
     return p.stdout.strip().splitlines()[-1] if p.returncode == 0 else "error: " + (p.stdout + p.stderr)[-200:]
 
 
+def firmware_at(rev, into):
+    """The firmware/ tree of git revision rev, extracted into the directory into."""
+    root = os.path.join(HERE, "..", "..")
+    data = subprocess.run(["git", "-C", root, "archive", rev, "firmware"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=data, check=True)
+    return os.path.join(into, "firmware")
+
+
 def main():
     args = sys.argv[1:]
+    before = args[args.index("--before") + 1] if "--before" in args else None
     if "--imports" in args:
         mods = [a for a in args[args.index("--imports") + 1:] if not a.startswith("--")]
         tree = tempfile.mkdtemp(prefix="loadpilot-mpy-")
         try:
-            deploy.compile_firmware(tree)
-            print("heap of one import (module and what it imports), after gc.collect(), 64-bit unix binary")
-            print("  %-36s %9s %9s" % ("module", "from .py", "from .mpy"))
+            old = firmware_at(before, tree) if before else None
+            print("heap of one import in a fresh interpreter (module and what it imports), after gc.collect(), "
+                  "64-bit unix binary, from .py")
+            print("  %-36s %12s %9s" % ("module", before or "", "now"))
             for m in mods:
-                print("  %-36s %9s %9s" % (m, import_cost(m), import_cost(m, tree)))
+                print("  %-36s %12s %9s" % (m, import_cost(m, old) if old else "", import_cost(m)))
         finally:
             shutil.rmtree(tree, ignore_errors=True)
         return

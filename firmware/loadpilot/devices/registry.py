@@ -1,11 +1,11 @@
-# Device drivers by the configuration's "driver" name. Meters are table entries (meter_tables.TABLES), or a
+# Device drivers by the configuration's "driver" name. Meters are table entries (meter_tables.MODELS), or a
 # user-defined definition compiled to one (meter_modbus); http_input / mqtt_input devices are pushed into the
 # Site and only watched for silence (devices/layer.py).
 from loadpilot.devices import address as address_mod
 from loadpilot.codes import ROLE_GRID
 
 # Names only: a driver's module is imported when a configured device needs it (a feature that is off costs no
-# heap). TABLE_NAMES are the keys of meter_tables.TABLES (a unit test keeps the two equal).
+# heap). TABLE_NAMES are meter_tables.names() (a unit test keeps the two equal).
 WALLBOXES = ("evse_powerbrain", "evse_loadpilot", "evse_omcci")  # evse_loadpilot: another LoadPilot, same 8000+ map
 METERS = ("meter_sunspec",)  # meters that need code (a model scan); the rest are TABLES
 TABLE_NAMES = ("meter_sdm630", "meter_sdm72", "meter_dts353", "meter_dem4a", "meter_abb_b23")
@@ -43,8 +43,8 @@ def make(dev, client):
         return cls(dev, client)
     table = None
     if name in TABLE_NAMES:
-        from loadpilot.devices.meter_tables import TABLES
-        table = TABLES[name]
+        from loadpilot.devices.meter_tables import table as model_table
+        table = model_table(name)
     elif name == USER_MODBUS:
         table = user_table(dev)
     if table is not None:

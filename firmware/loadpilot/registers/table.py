@@ -3,7 +3,8 @@
 #   key     the value's name in the source dict (reporting) and in the commands a write produces
 #   scale   internal units per wire unit (100 for mA inside / 0.1 A on the wire, 1000 for mA / A)
 # encode() fills an image (a modbus.image.RegisterImage) from a dict; decode_write() turns a Modbus write into
-# (key, value) commands, or an exception code with nothing changed.
+# (key, value) commands, or an exception code with nothing changed. Limits are rows too, (key, lo, hi): tuples of
+# constants stay in flash when frozen, where a dict would be built in RAM at import.
 from micropython import const
 
 R = const(1)
@@ -43,6 +44,14 @@ def encode(img, rows, values):
             img.set_u16(addr, v)
 
 
+def limit(limits, key):
+    """(lo, hi) of key in limit rows (key, lo, hi); KeyError if it has none."""
+    for r in limits:
+        if r[0] == key:
+            return r[1], r[2]
+    raise KeyError(key)
+
+
 def _row_at(rows, a):
     for r in rows:
         if r[0] <= a < r[0] + r[1]:
@@ -53,7 +62,7 @@ def _row_at(rows, a):
 def decode_write(rows, limits, addr, values):
     """values: uint16 registers written from addr on -> (exception_code, [(key, value), ...]).
     Whole values only: a read-only or unmapped register gives 02, part of a multi-register value or a value
-    outside limits[key] (inclusive, internal units) gives 03."""
+    outside its limit row (key, lo, hi; inclusive, internal units) gives 03."""
     end = addr + len(values)
     out = []
     a = addr
@@ -79,7 +88,7 @@ def decode_write(rows, limits, addr, values):
             elif kind == "i32" and v & 0x80000000:
                 v -= 0x100000000
             v *= scale
-            lo, hi = limits[key]
+            lo, hi = limit(limits, key)
             if not lo <= v <= hi:
                 return 3, None
         out.append((key, v))
