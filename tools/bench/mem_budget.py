@@ -69,6 +69,7 @@ def firmware_at(rev, into):
     """The firmware/ tree of git revision rev, extracted into the directory into."""
     root = os.path.join(HERE, "..", "..")
     data = subprocess.run(["git", "-C", root, "archive", rev, "firmware"], capture_output=True, check=True).stdout
+    os.makedirs(into, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", into], input=data, check=True)
     return os.path.join(into, "firmware")
 
@@ -93,21 +94,36 @@ def main():
     broker = Mosquitto().start()
     tree = tempfile.mkdtemp(prefix="loadpilot-mpy-")
     try:
-        for remote, local in deploy.compile_firmware(tree):
-            if remote == "main.py":
-                shutil.copy(local, os.path.join(tree, "main.py"))
+        mains = [("now", os.path.join(FIRMWARE, "main.py"), _mpy_tree(FIRMWARE, os.path.join(tree, "now")))]
+        if before:
+            old = firmware_at(before, os.path.join(tree, "src"))
+            mains.insert(0, (before, os.path.join(old, "main.py"), _mpy_tree(old, os.path.join(tree, "old"))))
         print("heap after boot and gc.collect(), unix_sim board, MicroPython 1.29 unix binary (64-bit objects)")
-        print("  %-8s %10s %10s %8s" % ("profile", "from .py", "from .mpy", "modules"))
+        print("  %-8s %-8s %10s %10s %8s" % ("profile", "firmware", "from .py", "from .mpy", "modules"))
         for name, cfg in profiles(broker.port):
-            a, mods = measure(cfg)
-            b, _ = measure(dict(cfg), os.path.join(tree, "main.py"))
-            print("  %-8s %8d B %8d B %8d" % (name, a, b, len(mods)))
-            if "--modules" in args:
-                print("    " + " ".join(m[len("loadpilot."):] for m in mods if m != "loadpilot"))
+            for label, main_py, main_mpy in mains:
+                a, mods = measure(dict(cfg), main_py)
+                b, _ = measure(dict(cfg), main_mpy)
+                print("  %-8s %-8s %8d B %8d B %8s" % (name, label, a, b, len(mods) or "-"))
+                if "--modules" in args and mods:
+                    print("    " + " ".join(m[len("loadpilot."):] for m in mods if m != "loadpilot"))
     finally:
         shutil.rmtree(tree, ignore_errors=True)
         broker.close()
 
+
+def _mpy_tree(firmware_dir, into):
+    """firmware_dir compiled as `make deploy` ships it (.mpy files and main.py) into into; -> its main.py."""
+    os.makedirs(into)
+    saved = deploy.FIRMWARE
+    deploy.FIRMWARE = firmware_dir
+    try:
+        for remote, local in deploy.compile_firmware(into):
+            if remote == "main.py":
+                shutil.copy(local, os.path.join(into, "main.py"))
+    finally:
+        deploy.FIRMWARE = saved
+    return os.path.join(into, "main.py")
 
 if __name__ == "__main__":
     main()
