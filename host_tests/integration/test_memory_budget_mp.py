@@ -12,7 +12,8 @@ from modbus_peers import read_pdu, request
 pytestmark = pytest.mark.mp
 
 OFF_BY_DEFAULT = ("loadpilot.registers.evse_slave", "loadpilot.registers.powerbrain", "loadpilot.registers.omcci",
-                  "loadpilot.registers.table", "loadpilot.devices.evse_powerbrain",
+                  "loadpilot.registers.table", "loadpilot.devices.registry", "loadpilot.devices.bus",
+                  "loadpilot.devices.address", "loadpilot.modbus.serial_settings", "loadpilot.devices.evse_powerbrain",
                   "loadpilot.devices.evse_omcci", "loadpilot.devices.meter", "loadpilot.devices.meter_sunspec",
                   "loadpilot.devices.meter_tables", "loadpilot.modbus.rtu_master", "loadpilot.modbus.tcp_client",
                   "loadpilot.mqtt.service", "loadpilot.mqtt.client", "loadpilot.api.dev_info")
@@ -31,6 +32,8 @@ def test_the_default_boot_imports_no_switched_off_feature():
 def test_a_switched_on_feature_is_imported_and_works():
     sunspec, pb = firmware_proc.free_port(), firmware_proc.free_port()
     cfg = {"modbus_tcp_port": sunspec, "pb_tcp_port": pb, "lb_enabled": False,
+           # the MQTT API on a broker that is not there: the topics code is loaded, and retries in the background
+           "mqtt_url": "mqtt://127.0.0.1:%d" % firmware_proc.free_port(), "mqtt_api_url": "mqtt",
            # a Modbus TCP device: the box's own SunSpec server, whose grid model shows the pushed M2
            "devices": [{"dev_id": "M1", "driver": "meter_sunspec", "address": "127.0.0.1:%d" % sunspec, "id": 1,
                         "role": 0},
@@ -54,8 +57,9 @@ def test_a_switched_on_feature_is_imported_and_works():
         assert m1.get("com_err") is False and m1.get("import_wh") == 777000, m1
         mods = fw.ctl("modules")
         for m in ("loadpilot.registers.evse_slave", "loadpilot.registers.powerbrain", "loadpilot.modbus.tcp_client",
-                  "loadpilot.devices.meter_sunspec"):
+                  "loadpilot.devices.meter_sunspec", "loadpilot.devices.bus", "loadpilot.mqtt.service",
+                  "loadpilot.mqtt.client"):
             assert m in mods, (m, mods)
         for m in ("loadpilot.modbus.rtu_master", "loadpilot.devices.evse_omcci", "loadpilot.devices.meter_tables",
-                  "loadpilot.mqtt.service"):
+                  "loadpilot.api.json_in"):  # no ctl or set/ message came: the JSON parser is not needed yet
             assert m not in mods, (m, mods)

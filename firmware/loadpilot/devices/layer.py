@@ -5,9 +5,6 @@
 import asyncio
 import time
 
-from loadpilot.devices import address as address_mod
-from loadpilot.devices import registry
-from loadpilot.devices.bus import Bus, Entry
 from loadpilot.redact import redact
 
 RTU_TIMEOUT_MS = 300      # a silent RTU slave costs this much per retry
@@ -47,6 +44,9 @@ class DeviceLayer:
         self.extra = {}  # bus key -> a client opened for the TCP-to-RTU proxy on a bus no device is polled on
         groups = {}
         order = []
+        if devices:  # addresses, drivers and bus tasks are imported when there is a device (off costs nothing)
+            from loadpilot.devices import address as address_mod, registry
+            from loadpilot.devices.bus import Bus, Entry
         for dev in devices:
             if not dev.get("device_enabled", True):
                 continue

@@ -5,7 +5,6 @@ import asyncio
 import json
 import time
 
-from loadpilot.api import json_in
 from loadpilot.api.dev_info import DevInfo, device_chunk
 from loadpilot.api.commands import CommandError, error_answer
 from loadpilot.log import level_name, INFO
@@ -204,6 +203,7 @@ class MqttApiService:
         try:
             if msg.payload is None:
                 raise CommandError("ctl: message of %d bytes is larger than %d bytes" % (msg.size, client.max_packet))
+            from loadpilot.api import json_in  # with the first ctl message: an API that is only read never needs it
             try:  # strict JSON, or the documentation's own form with bare keys: {"E1": {cur: 8000}}
                 obj = json_in.loads(msg.payload, relaxed=True)
             except json_in.JsonError as e:
@@ -221,6 +221,7 @@ class MqttApiService:
         try:
             if msg.payload is None:
                 raise CommandError("payload: %d bytes is larger than %d bytes" % (msg.size, client.max_packet))
+            from loadpilot.api import json_in
             try:
                 obj = json_in.loads(msg.payload)
             except json_in.JsonError as e:
