@@ -285,15 +285,15 @@ class MqttApiService:
         if c is None or not c.is_connected():
             return
         root = self.root
+        devs = self.dev_info.configs()  # the list the snapshot below is made of (no await between the two)
         chunks, n = self._redacted_snapshot()
         await c.publish_parts(root + "/get/dev_info", n, lambda: chunks, 0)
         await c.publish(root + "/get/params", redact(json.dumps(self.dev_info.params())))
         ha = self.store.get("mqtt_ha_discovery")
-        i = 0
-        for dev in self.dev_info.configs():
+        for i in range(len(devs)):  # a device list changed meanwhile is published from the next round on
+            dev = devs[i]
             if dev.get("publish_mqtt") or ha:
                 await c.publish("%s/get/%s" % (root, dev["dev_id"]), chunks[device_chunk(i)])
-            i += 1
         chunks = None  # the whole document need not outlive its round (the discovery below is the next peak)
         if ha and c.connects != self._ha_connects:
             self._ha_connects = c.connects  # again after every reconnect: the broker may have lost them
