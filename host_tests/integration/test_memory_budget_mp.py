@@ -19,13 +19,22 @@ OFF_BY_DEFAULT = ("loadpilot.registers.evse_slave", "loadpilot.registers.powerbr
                   "loadpilot.mqtt.service", "loadpilot.mqtt.client", "loadpilot.api.dev_info")
 
 
-def test_the_default_boot_imports_no_switched_off_feature():
-    with firmware_proc.Firmware() as fw:  # SunSpec TCP on; no slave port, no device, no broker
-        fw.wait_port(fw.sunspec_port)
+SLAVE_MAPS = ("loadpilot.registers.evse_slave", "loadpilot.registers.powerbrain", "loadpilot.registers.omcci",
+              "loadpilot.registers.table")
+
+
+@pytest.mark.parametrize("pb_on", [False, True], ids=["pb_tcp_port_0", "documented_defaults"])
+def test_the_default_boot_imports_no_switched_off_feature(pb_on):
+    # documented defaults: SunSpec TCP and the Power Brain map on (their ports moved to free ones), nothing else
+    sunspec, pb = firmware_proc.free_port(), firmware_proc.free_port()
+    with firmware_proc.Firmware(config={"modbus_tcp_port": sunspec, "pb_tcp_port": pb if pb_on else 0}) as fw:
+        fw.wait_port(sunspec)
         mods = fw.ctl("modules")
         assert "loadpilot.registers.sunspec_service" in mods and "loadpilot.devices.evse_local" in mods, mods
-        loaded = [m for m in OFF_BY_DEFAULT if m in mods]
+        off = [m for m in OFF_BY_DEFAULT if not (pb_on and m in SLAVE_MAPS)]
+        loaded = [m for m in off if m in mods]
         assert loaded == [], loaded
+        assert all(m in mods for m in SLAVE_MAPS) == pb_on, mods
         assert fw.status()["devices"][0]["dev_id"] == "E1"  # the local box still reaches the Site
 
 
