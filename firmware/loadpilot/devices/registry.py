@@ -7,7 +7,7 @@ from loadpilot.codes import ROLE_GRID
 # Names only: a driver's module is imported when a configured device needs it (a feature that is off costs no
 # heap). TABLE_NAMES are meter_tables.names() (a unit test keeps the two equal).
 WALLBOXES = ("evse_powerbrain", "evse_loadpilot", "evse_omcci")  # evse_loadpilot: another LoadPilot, same 8000+ map
-METERS = ("meter_sunspec",)  # meters that need code (a model scan); the rest are TABLES
+METERS = ("meter_sunspec",)  # meters that need code (a model scan); the rest are TABLE_NAMES
 TABLE_NAMES = ("meter_sdm630", "meter_sdm72", "meter_dts353", "meter_dem4a", "meter_abb_b23")
 USER_MODBUS = "meter_modbus"  # user-defined Modbus meter (rtype 0): its definition is the table
 PUSHED = ("http_input", "mqtt_input", "meter_mqtt")  # meter_mqtt: user-defined MQTT meter (rtype 2)
