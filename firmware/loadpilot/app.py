@@ -5,7 +5,7 @@ import gc
 import sys
 import time
 
-from loadpilot import VERSION, board as board_mod, hal as hal_mod
+from loadpilot import VERSION, board as board_mod, hal as hal_mod, mqtt as mqtt_mod
 from loadpilot.api.commands import Commands
 from loadpilot.codes import local_evse_id
 from loadpilot.config import ctl as config_ctl, schema
@@ -53,6 +53,9 @@ class App:
             self.local = LocalTask(LocalEvse(self.evse, self.evse_control, self.config, self.log), self.site,
                                    self.setpoints)
             self.local.step(time.ticks_ms())  # the start limit is in place before the first CP tick
+        # the slave maps serve only a master on a port; the Site gets the box's readings from evse_local
+        if self.evse is not None and any(self.config.get(k) for k in ("pb_tcp_port", "omcci_tcp_port",
+                                                                       "slave_rtu_port")):
             from loadpilot.registers.evse_slave import EvseSlaveService
             self.evse_slave = EvseSlaveService(self.config, self.commands, self.evse, self.evse_control, self.log,
                                                self.hal.serial(), on_change=self.local.step)
@@ -70,10 +73,12 @@ class App:
                                       self.config.ports)
         elif self.config.get("modbus_proxy"):
             self.log.warn("proxy", "modbus_proxy needs the SunSpec server (modbus_enabled): nothing is proxied")
-        from loadpilot.mqtt.service import MqttApiService
+        self.mqtt = None
         try:
-            self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(),
-                                              self.evse)
+            if mqtt_mod.wanted(self.config):  # no broker named: the topics module is not even imported
+                from loadpilot.mqtt.service import MqttApiService
+                self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(),
+                                                  self.evse)
         except Exception as e:  # a bad MQTT setting must not stop the charge point and the Modbus servers
             self.mqtt = None
             self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))
@@ -82,7 +87,8 @@ class App:
                                             self.supervisor, self._devices_prepare, self._devices_applied,
                                             tcp_own=lambda: self._socket_plan()[3])
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
-                             "loop_reset": lambda req: self.monitor.reset()}  # measure a phase, not the boot
+                             "loop_reset": lambda req: self.monitor.reset(),  # measure a phase, not the boot
+                             "modules": lambda req: loaded_modules()}  # features that are off import nothing
         self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
@@ -273,6 +279,11 @@ class App:
         self.log.info("app", "LoadPilot %s ready on board %s" % (VERSION, self.board["name"]))
         while True:
             await asyncio.sleep_ms(1000)
+
+
+def loaded_modules():
+    """The loadpilot modules imported so far, sorted: the evidence that a feature that is off costs nothing."""
+    return sorted(m for m in sys.modules if m.startswith("loadpilot"))
 
 
 def _board_path(board_path, fs_root):

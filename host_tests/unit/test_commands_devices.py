@@ -129,6 +129,17 @@ def test_dev_info_streams_in_bounded_chunks_for_25_wallboxes_and_8_meters(tmp_pa
     assert biggest < 1024 < len(doc)  # no chunk is more than one device
 
 
+def test_each_device_of_the_snapshot_is_one_chunk_at_device_chunk(cmds):
+    # MQTT get/<dev_id> sends that chunk of the dev_info snapshot instead of rendering the device again
+    from loadpilot.api.dev_info import device_chunk
+    parts = cmds.dev_info.snapshot()
+    configs = cmds.dev_info.configs()
+    assert [d["dev_id"] for d in configs] == ["E1", "E2", "E3", "M2"]  # the board's own box first
+    for i, d in enumerate(configs):
+        assert json.loads(parts[device_chunk(i)]) == cmds.dev_info.device(d)
+    assert cmds.dev_info.store.peek("devices") is cmds.dev_info.store.peek("devices")  # read without a copy
+
+
 def test_dev_info_redacts_passwords_in_addresses(cmds):
     e3 = cmds.dev_info.device(cmds.dev_info.config_of("E3"))
     assert "topsecret" not in json.dumps(e3) and e3["address"] == "mqtt://u:***@10.0.0.2"

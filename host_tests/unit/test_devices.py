@@ -8,7 +8,7 @@ import pytest
 from loadpilot.devices import address, decode, registry
 from loadpilot.devices.bus import Bus, Entry
 from loadpilot.devices.layer import DeviceLayer
-from loadpilot.devices.meter_tables import TABLES
+from loadpilot.devices import meter_tables
 from loadpilot.modbus.errors import ModbusError, ModbusTimeout
 from loadpilot.site import Site
 
@@ -133,7 +133,7 @@ def test_sdm630_registers_decode_to_integer_units():
 
 
 def test_sdm72_uses_the_same_addresses():
-    assert TABLES["meter_sdm72"]["blocks"] == TABLES["meter_sdm630"]["blocks"]
+    assert meter_tables.table("meter_sdm72") == meter_tables.table("meter_sdm630")
 
 
 def test_dts353_holding_float_registers_in_kw_and_kwh():
@@ -211,6 +211,12 @@ def test_unknown_driver_names_the_known_ones():
 
 
 # -- addresses ---------------------------------------------------------------------------------------------
+
+def test_registry_names_every_meter_table_without_importing_it():
+    # the registry lists driver names only (a driver's module is imported when a device needs it)
+    assert sorted(registry.TABLE_NAMES) == sorted(meter_tables.names())
+    assert meter_tables.table("meter_no_such_model") is None
+
 
 def test_address_forms():
     assert address.parse("192.168.2.151:4701") == ("tcp", "192.168.2.151", 4701)

@@ -38,3 +38,15 @@ def test_meter_writes():
     assert pb.decode_write(t, 8071, [1]) == (0, [("reset_energy", 1)])
     assert pb.decode_write(t, 8062, [0, 5]) == (2, None)
     assert pb.decode_write(t, 8093, [160]) == (2, None)  # EVSE register on a meter unit
+
+
+def test_the_maps_spell_the_access_codes_and_kinds_of_registers_table():
+    # the maps repeat table.py's codes as local consts (so their rows are compile-time constants)
+    from loadpilot.registers import omcci, table
+    for mod in (pb, omcci):
+        for name in ("R", "W", "RW", "U16", "I16", "U32", "I32", "U64", "STR"):
+            assert getattr(mod, "_" + name) == getattr(table, name), (mod.__name__, name)
+    kinds = (table.U16, table.I16, table.U32, table.I32, table.U64, table.STR)
+    assert len(set(kinds)) == len(kinds)
+    for row in pb.table("evse") + pb.table("meter") + omcci.ROWS:
+        assert row[2] in (table.R, table.W, table.RW) and row[3] in kinds, row

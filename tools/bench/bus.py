@@ -39,7 +39,7 @@ import mpshim  # noqa: E402
 mpshim.install()
 import ptybus  # noqa: E402
 from loadpilot.devices import evse_powerbrain as pb  # noqa: E402
-from loadpilot.devices.meter_tables import TABLES  # noqa: E402
+from loadpilot.devices.meter_tables import table as meter_table  # noqa: E402
 from loadpilot.modbus import serial_settings  # noqa: E402
 from test_devices_mp import Peers, devices  # noqa: E402
 
@@ -69,7 +69,7 @@ def modelled_us(settings):
 def wire_minimum_ms(settings):
     """Steady state: the grid meter's blocks, then per box the control block and the meter block (has_meter),
     no set-point writes (they go out on change and every fifth of the fail-safe window only)."""
-    reads = [n for _, n in TABLES["meter_sdm630"]["blocks"]]
+    reads = [n for _, n in meter_table("meter_sdm630")["blocks"]]
     reads += [pb.CTRL_COUNT, pb.METER_COUNT] * N_BOXES
     return sum(exchange_wire_us(settings, n) for n in reads) / 1000.0, len(reads)
 

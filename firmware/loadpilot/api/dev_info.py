@@ -62,7 +62,7 @@ class DevInfo:
     def configs(self):
         """The device config dicts in the order they are shown: the board's own charge point first when the
         device list does not name it (with the settings the manager uses for it), then the list."""
-        devices = self.store.get("devices")
+        devices = self.store.peek("devices")  # read only: a copy of 25 devices would be ~14 KB per call
         local = self.site.local_id
         if local is None or any(d["dev_id"] == local for d in devices):
             return devices
@@ -138,5 +138,10 @@ class DevInfo:
 
     def snapshot(self):
         """The chunks as a list (each chunk one device): the total exists once as pieces, never as one string,
-        and a QoS 1 resend repeats exactly what was counted."""
+        and a QoS 1 resend repeats exactly what was counted. Device i of configs() is chunks[device_chunk(i)]."""
         return list(self.parts())
+
+
+def device_chunk(i):
+    """Where device i (in configs() order) is in snapshot(): after the params' three chunks, one "," between."""
+    return 3 + 2 * i

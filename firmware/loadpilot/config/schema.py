@@ -138,9 +138,20 @@ MAX_WALLBOXES = 25
 
 # Values that may change every second and must never reach flash (SPEC-NOTES: 60000 +16, 60001, 60002).
 # Keys with a prefix from VOLATILE_PREFIXES are free-form (Charging Manager variables, set-points).
-VOLATILE_FIELDS = (
+VOLATILE_FIELDS = (  # written out: a generated row would be built in RAM at import; constants stay in flash
     ("max_total_cur_prc", "int", 100, 0, 100, 0),
-) + tuple(("cm_flag%d" % i, "int", 0, 0, 1, 0) for i in range(1, 33))
+    ("cm_flag1", "int", 0, 0, 1, 0), ("cm_flag2", "int", 0, 0, 1, 0), ("cm_flag3", "int", 0, 0, 1, 0),
+    ("cm_flag4", "int", 0, 0, 1, 0), ("cm_flag5", "int", 0, 0, 1, 0), ("cm_flag6", "int", 0, 0, 1, 0),
+    ("cm_flag7", "int", 0, 0, 1, 0), ("cm_flag8", "int", 0, 0, 1, 0), ("cm_flag9", "int", 0, 0, 1, 0),
+    ("cm_flag10", "int", 0, 0, 1, 0), ("cm_flag11", "int", 0, 0, 1, 0), ("cm_flag12", "int", 0, 0, 1, 0),
+    ("cm_flag13", "int", 0, 0, 1, 0), ("cm_flag14", "int", 0, 0, 1, 0), ("cm_flag15", "int", 0, 0, 1, 0),
+    ("cm_flag16", "int", 0, 0, 1, 0), ("cm_flag17", "int", 0, 0, 1, 0), ("cm_flag18", "int", 0, 0, 1, 0),
+    ("cm_flag19", "int", 0, 0, 1, 0), ("cm_flag20", "int", 0, 0, 1, 0), ("cm_flag21", "int", 0, 0, 1, 0),
+    ("cm_flag22", "int", 0, 0, 1, 0), ("cm_flag23", "int", 0, 0, 1, 0), ("cm_flag24", "int", 0, 0, 1, 0),
+    ("cm_flag25", "int", 0, 0, 1, 0), ("cm_flag26", "int", 0, 0, 1, 0), ("cm_flag27", "int", 0, 0, 1, 0),
+    ("cm_flag28", "int", 0, 0, 1, 0), ("cm_flag29", "int", 0, 0, 1, 0), ("cm_flag30", "int", 0, 0, 1, 0),
+    ("cm_flag31", "int", 0, 0, 1, 0), ("cm_flag32", "int", 0, 0, 1, 0),
+)
 # Keys with a prefix have a schema too: cm_var.<name> (a configured variable: api/commands.py checks the name
 # against cm_vars) and setpoint.<dev_id>.<key> (a configured wallbox: checked there too), per SETPOINT_FIELDS.
 VOLATILE_PREFIXES = (("cm_var.", "cm_var"), ("setpoint.", "setpoint"))

@@ -272,6 +272,15 @@ class Store:
             raise
         return schema.wrap(key, _copy(v))
 
+    def peek(self, key):
+        """The stored value itself, not a copy: for readers that only read and must not allocate (the MQTT
+        publish round reads the device list every second). A change replaces the value, never mutates it."""
+        try:
+            return self._values[key]
+        except KeyError:
+            self.get(key)  # the right ConfigError
+            raise
+
     def public(self, key):
         """One setting as view() shows it (secrets redacted)."""
         self.get(key)  # unknown and volatile keys raise here

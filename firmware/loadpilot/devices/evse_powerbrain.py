@@ -37,7 +37,7 @@ FLAG_PHASE_SWITCH = 0x100  # 8113 bit 8: switching 1p/3p permitted while plugged
 CTRL_START = A_FAILSAFE
 CTRL_COUNT = A_CHARGING - A_FAILSAFE + 1
 METER_COUNT = A_CUR1 + 6 - A_ENERGY
-LIMIT_MIN_MA, LIMIT_MAX_MA = powerbrain.LIMITS["charging_cur_limit_ma"]
+LIMIT_MIN_MA, LIMIT_MAX_MA = table.limit(powerbrain.LIMITS, "charging_cur_limit_ma")
 
 # 8092 CP state 0=A .. 3=D -> site status 1..4; E, F, DC sensor error and anything else: 5 (error)
 _STATUS = (1, 2, 3, 4)

@@ -5,9 +5,6 @@
 import asyncio
 import time
 
-from loadpilot.devices import address as address_mod
-from loadpilot.devices import registry
-from loadpilot.devices.bus import Bus, Entry
 from loadpilot.redact import redact
 
 RTU_TIMEOUT_MS = 300      # a silent RTU slave costs this much per retry
@@ -49,6 +46,9 @@ class DeviceLayer:
         self.extra = {}  # bus key -> a client opened for the TCP-to-RTU proxy on a bus no device is polled on
         groups = {}
         order = []
+        if devices:  # addresses, drivers and bus tasks are imported when there is a device (off costs nothing)
+            from loadpilot.devices import address as address_mod, registry
+            from loadpilot.devices.bus import Bus, Entry
         for dev in devices:
             if not dev.get("device_enabled", True):
                 continue
@@ -177,15 +177,15 @@ class DeviceLayer:
 def build(devices, site, setpoints, hal, log=None, slave_ports=(), tcp_own=None):
     """The layer on real transports: RtuMaster per COM port on the board UART it names, ModbusTcpClient per
     host:port."""
-    from loadpilot.modbus.rtu_master import RtuDevice, RtuMaster
-    from loadpilot.modbus.tcp_client import ModbusTcpClient
-
+    # the Modbus clients are imported when a device needs one: a feature that is off costs no heap
     def open_rtu(st):
+        from loadpilot.modbus.rtu_master import RtuDevice, RtuMaster
         uart = hal.uart(st.board_uart(), *st.uart_args())
         master = RtuMaster(uart, st, timeout_ms=RTU_TIMEOUT_MS)
         return RtuDevice(master, 1)  # one client per bus: drivers pass their unit with every request
 
     def open_tcp(host, port):
+        from loadpilot.modbus.tcp_client import ModbusTcpClient
         return ModbusTcpClient(host, port, timeout_ms=TCP_TIMEOUT_MS)
 
     return DeviceLayer(devices, site, setpoints, open_rtu, open_tcp, log, slave_ports=slave_ports, tcp_own=tcp_own)

@@ -1,26 +1,33 @@
-# Device drivers by the configuration's "driver" name. Meters are table entries (meter_tables.TABLES), or a
+# Device drivers by the configuration's "driver" name. Meters are table entries (meter_tables.MODELS), or a
 # user-defined definition compiled to one (meter_modbus); http_input / mqtt_input devices are pushed into the
 # Site and only watched for silence (devices/layer.py).
 from loadpilot.devices import address as address_mod
 from loadpilot.codes import ROLE_GRID
-from loadpilot.devices.evse_omcci import Omcci
-from loadpilot.devices.evse_powerbrain import PowerBrain
-from loadpilot.devices.meter import TableMeter
-from loadpilot.devices.meter_sunspec import SunSpecMeter
-from loadpilot.devices.meter_tables import TABLES
 
-WALLBOXES = {
-    "evse_powerbrain": PowerBrain,
-    "evse_loadpilot": PowerBrain,  # another LoadPilot serves the same 8000+ map
-    "evse_omcci": Omcci,
-}
-METERS = {"meter_sunspec": SunSpecMeter}  # meters that need code (a model scan); the rest are TABLES
+# Names only: a driver's module is imported when a configured device needs it (a feature that is off costs no
+# heap). TABLE_NAMES are meter_tables.names() (a unit test keeps the two equal).
+WALLBOXES = ("evse_powerbrain", "evse_loadpilot", "evse_omcci")  # evse_loadpilot: another LoadPilot, same 8000+ map
+METERS = ("meter_sunspec",)  # meters that need code (a model scan); the rest are TABLE_NAMES
+TABLE_NAMES = ("meter_sdm630", "meter_sdm72", "meter_dts353", "meter_dem4a", "meter_abb_b23")
 USER_MODBUS = "meter_modbus"  # user-defined Modbus meter (rtype 0): its definition is the table
 PUSHED = ("http_input", "mqtt_input", "meter_mqtt")  # meter_mqtt: user-defined MQTT meter (rtype 2)
 
 
 def names():
-    return sorted(list(WALLBOXES) + list(METERS) + list(TABLES) + [USER_MODBUS] + list(PUSHED))
+    return sorted(WALLBOXES + METERS + TABLE_NAMES + (USER_MODBUS,) + PUSHED)
+
+
+def _driver_class(name):
+    if name == "evse_omcci":
+        from loadpilot.devices.evse_omcci import Omcci
+        return Omcci
+    if name in WALLBOXES:
+        from loadpilot.devices.evse_powerbrain import PowerBrain
+        return PowerBrain
+    if name == "meter_sunspec":
+        from loadpilot.devices.meter_sunspec import SunSpecMeter
+        return SunSpecMeter
+    return None
 
 
 def user_table(dev):
@@ -31,13 +38,17 @@ def user_table(dev):
 def make(dev, client):
     """The driver for one device config dict; raises ValueError for an unknown name or a bad definition."""
     name = dev["driver"]
-    cls = WALLBOXES.get(name) or METERS.get(name)
+    cls = _driver_class(name)
     if cls is not None:
         return cls(dev, client)
-    table = TABLES.get(name)
-    if table is None and name == USER_MODBUS:
+    table = None
+    if name in TABLE_NAMES:
+        from loadpilot.devices.meter_tables import table as model_table
+        table = model_table(name)
+    elif name == USER_MODBUS:
         table = user_table(dev)
     if table is not None:
+        from loadpilot.devices.meter import TableMeter
         return TableMeter(dev, client, table)
     raise ValueError("unknown driver %r (known: %s)" % (name, ", ".join(names())))
 

@@ -1,2 +1,24 @@
 # MQTT transport: broker URLs (url), packets (packet), the asyncio client (client), shared connections
 # (connections) and duplicate detection for incoming commands (dedup). Topics and commands live elsewhere.
+
+BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
+
+
+def mqtt_inputs(store):
+    """HTTP-input devices whose address is `mqtt` or a broker URL: they listen on set/<dev_id>."""
+    out = []
+    for dev in store.get("devices"):
+        a = dev["address"]
+        if dev["driver"] == "http_input" and (a == "mqtt" or a.startswith("mqtt")):
+            out.append(dev)
+    return out
+
+
+def user_meters(store):
+    """User-defined MQTT meters (driver meter_mqtt, rtype 2): their definitions name the topics to read."""
+    return [d for d in store.get("devices") if d["driver"] == "meter_mqtt"]
+
+
+def wanted(store):
+    """Whether any topic group or device needs a broker: without one, mqtt.service is never imported."""
+    return any(store.secret(k) for k in BROKER_KEYS) or bool(mqtt_inputs(store)) or bool(user_meters(store))

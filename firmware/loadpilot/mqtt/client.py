@@ -508,7 +508,10 @@ class Client:
             raise MqttError("not connected")
         st.write(buf)
         try:
-            await asyncio.wait_for_ms(st.drain(), self.io_timeout_ms)
+            if getattr(st, "out_buf", True):
+                await asyncio.wait_for_ms(st.drain(), self.io_timeout_ms)
+            else:  # the socket took it all: yield as drain() would, without a timeout task (~1 KB per write)
+                await asyncio.sleep_ms(0)
         except asyncio.TimeoutError:
             raise MqttError("write timed out after %d ms" % self.io_timeout_ms)
         self._last_tx = time.ticks_ms()

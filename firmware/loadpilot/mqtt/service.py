@@ -5,40 +5,36 @@ import asyncio
 import json
 import time
 
-from loadpilot.api import json_in
-from loadpilot.api.commands import HTTP_INPUT, CommandError, error_answer
+from loadpilot.api.dev_info import DevInfo, device_chunk
+from loadpilot.api.commands import CommandError, error_answer
 from loadpilot.log import level_name, INFO
 from loadpilot.redact import redact
 
-# the client, dev_info and dedup modules are imported only when a broker is configured (heap on the ESP32)
+# this module is imported only when a broker is configured (mqtt.wanted); dedup only when a command arrives
 
 _OUT_MAX = 16      # queued answers; a flood of requests beyond this is answered with a log line instead
 _LOG_MAX = 32      # log lines waiting for the broker
 _TA_POLL_MS = 250  # plug/unplug detection period (a transaction lasts minutes to hours)
 _HA_PREFIX = "homeassistant"
+# Home Assistant discovery: (key, label, unit, device_class) per sensor, and the config as text templates, so
+# a config is one string, not a dict and its JSON (99 of them for 33 devices). Names and topics go through
+# json.dumps (quoting); the labels, keys and units here need none.
+_HA_EVSE = (("state", "State", None, None), ("cur_charging_power", "Power", "W", "power"),
+            ("total_energy", "Energy", "Wh", "energy"))
+_HA_METER = (("power_w", "Power", "W", "power"), ("import", "Import", "Wh", "energy"),
+             ("export", "Export", "Wh", "energy"))
+_HA_COMMON = ('"state_topic": %s, "availability_topic": %s, "payload_available": "online", '
+              '"payload_not_available": "offline", "device": {"identifiers": [%s], "name": %s, '
+              '"manufacturer": "LoadPilot", "model": "%s"}')
+_HA_UNIT = ', "unit_of_measurement": "%s", "device_class": "%s", "state_class": "%s"'
+_HA_SENSOR = '{"name": "%s", "unique_id": %s, "object_id": %s, "value_template": "{{ value_json.%s }}", %s%s}'
 
 
-BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
-
-
-def mqtt_inputs(store):
-    """HTTP-input devices whose address is `mqtt` or a broker URL: they listen on set/<dev_id>."""
-    out = []
-    for dev in store.get("devices"):
-        a = dev["address"]
-        if dev["driver"] == HTTP_INPUT and (a == "mqtt" or a.startswith("mqtt")):
-            out.append(dev)
-    return out
-
-
-def user_meters(store):
-    """User-defined MQTT meters (driver meter_mqtt, rtype 2): their definitions name the topics to read."""
-    return [d for d in store.get("devices") if d["driver"] == "meter_mqtt"]
+from loadpilot.mqtt import BROKER_KEYS, mqtt_inputs, user_meters, wanted  # noqa: F401 (BROKER_KEYS re-exported)
 
 
 class MqttApiService:
     def __init__(self, store, commands, site, log, serial, evse=None):
-        from loadpilot.api.dev_info import DevInfo
         from loadpilot.mqtt.connections import Connections
         self.store = store
         self.commands = commands
@@ -131,7 +127,7 @@ class MqttApiService:
     @classmethod
     def create(cls, store, commands, site, log, serial, evse=None):
         """The service, or None when no topic group names a broker (no tasks, no sockets)."""
-        if not any(store.secret(k) for k in BROKER_KEYS) and not mqtt_inputs(store) and not user_meters(store):
+        if not wanted(store):
             return None
         return cls(store, commands, site, log, serial, evse)
 
@@ -207,6 +203,7 @@ class MqttApiService:
         try:
             if msg.payload is None:
                 raise CommandError("ctl: message of %d bytes is larger than %d bytes" % (msg.size, client.max_packet))
+            from loadpilot.api import json_in  # with the first ctl message: an API that is only read never needs it
             try:  # strict JSON, or the documentation's own form with bare keys: {"E1": {cur: 8000}}
                 obj = json_in.loads(msg.payload, relaxed=True)
             except json_in.JsonError as e:
@@ -224,6 +221,7 @@ class MqttApiService:
         try:
             if msg.payload is None:
                 raise CommandError("payload: %d bytes is larger than %d bytes" % (msg.size, client.max_packet))
+            from loadpilot.api import json_in
             try:
                 obj = json_in.loads(msg.payload)
             except json_in.JsonError as e:
@@ -265,7 +263,7 @@ class MqttApiService:
                                    "msg": redact(str(e[3]))})
                 await self.logc.publish(self.root + "/log", line, 0)
 
-    async def _publish_dev_info(self, client, topic, qos=0):
+    def _redacted_snapshot(self):
         chunks = self.dev_info.snapshot()  # one chunk per device: the document never exists as one string
         n = 0
         for i in range(len(chunks)):
@@ -273,49 +271,49 @@ class MqttApiService:
             if b"://" in p and b"@" in p:  # the one redaction, on every published byte
                 p = chunks[i] = redact(p.decode()).encode()
             n += len(p)
+        return chunks, n
+
+    async def _publish_dev_info(self, client, topic, qos=0):
+        chunks, n = self._redacted_snapshot()
         return await client.publish_parts(topic, n, lambda: chunks, qos)
 
     async def _publish_info(self):
+        """One round of get/...: the peak is the dev_info snapshot (one chunk per device; MQTT needs the length
+        first). get/<dev_id> sends that device's chunk of the same snapshot instead of rendering it again, and
+        the snapshot is let go before the discovery configs (built one at a time) go out."""
         c = self.info
         if c is None or not c.is_connected():
             return
         root = self.root
-        await self._publish_dev_info(c, root + "/get/dev_info")
+        devs = self.dev_info.configs()  # the list the snapshot below is made of (no await between the two)
+        chunks, n = self._redacted_snapshot()
+        await c.publish_parts(root + "/get/dev_info", n, lambda: chunks, 0)
         await c.publish(root + "/get/params", redact(json.dumps(self.dev_info.params())))
         ha = self.store.get("mqtt_ha_discovery")
-        for dev in self.dev_info.configs():
+        for i in range(len(devs)):  # a device list changed meanwhile is published from the next round on
+            dev = devs[i]
             if dev.get("publish_mqtt") or ha:
-                await c.publish("%s/get/%s" % (root, dev["dev_id"]), redact(json.dumps(self.dev_info.device(dev))))
+                await c.publish("%s/get/%s" % (root, dev["dev_id"]), chunks[device_chunk(i)])
+        chunks = None  # the whole document need not outlive its round (the discovery below is the next peak)
         if ha and c.connects != self._ha_connects:
             self._ha_connects = c.connects  # again after every reconnect: the broker may have lost them
             await self._publish_discovery(c)
 
     async def _publish_discovery(self, c):
         node = self.root.replace("/", "_")
-        avail = self.root + "/status"
         for dev in self.dev_info.configs():
             dev_id = dev["dev_id"]
-            if dev_id[0] == "E":
-                sensors = (("state", "State", None, None), ("cur_charging_power", "Power", "W", "power"),
-                           ("total_energy", "Energy", "Wh", "energy"))
-            else:
-                sensors = (("power_w", "Power", "W", "power"), ("import", "Import", "Wh", "energy"),
-                           ("export", "Export", "Wh", "energy"))
+            sensors = _HA_EVSE if dev_id[0] == "E" else _HA_METER
+            # the device part and the topics are the same for its three sensors: rendered once
+            common = _HA_COMMON % (json.dumps("%s/get/%s" % (self.root, dev_id)), json.dumps(self.root + "/status"),
+                                   json.dumps("%s_%s" % (node, dev_id)), json.dumps(dev.get("name") or dev_id),
+                                   "chargepoint" if dev_id[0] == "E" else "meter")
             for key, label, unit, cls in sensors:
                 uid = "%s_%s_%s" % (node, dev_id, key)
-                cfg = {"name": label, "unique_id": uid, "object_id": uid,
-                       "state_topic": "%s/get/%s" % (self.root, dev_id),
-                       "value_template": "{{ value_json.%s }}" % key,
-                       "availability_topic": avail, "payload_available": "online",
-                       "payload_not_available": "offline",
-                       "device": {"identifiers": ["%s_%s" % (node, dev_id)],
-                                  "name": dev.get("name") or dev_id, "manufacturer": "LoadPilot",
-                                  "model": "chargepoint" if dev_id[0] == "E" else "meter"}}
-                if unit:
-                    cfg["unit_of_measurement"] = unit
-                    cfg["device_class"] = cls
-                    cfg["state_class"] = "total_increasing" if cls == "energy" else "measurement"
-                await c.publish("%s/sensor/%s/config" % (_HA_PREFIX, uid), redact(json.dumps(cfg)), 1, True)
+                extra = "" if unit is None else _HA_UNIT % (unit, cls, "total_increasing" if cls == "energy"
+                                                            else "measurement")
+                cfg = _HA_SENSOR % (label, json.dumps(uid), json.dumps(uid), key, common, extra)
+                await c.publish("%s/sensor/%s/config" % (_HA_PREFIX, uid), redact(cfg), 1, True)
 
     def _track_transaction(self):
         """E1 plug-in -> unplug from the pilot state (A = no car)."""

@@ -232,7 +232,7 @@ class EvseSlaveService:
                        # bit 8: 1p/3p switching while plugged in (evse.md); bit 9: bit 10 (2nd relay) is valid
                        s0_inputs=inputs | (1 << 9) | (0x100 if ev.phase_switching and
                                                       ev.sm.cfg.switch_when_plugged else 0))
-        pb.encode(self.pb_evse, pb.table("evse"), ev_vals)
+        pb.encode_map(self.pb_evse, "evse", ev_vals)
         for i, img in enumerate(self.pb_s0):
             m = ev.s0[i]
             prefix = "s0_%d_" % (i + 1)
@@ -246,13 +246,13 @@ class EvseSlaveService:
                         level=0 if inputs & (1 << i) else 1, meter_flags=0, energy_wh=m.energy_wh, power_w=m.power_w)
             for p in range(3):
                 vals["current_l%d_ma" % (p + 1)] = per_phase_ma if mask & (1 << p) else 0
-            pb.encode(img, pb.table("meter"), vals)
+            pb.encode_map(img, "meter", vals)
         cp_letter = v["cp"]
         session_wh, session_s = self.session.update(v, ev.s0[0].energy_wh if ev.s0 else 0, time.ticks_ms())
         dlm = s.get("dlm_operator_limit")
         om = {"firmware_version": ("%d.%02d" % (major, minor))[:4],  # "0.01" for 0.1.x
               "protocol_version": "1.0", "ocpp_status": _ocpp_status(v, c),
-              "cp_state": omcci.CP_STATE.get(cp_letter, 5), "cp_state_hex": 0x0A + omcci.CP_STATE.get(cp_letter, 5) - 1,
+              "cp_state": omcci.cp_state(cp_letter), "cp_state_hex": 0x0A + omcci.cp_state(cp_letter) - 1,
               "available": c.available, "safe_current_ma": s.get("omcci_safe_current"),
               "comm_timeout_s": s.get("omcci_comm_timeout"), "hw_current_limit_ma": ev.limits.hardware_ma,
               "operator_current_limit_ma": c.cur_limit_ma, "relays_state": (1 if v["contactor"] else 0)

@@ -46,11 +46,28 @@ PARAMS_60000 = (
 ROLE_STORAGE_HOME = const(5)
 ROLE_STORAGE_ALL = const(6)
 
-# model 213 float offsets we fill
-_A, _APH, _PHV, _PHVPH, _HZ, _W, _WPH, _VA, _VAR = 2, 4, 10, 12, 26, 28, 30, 36, 44
-_EXP_WH, _IMP_WH, _EVT = 60, 68, 124
+# model 213 float offsets we fill (const: inlined, no module global each)
+_A = const(2)
+_APH = const(4)
+_PHV = const(10)
+_PHVPH = const(12)
+_HZ = const(26)
+_W = const(28)
+_WPH = const(30)
+_VA = const(36)
+_VAR = const(44)
+_EXP_WH = const(60)
+_IMP_WH = const(68)
+_EVT = const(124)
 # model 113 float offsets we fill
-_E_A, _E_APH, _E_PHVPH, _E_W, _E_HZ, _E_VA, _E_WH, _E_ST = 2, 4, 16, 22, 24, 26, 32, 48
+_E_A = const(2)
+_E_APH = const(4)
+_E_PHVPH = const(16)
+_E_W = const(22)
+_E_HZ = const(24)
+_E_VA = const(26)
+_E_WH = const(32)
+_E_ST = const(48)
 
 
 def _f(x):
