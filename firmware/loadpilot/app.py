@@ -97,6 +97,7 @@ class App:
             self.ctl_handlers["proxy"] = lambda req: self.proxy.view()
         if self.evse is not None:
             self.ctl_handlers.update(self.evse.ctl_handlers())
+            self.ctl_handlers["evse_cmd"] = self._ctl_evse_cmd
             self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
         self.config.set("count_restart", self.config.get("count_restart") + 1)  # saved with the next commit
 
@@ -142,6 +143,13 @@ class App:
         except Exception as e:  # a bad EVSE pin must not take the manager and the APIs down with it
             self.evse = None
             self.log.error("evse", "local charge point disabled: %s: %s" % (type(e).__name__, e))
+
+    def _ctl_evse_cmd(self, req):
+        """The EVSE's control-socket commands; "enable" goes through the command layer to the one writer."""
+        if "enable" in req:
+            self.commands.evse_set({"charging_enable": 1 if req["enable"] else 0})
+            self.local.step(time.ticks_ms())
+        return self.evse.ctl_handlers()["evse_cmd"](req)
 
     def _ctl_site(self, req):
         """Readings pushed by the simulator or a test: {"readings": {"M1": {...}, ...}}."""

@@ -249,11 +249,10 @@ class EvseTask:
 
     def _ctl_cmd(self, req):
         res = {}
-        if "enable" in req:
-            self.set_enabled(req["enable"])
-        for src in ("modbus_ma", "manager_ma", "ocpp_ma", "fixed_ma"):
-            if src in req:
-                setattr(self.limits, src, None if req[src] is None else int(req[src]))
+        # enable and the modbus/manager/fixed limits have one writer, the local charge point's driver
+        # (devices/evse_local.py): the app routes "enable" through the command layer
+        if "ocpp_ma" in req:
+            self.limits.ocpp_ma = None if req["ocpp_ma"] is None else int(req["ocpp_ma"])
         if "phases" in req:
             res["phases"] = self.request_phases(int(req["phases"]))
         if "disconnect_cp_s" in req:
