@@ -257,13 +257,24 @@ def boot(variant, profile, heap, seconds, settle=3.0):
             time.sleep(settle)
             if failure(fw):
                 return {"ok": False, "why": failure(fw) + " at boot"}
-            st = fw.ctl("status", gc=True)
+            try:
+                st = fw.ctl("status", gc=True)
+            except (RuntimeError, OSError) as e:
+                time.sleep(0.5)
+                return {"ok": False, "why": (failure(fw) or "control socket: %s" % str(e).splitlines()[0])
+                        + " at boot"}
             traffic = None
             if seconds:
                 traffic = Traffic(fw, profile, ports, broker.port if broker else None)
                 traffic.run(seconds)
             why = failure(fw, traffic)
-            final = None if why else fw.ctl("status")
+            final = None
+            if not why:
+                try:
+                    final = fw.ctl("status")
+                except (RuntimeError, OSError) as e:
+                    time.sleep(0.5)
+                    why = failure(fw) or "control socket: %s" % str(e).splitlines()[0]
             return {"ok": why is None, "why": why, "boot": st["heap"], "tasks": [t["name"] for t in st["tasks"]],
                     "traffic": traffic, "final": final}
         finally:
@@ -293,6 +304,13 @@ def smallest_heap(variant, profile, live, probe_s):
 
 
 def measure(variant, profile, duration, probe_s, bisect=True):
+    try:
+        return _measure(variant, profile, duration, probe_s, bisect)
+    except Exception as e:  # one measurement that breaks must not lose the others
+        return {"variant": variant.name, "profile": profile, "boot_err": "%s: %s" % (type(e).__name__, e)}
+
+
+def _measure(variant, profile, duration, probe_s, bisect=True):
     base = BASELINE[profile][1]
     b = boot(variant, profile, BOOT_HEAP, 0)
     res = {"variant": variant.name, "profile": profile, "baseline": base}
