@@ -114,6 +114,7 @@ def build_unix32(mp_dir, frozen=True, quiet=False):
     if frozen:
         cmd.append("FROZEN_MANIFEST=" + manifest)
     _run(cmd, quiet)
+    os.makedirs(build_dir, exist_ok=True)
     with open(stamp, "w") as f:
         json.dump(want, f)
     return os.path.join(build_dir, "micropython")
