@@ -145,9 +145,9 @@ class Traffic:
 
     def _modbus(self, clients):
         from pymodbus.client import ModbusTcpClient
-        reads = [("sunspec", 40000, 70, 1), ("sunspec", 40000, 70, 2)]
-        if "pb" in self.ports:
-            reads += [("pb", 8000, 2, 1), ("pb", 8092, 4, 1)]
+        reads = [("sunspec", 40000, 70, 1)]  # SunSpec ID
+        if "pb" in self.ports:  # core and full: ID+1 has the devices that publish to Modbus; the Power Brain map
+            reads += [("sunspec", 40000, 70, 2), ("pb", 8000, 2, 1), ("pb", 8092, 4, 1)]
         if "omcci" in self.ports:
             reads.append(("omcci", 100, 10, 1))
         for name, addr, count, unit in reads:
