@@ -15,7 +15,7 @@ once with the firmware frozen into it (boards/manifest_unix.py, as `make firmwar
 reused when up to date, under build/unix32/).
 
 For each profile and variant it prints:
-  boot      live heap after boot: the loop settled, then gc.collect() (the status view's heap figures);
+  boot      live heap after boot: the loop settled (3 s, full 8 s), then gc.collect() (the status view);
   low live  the lowest free heap over a run of --duration s of traffic (Modbus reads on every server, MQTT
             publishes both ways, a charging session every 30 s through the control socket's `set_adc cp`),
             sampled after gc.collect() every 2 s, with -X heapsize at the board's heap;
@@ -239,7 +239,10 @@ class Variant:
         self.name, self.binary, self.main = name, binary, main
 
 
-def boot(variant, profile, heap, seconds, settle=3.0):
+SETTLE_S = {"bench": 3.0, "core": 3.0, "full": 8.0}  # full: 50 devices and their discovery topics come up first
+
+
+def boot(variant, profile, heap, seconds, settle=None):
     """Boot with -X heapsize=heap, settle, run `seconds` of traffic (0: none).
     -> dict(ok, why, boot (status heap after gc.collect), traffic)"""
     broker = Broker() if profile != "bench" else None
@@ -254,7 +257,7 @@ def boot(variant, profile, heap, seconds, settle=3.0):
             why = "MemoryError" if "MemoryError" in str(e) else str(e).splitlines()[0]
             return {"ok": False, "why": why + " at boot"}
         try:
-            time.sleep(settle)
+            time.sleep(SETTLE_S[profile] if settle is None else settle)
             if failure(fw):
                 return {"ok": False, "why": failure(fw) + " at boot"}
             try:
@@ -267,6 +270,8 @@ def boot(variant, profile, heap, seconds, settle=3.0):
             if seconds:
                 traffic = Traffic(fw, profile, ports, broker.port if broker else None)
                 traffic.run(seconds)
+                if traffic.error:
+                    time.sleep(0.5)  # the firmware's last words (a MemoryError traceback) reach its output
             why = failure(fw, traffic)
             final = None
             if not why:
