@@ -4,8 +4,9 @@ PY := $(VENV)/bin/python
 PORT ?=
 BOARD ?= esp32_devkit
 PYTEST_ARGS ?=
+MICROPY_DIR ?=
 
-.PHONY: setup test unit sim deploy bench clean
+.PHONY: setup test unit sim deploy bench firmware clean
 
 setup:
 	@bash tools/setup_host.sh
@@ -22,6 +23,10 @@ sim: setup
 deploy: setup
 	@test -n "$(PORT)" || (echo "usage: make deploy PORT=/dev/ttyUSB0 [BOARD=esp32_devkit]"; exit 2)
 	$(PY) tools/deploy.py --port $(PORT) --board $(BOARD)
+
+# the frozen image (docs/firmware.md): the 32-bit unix port always, the ESP32 image where ESP-IDF is installed
+firmware: setup
+	$(PY) tools/firmware.py --board $(BOARD) --micropython-dir "$(MICROPY_DIR)"
 
 bench: setup
 	@for b in tools/bench/*.py; do case $$b in *_mp.py|*/bus.py|*/overload.py) continue;; esac; echo "== $$b"; $(PY) $$b || exit 1; done

@@ -72,7 +72,8 @@ def _has_stored_config(fs_dir):
 class Firmware:
     """One firmware process. fs_dir stands for the device's filesystem (config lives there)."""
 
-    def __init__(self, board="unix_sim", fs_dir=None, env=None, main=None, ctl=True, mp_args=(), config=None):
+    def __init__(self, board="unix_sim", fs_dir=None, env=None, main=None, ctl=True, mp_args=(), config=None,
+                 binary=None):
         self.board = board if os.path.isabs(board) else os.path.join(BOARDS, board + ".json")
         self._tmp = None
         if fs_dir is None:
@@ -91,7 +92,10 @@ class Firmware:
             if config:
                 with open(installer_file, "w") as f:
                     json.dump(config, f)
+        # main: the boot script's path, or a list of interpreter arguments (["-m", "main"] runs a frozen main.py)
         self.main = main or os.path.join(FIRMWARE, "main.py")
+        # binary: the MicroPython unix binary to run (default: the venv's; e.g. a 32-bit build with a frozen image)
+        self.binary = binary
         self.ctl_port = free_port() if ctl else None
         self.env = dict(os.environ)
         self.env.update({"LOADPILOT_BOARD": self.board, "LOADPILOT_FS": fs_dir})
@@ -106,7 +110,8 @@ class Firmware:
         self._rfile = None
 
     def start(self, wait_ready=True, timeout=10):
-        self.proc = subprocess.Popen([micropython_binary()] + self.mp_args + [self.main], cwd=self.fs_dir,
+        main = list(self.main) if isinstance(self.main, (list, tuple)) else [self.main]
+        self.proc = subprocess.Popen([self.binary or micropython_binary()] + self.mp_args + main, cwd=self.fs_dir,
                                      env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      bufsize=1)
         # a reader thread owns stdout: select() on a buffered pipe misses lines already in the buffer
