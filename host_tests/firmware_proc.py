@@ -35,6 +35,27 @@ def free_port():
     return port
 
 
+def free_ports(n):
+    """A port p with p .. p+n-1 all free on loopback (the Power Brain map takes its port and the next two)."""
+    for _ in range(50):
+        p = free_port()
+        if p + n > 65535:
+            continue
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", p + i))
+                socks.append(s)
+            return p
+        except OSError:
+            pass
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no %d consecutive free ports" % n)
+
+
 def wait_for(fn, timeout=10.0, step=0.05):
     """Poll fn until it returns something true; return that, or the last (false) value after timeout."""
     deadline = time.monotonic() + timeout

@@ -1,35 +1,13 @@
 """The local charge point as a Modbus slave on the MicroPython binary: pymodbus drives the Power Brain map
 the way evcc's driver does, and the OMCCI map the way a home energy manager does."""
-import socket
 import time
 
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-from firmware_proc import Firmware, free_port, wait_for
+from firmware_proc import Firmware, free_port, free_ports, wait_for
 
 pytestmark = pytest.mark.mp
-
-
-def free_block(n):
-    """n consecutive free loopback ports (the Power Brain EVSE and its two S0 meters)."""
-    for _ in range(50):
-        base = free_port()
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + i))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no block of free ports")
-
-
 
 
 def boot(tmp_path, **cfg):
@@ -37,7 +15,7 @@ def boot(tmp_path, **cfg):
     # Charging Manager does not compete with the master (seeds/mqtt-api.md, docs/evse.md)
     config = {"modbus_tcp_port": free_port(), "commit_delay_s": 1, "lb_enabled": False}
     config.update(cfg)
-    base = config.setdefault("pb_tcp_port", free_block(3))
+    base = config.setdefault("pb_tcp_port", free_ports(3))
     om = config.setdefault("omcci_tcp_port", free_port())
     fw = Firmware(fs_dir=str(tmp_path), config=config).start()
     fw.pb, fw.om = base, om

@@ -30,10 +30,8 @@ import concurrent.futures
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,7 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 sys.path.insert(0, os.path.join(ROOT, "host_tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from firmware_proc import Firmware, free_port, wait_for  # noqa: E402
+from firmware_proc import Firmware, free_port, free_ports  # noqa: E402
 import deploy  # noqa: E402
 
 KB = 1024
@@ -54,33 +52,12 @@ BASELINE = {"bench": ("esp32_devkit", 112 * KB), "core": ("esp32_devkit", 112 * 
 BOOT_HEAP = "8M"  # for the boot figure: large enough for every variant, so it measures and never fails
 
 
-def free_port_run(n):
-    """A port p with p .. p+n-1 all free (the Power Brain map takes its port and the next two)."""
-    for _ in range(50):
-        p = free_port()
-        if p + n > 65535:
-            continue
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p + i))
-                socks.append(s)
-            return p
-        except OSError:
-            pass
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no %d consecutive free ports" % n)
-
-
 def profile_config(profile, broker_port=None):
     """-> (config.json for the profile, {server: port}). bench needs no broker; core and full need broker_port."""
     sunspec = free_port()
     if profile == "bench":
         return {"modbus_tcp_port": sunspec, "pb_tcp_port": 0}, {"sunspec": sunspec}
-    pb = free_port_run(3)
+    pb = free_ports(3)
     url = "mqtt://127.0.0.1:%d" % broker_port
     cfg = {"modbus_tcp_port": sunspec, "pb_tcp_port": pb, "mqtt_enabled": True, "mqtt_url": url,
            "mqtt_api_url": "mqtt", "mqtt_dev_info_url": "mqtt", "mqtt_publish_s": 1, "max_total_current": 32000}

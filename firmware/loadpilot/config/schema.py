@@ -585,18 +585,24 @@ def socket_error(need, uses, budget):
                                                               "; ".join("%s: %d" % u for u in uses))
 
 
-def _check_sockets(values, new, budget, whole):
-    blame = None
-    for k in _SOCKET_RELATED:
+def _first_set(keys, new):
+    """The first of keys that a change sets (the field an error names), or None."""
+    for k in keys:
         if k in new:
-            blame = k
-            break
+            return k
+    return None
+
+
+def _merged(values, new):
+    """get(key) over the settings as they would be after the change."""
+    return lambda k: new[k] if k in new else values[k]
+
+
+def _check_sockets(values, new, budget, whole):
+    blame = _first_set(_SOCKET_RELATED, new)
     if blame is None:
         return
-
-    def get(k):
-        return new[k] if k in new else values[k]
-
+    get = _merged(values, new)
     need, uses, _, _ = socket_plan(get, budget)
     # a change that frees sockets passes, so that a configuration over budget (stored on another board, or a
     # board's defaults) can be brought within it one setting at a time; a whole new configuration must fit
@@ -611,16 +617,10 @@ def check_together(values, new, ports=None, budget=None, whole=False):
     (not known: that rule is skipped). whole: new and the defaults in values are an installer's whole file."""
     if budget is not None:
         _check_sockets(values, new, budget, whole)
-    blame = None
-    for k in _PROXY_RELATED:
-        if k in new:
-            blame = k
-            break
+    blame = _first_set(_PROXY_RELATED, new)
     if blame is None:
         return
-
-    def get(k):
-        return new[k] if k in new else values[k]
+    get = _merged(values, new)
 
     text = get("modbus_proxy")
     if not text:
