@@ -46,3 +46,8 @@ def local_evse_id(devices, has_evse):
         if d["dev_id"] == LOCAL_DEFAULT_ID:
             taken = True
     return None if taken else LOCAL_DEFAULT_ID
+
+
+def plugged(state):
+    """A car is at the wallbox (B, C or D): the one rule sessions, authorization and overrides share."""
+    return ST_PLUGGED <= state <= ST_VENTILATION
