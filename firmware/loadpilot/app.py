@@ -44,10 +44,16 @@ class App:
         self.commands = Commands(self.config, self.log, self.evse_control)
         self.commands.site = self.site
         self.commands.setpoints = self.setpoints
+        self._whitelist = None
+        self.authorizer = None  # sessions/auth.Authorizer while authorization has something to do (else None)
+        self.manager = None
+        self.commands.whitelist = self.whitelist
+        self._authorization()
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
         self.manager = ManagerCycle(self.config, self.site, self.log, shed, self.setpoints, self.commands.overrides,
-                                    self.evse.limits.hardware_ma if self.evse is not None else 0)
+                                    self.evse.limits.hardware_ma if self.evse is not None else 0, self.authorizer)
+        self.config.subscribe(self._auth_changed)
         if self.evse is not None:
             from loadpilot.devices.evse_local import LocalEvse, LocalTask
             self.local = LocalTask(LocalEvse(self.evse, self.evse_control, self.config, self.log), self.site,
@@ -100,6 +106,34 @@ class App:
             self.ctl_handlers["evse_cmd"] = self._ctl_evse_cmd
             self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
         self.config.set("count_restart", self.config.get("count_restart") + 1)  # saved with the next commit
+
+    def whitelist(self):
+        """The local whitelist, read from flash on first use (sessions/whitelist.py)."""
+        if self._whitelist is None:
+            from loadpilot.sessions.whitelist import Whitelist
+            self._whitelist = Whitelist(self.fs_root, self.log)
+        return self._whitelist
+
+    def _auth_changed(self, key):
+        if key in ("devices", "free_charging") and self.authorizer is None:
+            self._authorization()
+
+    def _authorization(self):
+        """The authorizer, once free charging is on or a wallbox requires authorization; until then nothing
+        of sessions/auth.py is imported (docs/authorization.md). Once made, it stays (switched off it
+        authorizes every car as "open")."""
+        if self.config.get("free_charging") or any(d.get("auth_required") for d in self.config.peek("devices")):
+            from loadpilot.sessions.auth import Authorizer
+            a = self.authorizer = Authorizer(self.config, self.site, self.log, self.whitelist)
+            a.on_change = self._auth_granted
+            self.commands.authorizer = a
+            if self.manager is not None:
+                self.manager.authorizer = a
+                self.manager._start_limits()
+
+    def _auth_granted(self):
+        if self.manager is not None:
+            self.manager._redecide = True  # a car just authorized starts now, not at the end of the cycle
 
     def _socket_plan(self):
         """(need, uses, servers) of the running configuration (schema.socket_plan on the board's budget)."""

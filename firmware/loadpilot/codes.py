@@ -51,3 +51,17 @@ def local_evse_id(devices, has_evse):
 def plugged(state):
     """A car is at the wallbox (B, C or D): the one rule sessions, authorization and overrides share."""
     return ST_PLUGGED <= state <= ST_VENTILATION
+
+
+# how a session was authorized (Authorizer.auth_of; the session journal records it; docs/authorization.md)
+AUTH_FREE = "free"              # free charging is on: every car charges at once
+AUTH_OPEN = "open"              # the wallbox does not require authorization
+AUTH_ENTER_RFID = "enter_rfid"  # an RFID or PIN from the whitelist, given with enter_rfid
+AUTH_HTTP_INPUT = "http_input"  # an RFID from the whitelist, read by the wallbox itself (HTTP-input "rfid")
+AUTH_DOUBT = "doubt"            # the ID could not be checked and "if in doubt allow charging" is on
+# what get_dev_info "auth" shows for a wallbox
+AUTH_STATES = ("none", "waiting", "timeout", "authorized")
+AUTH_NONE = const(0)        # no car, nothing pending
+AUTH_WAITING = const(1)     # a car waits for an RFID/PIN
+AUTH_TIMEOUT = const(2)     # it waited longer than the vehicle connection timeout (still accepts an ID)
+AUTH_AUTHORIZED = const(3)  # authorized (or pre-authorized, waiting for the car)

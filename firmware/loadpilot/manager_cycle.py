@@ -50,8 +50,10 @@ def chargepoint_configs(devices, local_id, local_max_ma):
 
 
 class ManagerCycle:
-    def __init__(self, store, site, log, shed_input=None, setpoints=None, overrides=None, local_max_ma=32000):
+    def __init__(self, store, site, log, shed_input=None, setpoints=None, overrides=None, local_max_ma=32000,
+                 authorizer=None):
         self.store = store
+        self.authorizer = authorizer  # sessions/auth.Authorizer, or None: every car may charge
         self.site = site
         self.log = log
         self.shed_input = shed_input  # the board's load_shed input, or None
@@ -125,10 +127,13 @@ class ManagerCycle:
         reconfiguration, and every cycle, since the percent, the schedule and shedding move it."""
         cps = self.msite.chargepoints
         others = len(cps) > 1
+        a = self.authorizer
         for cp in cps:
             d = self.site.device(cp.dev_id)
             if d is not None:
-                d.safe_ma = start_limit_ma(cp, self.params, self.msite, others)
+                # a box that waits for authorization offers nothing, not even before the manager decides
+                d.safe_ma = start_limit_ma(cp, self.params, self.msite, others) \
+                    if a is None or a.allowed(cp.dev_id) else 0
 
     def _fresh(self, dev, now):
         r = dev.reading
@@ -180,6 +185,13 @@ class ManagerCycle:
                 cp.can_switch_phases = d.can_switch_phases
             cp.measured_ma = d.reading.current_ma if fresh else None
             self._override(cp, i, d)
+            a = self.authorizer
+            if a is not None:
+                if d is not None:
+                    a.observe(cp.dev_id, d.status, now)  # plug-in and unplug end or start an authorization
+                cp.authorized = a.allowed(cp.dev_id)
+            else:
+                cp.authorized = True
 
     def _override(self, cp, i, d):
         """override_device for this transaction: C disables charging, mamps lowers the maximum; both end when
@@ -256,7 +268,7 @@ class ManagerCycle:
             # override_device C or mamps (cp.enabled, cp.max_ma) holds over the ctl set-point
             phase_only = cur is None and ena is None
             cur = cur if cur is not None else cp.min_ma
-            sp = [None if phase_only else (ena != 0 and cp.enabled), cur if cur < cp.max_ma else cp.max_ma,
+            sp = [None if phase_only else (ena != 0 and cp.enabled and cp.authorized), cur if cur < cp.max_ma else cp.max_ma,
                   phs or 0]
             self.setpoints[cp.dev_id] = sp
             d = self.site.device(cp.dev_id)

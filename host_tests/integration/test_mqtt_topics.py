@@ -142,11 +142,11 @@ def test_set_meter_and_wallbox_then_timeout(env):
     assert m2["power_w"] == 2310 + 2320 + 2330  # no power_w sent: V x I per phase
     n = len(obs.messages)
     obs.publish(R + "/set/E2", json.dumps({"state": 3, "max_charging_current": 16000, "current": [8000, 8000, 0],
-                                           "total_energy": 4711, "model": "Box", "rfid": "99"}))
+                                           "total_energy": 4711, "model": "Box", "rfid": "0a:0b:0c:99"}))
     ans = last_json(obs, R + "/set_res/E2", after=n)
     assert ans == {"device_enabled": True, "charging_enabled": True, "paused": False, "charging_current": 16000}
     e2 = last_json(obs, R + "/get/E2", lambda v: v["total_energy"] == 4711)
-    assert e2["state"] == 3 and e2["phases"] == 3 and e2["rfid"] == "99" and e2["com_err"] is False
+    assert e2["state"] == 3 and e2["phases"] == 3 and e2["rfid"] == "0A0B0C99" and e2["com_err"] is False
     # no more data: after http_input_timeout_s (5 s here) the devices show com_err and E2 goes offline
     e2 = last_json(obs, R + "/get/E2", lambda v: v["com_err"], timeout=12)
     assert e2["state"] == 6
@@ -175,7 +175,7 @@ def test_api_commands_and_volatile_prc(env):
     assert api(obs, "cmd=get_params")["max_total_cur_prc"] == 40
     assert api(obs, "cmd=set_cm_vars&name=x&val=7") == {"ok": True}
     assert api(obs, "cmd=get_cm_vars") == {"x": 7}
-    assert api(obs, "cmd=enter_rfid&rfid=5678&dev_id=E2") == {"ok": True, "dev_id": "E2"}
+    assert api(obs, "cmd=enter_rfid&rfid=56781234&dev_id=E2") == {"ok": True, "dev_id": "E2"}
     assert api(obs, "cmd=override_device&dev_id=E2&mamps=9000&flags=C") == {"ok": True}
 
     def answer():  # one set/E2 message after the manager's next cycle, and its set_res
@@ -192,7 +192,7 @@ def test_api_commands_and_volatile_prc(env):
     assert ans["charging_current"] == 9000 and ans["charging_enabled"] is True  # mamps holds
     info = api(obs, "cmd=get_dev_info")  # streamed in chunks on api_res
     e2 = dev(info, "E2")
-    assert e2["rfid"] == "5678" and e2["override"]["mamps"] == 9000 and info["params"]["max_total_cur_prc"] == 40
+    assert e2["rfid"] == "56781234" and e2["override"]["mamps"] == 9000 and info["params"]["max_total_cur_prc"] == 40
     # set_params with a persistent key is saved (dirty) as before
     assert api(obs, "cmd=set_params", json.dumps({"reserve_current": 1000}))["changed"] == ["reserve_current"]
     assert fw.ctl("config_get")["dirty"] is True
@@ -203,7 +203,7 @@ def test_api_commands_and_volatile_prc(env):
     ("cmd=set_params", json.dumps({"max_total_cur_prc": "half"}), "max_total_cur_prc"),
     ("cmd=set_params", json.dumps({"max_total_cur_prc": 150}), "max_total_cur_prc"),
     ("cmd=reboot_now", "", "unknown command"),
-    ("cmd=enter_rfid&rfid=1234&dev_id=E9", "", "unknown device"),
+    ("cmd=enter_rfid&rfid=12345678&dev_id=E9", "", "unknown device"),
     ("cmd=override_device&dev_id=E2&mamps=900000", "", "mamps"),
     ("cmd=set_cm_vars&name=x&val=abc", "", "expected a number"),
 ])

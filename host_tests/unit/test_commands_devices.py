@@ -51,11 +51,11 @@ def test_http_input_meter_and_wallbox(cmds):
     assert m["power_w"] == 231 * 10001 // 1000 + 232 * 10002 // 1000 + 233 * 10003 // 1000  # V x I per phase
     cmds.http_input("M2", {"power_w": 1500, "is_va": True})
     assert cmds.site.device("M2").reading.power_va == 1500
-    ans = pushed(cmds, "E2", {"state": 3, "current": [16000], "total_energy": 99, "rfid": "42"})
+    ans = pushed(cmds, "E2", {"state": 3, "current": [16000], "total_energy": 99, "rfid": "0a0b0c42"})
     # observation mode, no ctl set-point: the box's own maximum under the house connection
     assert ans == {"device_enabled": True, "charging_enabled": True, "paused": False, "charging_current": 20000}
     e = cmds.dev_info.device(cmds.dev_info.config_of("E2"))
-    assert (e["state"], e["total_energy"], e["phases"], e["rfid"]) == (3, 99, 1, "42")
+    assert (e["state"], e["total_energy"], e["phases"], e["rfid"]) == (3, 99, 1, "0A0B0C42")  # the normal form
 
 
 @pytest.mark.parametrize("dev_id, obj, msg", [
@@ -67,6 +67,7 @@ def test_http_input_meter_and_wallbox(cmds):
     ("M2", [1], "JSON object"),
     ("E2", {"state": 7}, "state"),
     ("E2", {"state": 3, "max_charging_current": -1}, "max_charging_current"),
+    ("E2", {"state": 3, "rfid": "42"}, "not a valid ID"),
     ("E3", {"state": 1}, "not an HTTP-input device"),
     ("M9", {}, "unknown device"),
 ])
@@ -80,7 +81,7 @@ def test_bad_http_input_changes_nothing(cmds, dev_id, obj, msg):
 
 
 def test_override_and_rfid_take_effect_and_end_at_unplug(cmds):
-    assert cmds.execute("cmd=enter_rfid&rfid=5678&dev_id=E2") == {"ok": True, "dev_id": "E2"}
+    assert cmds.execute("cmd=enter_rfid&rfid=56781234&dev_id=E2") == {"ok": True, "dev_id": "E2"}
     assert cmds.execute("cmd=override_device&dev_id=E2&flags=C&mamps=8000") == {"ok": True}
     ans = pushed(cmds, "E2", {"state": 2})
     assert ans["charging_current"] == 0 and ans["charging_enabled"] is False
@@ -92,7 +93,8 @@ def test_override_and_rfid_take_effect_and_end_at_unplug(cmds):
     assert cmds.overrides == {}
     for q in ("cmd=enter_rfid&rfid=12ab&dev_id=E2", "cmd=enter_rfid&rfid=1&dev_id=M2",
               "cmd=override_device&dev_id=E2&flags=X", "cmd=override_device&dev_id=E2&mamps=-5",
-              "cmd=enter_rfid&rfid=1"):  # two wallboxes: no automatic assignment
+              "cmd=enter_rfid&rfid=5678",  # a 2-byte PIN: not a valid ID
+              "cmd=enter_rfid&rfid=11223344"):  # two wallboxes: no automatic assignment
         with pytest.raises(CommandError):
             cmds.execute(q)
 

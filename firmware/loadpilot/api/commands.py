@@ -84,6 +84,8 @@ class Commands:
             "set_ajax_meter": self._q_set_ajax,
             "set_ajax_evse": self._q_set_ajax,
         }
+        for cmd in _WHITELIST_CMDS:
+            self._handlers[cmd] = self._q_whitelist
         # set by the app/services that own them; None: the commands that need them refuse
         self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info, the local dev_id)
         self.setpoints = {}    # dev_id -> [enable, current_ma, phases]: the manager's set-points (the app's dict)
@@ -93,6 +95,9 @@ class Commands:
         # mamps and ends them when the car is unplugged; E/e/U/u are recorded until charging rules exist
         self.overrides = {}
         self.http_info = {}    # dev_id -> {"model", "max_charging_current"} from HTTP-input messages
+        # authorization (docs/authorization.md): the app sets both; authorizer None = authorization is off
+        self.authorizer = None  # sessions/auth.Authorizer
+        self.whitelist = None   # callable -> sessions/whitelist.Whitelist, loaded on first use
 
     # ---- typed commands (Modbus and internal callers)
 
@@ -201,7 +206,9 @@ class Commands:
         if fn is None:
             raise CommandError("unknown command %r" % (cmd,))
         payload = None
-        if body:
+        if body and cmd == "whitelist_import":
+            payload = body  # CSV text, not JSON
+        elif body:
             try:
                 from loadpilot.api import json_in  # only where a command has a body (heap: off costs nothing)
                 payload = json_in.loads(body)  # size, depth and key limits: a clear error, never a crash
@@ -270,10 +277,19 @@ class Commands:
             raise CommandError("get_dev_info: not available")
         return self.dev_info.whole()
 
+    def _q_whitelist(self, args, payload):
+        from loadpilot.api import auth_commands
+        return auth_commands.whitelist_cmd(self, args, payload)
+
     def _q_enter_rfid(self, args, payload):
-        rfid = args.get("rfid", "")
-        if not rfid or len(rfid) > 20 or not rfid.isdigit():
-            raise CommandError("enter_rfid: rfid must be 1..20 digits")
+        from loadpilot.sessions import ids
+        try:
+            rfid = ids.normal(args.get("rfid", ""))  # RFID or PIN: the one normal form (docs/authorization.md)
+        except ids.IdError as e:
+            raise CommandError("enter_rfid: %s" % e)
+        if self.authorizer is not None:
+            from loadpilot.api import auth_commands
+            return auth_commands.enter_rfid(self, args)
         dev_id = args.get("dev_id")
         if dev_id is None:
             boxes = [d["dev_id"] for d in self.store.get("devices") if d["dev_id"][0] == "E"]
@@ -300,6 +316,10 @@ class Commands:
             if x != int(x) or not 0 <= x <= 80000:
                 raise CommandError("override_device: mamps must be an integer 0..80000 mA")
             mamps = int(x)
+        by = user = None
+        if "E" in flags.upper() or "U" in flags.upper():  # need the admin password or a user's RFID/PIN
+            from loadpilot.api import auth_commands
+            by, user = auth_commands.override_credentials(self, flags, args)
         o = self.overrides.get(dev_id) or {"mamps": None, "no_charging": False, "no_evse_rules": False,
                                             "no_user_rules": False}
         for f in flags:
@@ -307,9 +327,11 @@ class Commands:
             o[key] = f.isupper()
         if mamps is not None:
             o["mamps"] = mamps
+        if by is not None:
+            o["by"] = by  # "admin" or "rfid": who allowed E/e/U/u (the password itself is never kept)
         self.overrides[dev_id] = o
-        if args.get("rfid"):
-            self.rfids[dev_id] = args["rfid"]
+        if user is not None:
+            self.rfids[dev_id] = user
         return {"ok": True}
 
     def charging_enabled(self, dev_id):
@@ -401,9 +423,12 @@ class Commands:
                                                        _MA_LIMIT)
             if "total_energy" in obj:
                 r["import_wh"] = _int_in(obj["total_energy"], "total_energy", 0, _WH_LIMIT)
-            if "rfid" in obj:
-                if not isinstance(obj["rfid"], str) or len(obj["rfid"]) > 20:
-                    raise CommandError("http input: rfid must be a string of at most 20 characters")
+            if obj.get("rfid"):  # "" or null: no card
+                from loadpilot.sessions import ids
+                try:
+                    rfid = ids.normal(obj["rfid"])
+                except ids.IdError as e:
+                    raise CommandError("http input: rfid: %s" % e)
         try:
             self.site.push({dev_id: r}, time.ticks_ms() if now_ms is None else now_ms)
         except (ValueError, TypeError) as e:
@@ -413,7 +438,10 @@ class Commands:
         if dev_id[0] == "M":
             return {"ok": True}
         if obj.get("rfid"):
-            self.rfids[dev_id] = obj["rfid"]
+            self.rfids[dev_id] = rfid
+            if self.authorizer is not None:  # the box's own reader: authorizes its car (docs/authorization.md)
+                from loadpilot.api import auth_commands
+                auth_commands.reader_rfid(self, dev_id, rfid)
         return self.pushed_answer(dev_id, dev)
 
     # ---- MQTT ctl (observation mode)
@@ -465,6 +493,8 @@ class Commands:
         return {"ok": True}
 
 
+_WHITELIST_CMDS = ("whitelist_add", "whitelist_delete", "whitelist_clear", "whitelist_search", "whitelist_import",
+                   "whitelist_export")
 HTTP_INPUT = "http_input"  # driver name of devices fed from outside (HTTP set_ajax_*, MQTT set/<dev_id>)
 WAKEUP_S = 3          # ctl "wke": CP held off this long, which makes most cars resume charging
 _MA_LIMIT = 1000000

@@ -99,7 +99,9 @@ class DevInfo:
                         "total_energy": r.import_wh, "phases": _phase_bits(r.current_ma),
                         "state": ST_OFFLINE if err else st.status, "paused": st.paused,
                         "pause_time": st.pause_ms // 1000, "pause_min_time": self.site.min_pause_s,
-                        "rfid": c.rfids.get(dev_id, ""), "override": c.overrides.get(dev_id)})
+                        "rfid": c.rfids.get(dev_id, ""), "override": c.overrides.get(dev_id),
+                        # none / waiting / timeout / authorized (docs/authorization.md)
+                        "auth": c.authorizer.state_name(dev_id) if c.authorizer is not None else "none"})
             mcc = c.http_info.get(dev_id, {}).get("max_charging_current")
             if mcc is not None:
                 out["max_charging_current"] = mcc

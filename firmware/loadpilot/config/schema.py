@@ -98,6 +98,11 @@ FIELDS = (
     ("http_input_timeout_s", "int", 60, 1, 3600, 0),  # a pushed device's push_timeout when it sets none (0)
     # access
     ("admin_pwd", "str", "", 0, 64, SECRET),
+    # authorization (seed: AUTHORIZATION; docs/authorization.md); a wallbox requires it with "auth_required"
+    ("free_charging", "bool", False, 0, 0, 0),
+    ("free_charging_tag", "id_tag", "FREECHARGING", 0, 0, 0),  # seed "freecharging"; tags compare uppercase
+    ("auth_if_in_doubt", "bool", False, 0, 0, 0),  # an ID that cannot be checked is allowed
+    ("vehicle_connection_timeout_s", "int", 45, 1, 3600, 0),
     # store behaviour
     ("commit_delay_s", "int", 150, 1, 3600, 0),
     ("devices", "devices", [], 0, 50, 0),
@@ -129,6 +134,7 @@ DEVICE_FIELDS = (
     ("fail_safe_current", "int", 6000, 0, 80000, 0, "E"),  # mA the box falls back to when the master is silent
     ("fail_safe_secs", "int", 60, 0, 3600, 0, "E"),  # silence before that fallback, where the master sets it
     ("push_timeout", "int", 0, 0, 3600, 0, "EM"),  # pushed devices: s without data -> com_err; 0: http_input_timeout_s
+    ("auth_required", "bool", False, 0, 0, 0, "E"),  # charging only after an RFID/PIN (docs/authorization.md)
     ("group", "int", 0, 0, 16, 0, "EM"),  # load group for the manager; 0 = the site
     ("attach", "str", "", 0, 8, 0, "M"),  # meter measuring a wallbox: that box's dev_id, e.g. "E2"
     # meter_mqtt: a user-defined meter definition (reference/user-defined-meters.md, rtype 2), at most 4 KB
@@ -801,11 +807,19 @@ def _cm_var(value, row, path):
     return value
 
 
+def _id_tag(value, row, path):
+    from loadpilot.sessions import ids  # only when the tag is set
+    try:
+        return ids.tag(value)
+    except ids.IdError as e:
+        raise ConfigError(path, str(e))
+
+
 _CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
            "mqtt_broker": _mqtt_broker, "json_object": _json_object,
            "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
            "modbus_proxy": _modbus_proxy, "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits,
-           "number": _number, "setpoint": _setpoint, "cm_var": _cm_var}
+           "number": _number, "setpoint": _setpoint, "cm_var": _cm_var, "id_tag": _id_tag}
 
 
 def validate(key, value, path=None):

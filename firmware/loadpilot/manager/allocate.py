@@ -6,7 +6,8 @@
 # See docs/manager.md for the reasons and the decisions behind them.
 from .model import (NO_CAR, CHARGING, PV_ONLY, PV_MIN, UNLIMITED, R_OWN_MAX, R_IMBALANCE, R_GROUP,
                     R_FAILSAFE, R_PRIORITY_PAUSE, R_PAUSE_HOLD, R_DISABLED, R_NO_CAR, R_OBSERVE,
-                    R_CAR_DRAW, R_RAMP, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW, R_OPERATOR)
+                    R_CAR_DRAW, R_RAMP, R_FUSE, R_EVSE_TOTAL, R_SCHEDULE, R_SHEDDING, R_OVERDRAW, R_OPERATOR,
+                    R_AUTH)
 from micropython import const
 
 from .state import elapsed
@@ -136,6 +137,9 @@ def _candidates(cps, params, state, now_ms):
             continue
         if cp.state == NO_CAR:
             s.reason = R_NO_CAR
+            continue
+        if not cp.authorized:
+            s.reason = R_AUTH
             continue
         if cp.max_ma < cp.min_ma:
             s.reason = R_OWN_MAX

@@ -38,10 +38,11 @@ R_OBSERVE = const(15)        # load management off: observation mode, nothing is
 R_CAR_DRAW = const(16)       # car draws less than offered: capped at its draw + margin
 R_RAMP = const(17)           # slow up: increase limited this cycle
 R_OPERATOR = const(18)       # the operator's per-phase limit for all wallboxes (OMCCI 613-615)
+R_AUTH = const(19)           # the car waits for authorization (RFID/PIN; docs/authorization.md)
 
 REASON_NAMES = ("ok", "own_max", "fuse", "evse_total", "imbalance", "group", "pv", "schedule", "shedding",
                 "overdraw", "failsafe", "priority_pause", "pause_hold", "disabled", "no_car", "observe",
-                "car_draw", "ramp", "operator")
+                "car_draw", "ramp", "operator", "auth")
 
 UNLIMITED = const(0x3FFFFFFF)  # largest small int on 32-bit MicroPython: "no limit" without a bigint
 
@@ -53,6 +54,7 @@ class Chargepoint:
                  pv_mode=PV_OFF, fail_safe_ma=6000, can_switch_phases=False):
         self.dev_id = dev_id
         self.enabled = True
+        self.authorized = True          # False: a car here may not charge yet (sessions/auth.py)
         self.state = NO_CAR
         self.min_ma = min_ma
         self.max_ma = max_ma

@@ -1,0 +1,1 @@
+# charging sessions and authorization (docs/authorization.md)

@@ -1,0 +1,197 @@
+# Authorization of charging sessions (seed: AUTHORIZATION; docs/authorization.md). Per wallbox it keeps what
+# the manager needs to know: may the car there charge. The manager cycle reports each wallbox's state
+# (observe) and asks allowed(); an unauthorized car gets 0 with reason "auth". IDs arrive from enter_rfid
+# (present / present_any) and from a wallbox's own reader (HTTP-input "rfid") and are checked against the
+# local whitelist. Free charging, or a wallbox that does not require authorization, authorizes at plug-in.
+# Imported only when free charging is on or a wallbox requires authorization (app.py): off costs nothing.
+import time
+
+from loadpilot.codes import (AUTH_AUTHORIZED, AUTH_DOUBT, AUTH_FREE, AUTH_NONE, AUTH_OPEN, AUTH_STATES,
+                             AUTH_TIMEOUT, AUTH_WAITING, ST_WAITING, plugged)
+from loadpilot.sessions import ids
+
+
+class AuthError(ValueError):
+    pass
+
+
+class _Slot:
+    """One wallbox's authorization: state (codes.AUTH_*), who and how, and since when (ticks_ms)."""
+
+    def __init__(self):
+        self.state = AUTH_NONE
+        self.plugged = False
+        self.id_tag = None
+        self.method = None
+        self.since_ms = 0  # plug-in (waiting) or pre-authorization
+        self.refused = None  # the last ID refused here (logged once, not on every push)
+
+
+class Authorizer:
+    def __init__(self, store, site, log, whitelist):
+        self.store = store
+        self.site = site
+        self.log = log
+        self.whitelist = whitelist  # callable -> sessions.whitelist.Whitelist, loaded on first use
+        self.slots = {}  # dev_id -> _Slot, made when a car is first seen or an ID is presented
+        self.on_change = None  # called when a wallbox became authorized: the manager decides at once
+        self._apply_config()
+        store.subscribe(self._changed)
+
+    def _changed(self, key):
+        if key in ("devices", "free_charging", "free_charging_tag", "auth_if_in_doubt",
+                   "vehicle_connection_timeout_s"):
+            self._apply_config()
+
+    def _apply_config(self):
+        s = self.store
+        self.free = s.get("free_charging")
+        self.free_tag = s.get("free_charging_tag")
+        self.doubt = s.get("auth_if_in_doubt")
+        self.timeout_ms = s.get("vehicle_connection_timeout_s") * 1000
+        self.required = tuple(d["dev_id"] for d in s.peek("devices")
+                              if d["dev_id"][0] == "E" and d.get("auth_required"))
+
+    def requires(self, dev_id):
+        return not self.free and dev_id in self.required
+
+    # ---- the manager cycle (every cycle, every wallbox: allocates nothing but at plug-in)
+
+    def allowed(self, dev_id):
+        """May a car at dev_id charge (also before it is plugged in: the start limit is 0 otherwise)."""
+        if not self.requires(dev_id):
+            return True
+        s = self.slots.get(dev_id)
+        return s is not None and s.state == AUTH_AUTHORIZED
+
+    def observe(self, dev_id, status, now):
+        """The wallbox's state (codes.ST_*) this cycle. Unplugged (1) ends its authorization; an error or an
+        offline box keeps it (a comm glitch is not an unplug)."""
+        s = self.slots.get(dev_id)
+        if status == ST_WAITING:
+            if s is None:
+                return
+            if s.plugged:
+                if s.state != AUTH_AUTHORIZED:
+                    self.log.info("auth", "%s: car unplugged before authorization" % dev_id)
+                del self.slots[dev_id]
+            elif s.state == AUTH_AUTHORIZED and time.ticks_diff(now, s.since_ms) >= self.timeout_ms:
+                self.log.info("auth", "%s: no car within %d s: pre-authorization ended" % (dev_id, self.timeout_ms // 1000))
+                del self.slots[dev_id]
+            return
+        if not plugged(status):
+            return
+        if s is None:
+            s = self.slots[dev_id] = _Slot()
+        if not s.plugged:
+            s.plugged = True
+            if s.state == AUTH_AUTHORIZED:  # pre-authorized: this car is the one
+                self.log.info("auth", "%s: car plugged in, pre-authorized (%s)" % (dev_id, s.method))
+            elif self.requires(dev_id):
+                s.state = AUTH_WAITING
+                s.since_ms = now
+                self.log.info("auth", "%s: car plugged in, waiting for authorization" % dev_id)
+            else:
+                self._grant(dev_id, s, self.free_tag, AUTH_FREE if self.free else AUTH_OPEN, now)
+        elif s.state != AUTH_AUTHORIZED:
+            if not self.requires(dev_id):  # free charging switched on (or the box's requirement off) meanwhile
+                self._grant(dev_id, s, self.free_tag, AUTH_FREE if self.free else AUTH_OPEN, now)
+            elif s.state == AUTH_WAITING and time.ticks_diff(now, s.since_ms) >= self.timeout_ms:
+                s.state = AUTH_TIMEOUT
+                self.log.warn("auth", "%s: no authorization within the vehicle connection timeout (%d s)"
+                              % (dev_id, self.timeout_ms // 1000))
+
+    def _grant(self, dev_id, s, id_tag, method, now):
+        s.state = AUTH_AUTHORIZED
+        s.id_tag = id_tag
+        s.method = method
+        s.refused = None
+        if not s.plugged:
+            s.since_ms = now
+        if method not in (AUTH_FREE, AUTH_OPEN):
+            self.log.info("auth", "%s: authorized (%s)%s" % (dev_id, method, "" if s.plugged else
+                                                             ", waiting for the car"))
+        if self.on_change is not None:
+            self.on_change()
+
+    # ---- readers
+
+    def auth_of(self, dev_id):
+        """(id_tag, method) of the session at dev_id, or None while it is not authorized (or no car)."""
+        s = self.slots.get(dev_id)
+        if s is None or not s.plugged or s.state != AUTH_AUTHORIZED:
+            return None
+        return s.id_tag, s.method
+
+    def state_name(self, dev_id):
+        s = self.slots.get(dev_id)
+        return AUTH_STATES[s.state] if s is not None else AUTH_STATES[AUTH_NONE]
+
+    # ---- IDs presented (enter_rfid, a wallbox's reader)
+
+    def check(self, norm):
+        """-> AUTH_DOUBT if the ID could not be checked and doubt allows it, None if it is on the whitelist;
+        AuthError otherwise."""
+        try:
+            wl = self.whitelist()
+        except OSError as e:
+            wl = None
+            self.log.error("auth", "whitelist unreadable: %s" % e)
+        if wl is not None and wl.contains(norm):
+            return None
+        if wl is None or wl.damaged:
+            if self.doubt:
+                return AUTH_DOUBT
+            raise AuthError("ID %s could not be checked (whitelist damaged) and \"if in doubt allow charging\" "
+                            "is off" % norm)
+        raise AuthError("ID %s is not on the whitelist: charging stays locked" % norm)
+
+    def present(self, dev_id, text, method, now=None):
+        """An ID for dev_id. A waiting car is authorized; with no car there, the ID pre-authorizes the next
+        car plugged in within the vehicle connection timeout. -> (normal form, "authorized" | "pre-authorized"
+        | "already authorized"). IdError/AuthError: refused, nothing changed."""
+        now = time.ticks_ms() if now is None else now
+        norm = ids.normal(text)
+        st = self.site.device(dev_id)
+        if st is not None:
+            self.observe(dev_id, st.status, now)
+        s = self.slots.get(dev_id)
+        if s is not None and s.state == AUTH_AUTHORIZED and s.plugged:
+            return norm, "already authorized"
+        try:
+            how = self.check(norm)
+        except AuthError as e:
+            if s is None or s.refused != norm:
+                self.log.warn("auth", "%s: %s" % (dev_id, e))
+            if s is not None:
+                s.refused = norm
+            raise
+        if s is None:
+            s = self.slots[dev_id] = _Slot()
+        self._grant(dev_id, s, norm, how or method, now)
+        return norm, "authorized" if s.plugged else "pre-authorized"
+
+    def waiting(self):
+        """The wallbox whose car waits for authorization and was plugged in most recently, or None. A car
+        past the vehicle connection timeout is no candidate (it is reached with dev_id)."""
+        best = None
+        for dev_id in self.slots:
+            s = self.slots[dev_id]
+            if s.plugged and s.state == AUTH_WAITING and self.requires(dev_id):
+                if best is None or time.ticks_diff(s.since_ms, self.slots[best].since_ms) > 0:
+                    best = dev_id
+        return best
+
+    def present_any(self, text, method, now=None):
+        """enter_rfid without a device: the ID goes to the only waiting car, with several to the one plugged in
+        most recently. -> (dev_id, normal form, result)."""
+        now = time.ticks_ms() if now is None else now
+        norm = ids.normal(text)
+        self.check(norm)  # an unknown ID is refused before any car is chosen
+        dev_id = self.waiting()
+        if dev_id is None:
+            late = [d for d in self.slots if self.slots[d].state == AUTH_TIMEOUT]
+            raise AuthError("no car is waiting for authorization%s" % (
+                " (%s waited past the vehicle connection timeout: give dev_id)" % ", ".join(late) if late else ""))
+        norm, result = self.present(dev_id, norm, method, now)
+        return dev_id, norm, result
