@@ -257,3 +257,23 @@ def test_a_1_mb_csv_in_one_message_is_refused_by_size(env):
     ans = api(obs, "cmd=whitelist_import", b"11223344\n" * (1 << 17))
     assert "larger than 4096 bytes" in ans["error"]
     assert export_all(obs)[0] == before
+
+
+def test_switched_off_authorization_imports_nothing_and_every_car_charges():
+    """No wallbox requires authorization and free charging is off (the defaults): nothing of sessions/ is
+    imported, a car charges at once, and switching a box's requirement on at run time takes effect."""
+    with Firmware() as fw:
+        fw.ctl("set_adc", name="cp", mv=9000)
+        assert wait_for(lambda: fw.ctl("evse")["cp"] == "B")
+        fw.ctl("set_adc", name="cp", mv=6000)
+        assert wait_for(lambda: fw.ctl("board")["outputs"]["contactor"] == 1, timeout=6)
+        assert not [m for m in fw.ctl("modules") if m.startswith("loadpilot.sessions")]
+        fw.ctl("set_adc", name="cp", mv=12000)
+        fw.ctl("config_set", values={"devices": [{"dev_id": "E1", "driver": "evse_powerbrain", "address": "evse",
+                                                  "auth_required": True}]})
+        assert "loadpilot.sessions.auth" in fw.ctl("modules")
+        fw.ctl("set_adc", name="cp", mv=9000)
+        assert wait_for(lambda: fw.ctl("evse")["cp"] == "B")
+        fw.ctl("set_adc", name="cp", mv=6000)
+        assert wait_for(lambda: status_of(fw, "E1")["reason"] == "auth", timeout=8)
+        assert fw.ctl("board")["outputs"]["contactor"] == 0 and fw.ctl("evse")["offered_ma"] == 0
