@@ -268,8 +268,8 @@ class ManagerCycle:
             # override_device C or mamps (cp.enabled, cp.max_ma) holds over the ctl set-point
             phase_only = cur is None and ena is None
             cur = cur if cur is not None else cp.min_ma
-            sp = [None if phase_only else (ena != 0 and cp.enabled and cp.authorized), cur if cur < cp.max_ma else cp.max_ma,
-                  phs or 0]
+            on = ena != 0 and cp.enabled and cp.authorized  # a car waiting for authorization gets nothing
+            sp = [None if phase_only else on, cur if cur < cp.max_ma else cp.max_ma, phs or 0]
             self.setpoints[cp.dev_id] = sp
             d = self.site.device(cp.dev_id)
             if d is not None:

@@ -548,3 +548,17 @@ def test_a_car_that_does_not_draw_yields_its_place():
         assert [r.current_ma for r in res] == [0, 10000]
     rig.p.max_total_ma = 20000  # room for both: the idle car is offered current again
     assert rig.currents() == [10000, 10000]
+
+
+def test_a_car_waiting_for_authorization_gets_nothing_and_the_budget_goes_to_the_others():
+    a = Chargepoint("E1", max_ma=16000)
+    b = Chargepoint("E2", max_ma=16000)
+    a.state = b.state = PLUGGED
+    a.authorized = False
+    rig = Rig([a, b], max_total_ma=16000)
+    res = rig.step(3)
+    assert (res[0].current_ma, REASON_NAMES[res[0].reason], res[0].enabled) == (0, "auth", False)
+    assert res[1].current_ma == 16000  # the waiting car takes nothing from the site's budget
+    a.authorized = True  # authorized: it starts at once (no pause hold: it never charged)
+    res = rig.step()
+    assert res[0].current_ma >= 6000 and REASON_NAMES[res[0].reason] != "auth"

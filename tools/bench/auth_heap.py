@@ -1,9 +1,9 @@
-"""Resident heap of authorization on the MicroPython binary (the venv's 64-bit unix port running the
-firmware as .mpy files, compiled by mpy-cross into a temporary folder, as a deploy ships them). For each module: gc.mem_free() before and after its import, after
-gc.collect(); then a Whitelist with 0, 500 and 1,000 IDs and an Authorizer with three waiting cars. Beside
-them, in the same run, the baseline the whitelist's design avoids: the same IDs held as a set of strings.
-The 32-bit frozen figure of a module is about 1/4 of its 64-bit figure (docs/firmware.md); the whitelist's
-records are bytes (11 per ID) on both word sizes.
+"""Resident heap of authorization on the MicroPython binary: the venv's 64-bit unix port running the
+firmware as .mpy files, compiled by mpy-cross into a temporary folder as a deploy ships them. For each module:
+gc.mem_free() before and after its import, after gc.collect(); then a Whitelist with 0, 500 and 1,000 IDs and an
+Authorizer with three waiting cars. Beside them, in the same run, the baseline the whitelist's design avoids:
+the same IDs held as a set of strings. The 32-bit frozen figure of a module is about 1/4 of its 64-bit figure
+(docs/firmware.md); the whitelist's records are bytes (11 per ID) on both word sizes.
 
     .venv/bin/python tools/bench/auth_heap.py
 """

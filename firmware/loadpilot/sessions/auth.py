@@ -76,7 +76,8 @@ class Authorizer:
                     self.log.info("auth", "%s: car unplugged before authorization" % dev_id)
                 del self.slots[dev_id]
             elif s.state == AUTH_AUTHORIZED and time.ticks_diff(now, s.since_ms) >= self.timeout_ms:
-                self.log.info("auth", "%s: no car within %d s: pre-authorization ended" % (dev_id, self.timeout_ms // 1000))
+                self.log.info("auth", "%s: no car within %d s: pre-authorization ended"
+                              % (dev_id, self.timeout_ms // 1000))
                 del self.slots[dev_id]
             return
         if not plugged(status):

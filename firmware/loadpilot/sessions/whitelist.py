@@ -238,6 +238,8 @@ class _Import:
     def feed(self, data, max_entries):
         if isinstance(data, str):
             data = data.encode()
+        elif not isinstance(data, (bytes, bytearray)):
+            data = bytes(data)  # a memoryview from a transport
         self.size += len(data)
         if self.size > MAX_CSV_BYTES:
             raise WhitelistError("import: CSV larger than %d bytes (at line %d)" % (MAX_CSV_BYTES, self.line + 1))
