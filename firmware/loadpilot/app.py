@@ -58,6 +58,7 @@ class App:
             from loadpilot.devices.evse_local import LocalEvse, LocalTask
             self.local = LocalTask(LocalEvse(self.evse, self.evse_control, self.config, self.log), self.site,
                                    self.setpoints)
+            self.local.authorizer = self.authorizer
             self.local.step(time.ticks_ms())  # the start limit is in place before the first CP tick
         # the slave maps serve only a master on a port; the Site gets the box's readings from evse_local
         if self.evse is not None and any(self.config.get(k) for k in ("pb_tcp_port", "omcci_tcp_port",
@@ -127,9 +128,14 @@ class App:
             a = self.authorizer = Authorizer(self.config, self.site, self.log, self.whitelist)
             a.on_change = self._auth_granted
             self.commands.authorizer = a
+            if self.local is not None:
+                self.local.authorizer = a
+                self.local.step(time.ticks_ms())  # no car plugged in from now on gets the last set-point
             if self.manager is not None:
                 self.manager.authorizer = a
+                self.setpoints.clear()  # set-points of a time without authorization: start limits until it decides
                 self.manager._start_limits()
+                self.manager._redecide = True
 
     def _auth_granted(self):
         if self.manager is not None:

@@ -372,8 +372,9 @@ class ManagerCycle:
             while True:
                 self.cycle(time.ticks_ms())
                 waited = 0
-                # fast down: an overload or a changed setting skips the wait
-                while waited < CYCLE_MS and not self._redecide and not self._overloaded():
+                # fast down: an overload, a changed setting or an authorized car leaving skips the wait
+                while waited < CYCLE_MS and not self._redecide and not self._overloaded() and \
+                        (self.authorizer is None or not self.authorizer.sweep(self.site, time.ticks_ms())):
                     await asyncio.sleep_ms(FAST_CHECK_MS)
                     waited += FAST_CHECK_MS
         finally:

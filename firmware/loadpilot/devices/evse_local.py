@@ -14,6 +14,7 @@ from loadpilot.evse.state_machine import CHARGING, ERROR, IDLE
 
 PERIOD_MS = const(100)   # set-points reach the CP within this; the CP tick itself runs every 10 ms
 MIN_CURRENT_MA = const(6000)  # IEC 61851: below this a pilot cannot signal a current
+_OFF = (False, 0, 0)  # the set-point of a car that may not charge (waiting for authorization)
 
 
 class LocalEvse:
@@ -133,6 +134,7 @@ class LocalTask:
         self.driver = driver
         self.site = site
         self.setpoints = setpoints
+        self.authorizer = None  # sessions/auth.Authorizer when authorization is on (app.py)
 
     def step(self, now_ms):
         site = self.site
@@ -141,7 +143,13 @@ class LocalTask:
             self.driver.apply(None, 0, now_ms)
             return
         self.driver.poll(st, now_ms)
-        self.driver.apply(self.setpoints.get(site.local_id), st.safe_ma, now_ms)
+        sp = self.setpoints.get(site.local_id)
+        a = self.authorizer
+        if a is not None:  # its own car's plug and unplug, seen at once: a new car never gets the last one's set-point
+            a.observe(site.local_id, st.status, now_ms)
+            if not a.allowed(site.local_id):
+                sp = _OFF
+        self.driver.apply(sp, st.safe_ma, now_ms)
         site.version += 1
 
     async def run(self):

@@ -65,23 +65,26 @@ class Authorizer:
         return s is not None and s.state == AUTH_AUTHORIZED
 
     def observe(self, dev_id, status, now):
-        """The wallbox's state (codes.ST_*) this cycle. Unplugged (1) ends its authorization; an error or an
-        offline box keeps it (a comm glitch is not an unplug)."""
+        """The wallbox's state (codes.ST_*). Unplugged (1) ends its authorization; an error or an offline box
+        keeps it (a comm glitch is not an unplug). -> True when allowed(dev_id) went from yes to no."""
         s = self.slots.get(dev_id)
         if status == ST_WAITING:
             if s is None:
-                return
+                return False
+            was = s.state == AUTH_AUTHORIZED and self.requires(dev_id)
             if s.plugged:
                 if s.state != AUTH_AUTHORIZED:
                     self.log.info("auth", "%s: car unplugged before authorization" % dev_id)
                 del self.slots[dev_id]
-            elif s.state == AUTH_AUTHORIZED and time.ticks_diff(now, s.since_ms) >= self.timeout_ms:
+                return was
+            if s.state == AUTH_AUTHORIZED and time.ticks_diff(now, s.since_ms) >= self.timeout_ms:
                 self.log.info("auth", "%s: no car within %d s: pre-authorization ended"
                               % (dev_id, self.timeout_ms // 1000))
                 del self.slots[dev_id]
-            return
+                return was
+            return False
         if not plugged(status):
-            return
+            return False
         if s is None:
             s = self.slots[dev_id] = _Slot()
         if not s.plugged:
@@ -101,6 +104,18 @@ class Authorizer:
                 s.state = AUTH_TIMEOUT
                 self.log.warn("auth", "%s: no authorization within the vehicle connection timeout (%d s)"
                               % (dev_id, self.timeout_ms // 1000))
+        return False
+
+    def sweep(self, site, now):
+        """Between manager cycles (every 100 ms): the boxes that require authorization, observed at once. -> True
+        when one may no longer charge (its car left): the manager must decide now, so that the set-point of an
+        authorized car never reaches the next car plugged in before the cycle ends."""
+        moved = False
+        for dev_id in self.required:
+            d = site.device(dev_id)
+            if d is not None and self.observe(dev_id, d.status, now):
+                moved = True
+        return moved
 
     def _grant(self, dev_id, s, id_tag, method, now):
         s.state = AUTH_AUTHORIZED
