@@ -123,6 +123,7 @@ class Whitelist:
         return norm, True
 
     def clear(self):
+        self._import = None
         try:
             os.remove(self.path)
         except OSError as e:
@@ -133,6 +134,7 @@ class Whitelist:
         self.damaged = False
 
     def _append(self, op, rec):
+        self._import = None  # an import in progress merged into an older copy: it must start again
         if self.damaged:  # never append behind a damaged entry: rewrite first
             self._rewrite(self.recs)
         with open(self.path, "ab") as f:
