@@ -1,0 +1,31 @@
+"""The session journal on the real MicroPython binary, on littlefs over the counting, power-cuttable flash model
+(hal/flashdev.py), driven by the real tracker (session_flash_mp.py). Figures for humans: tools/bench/flash_wear.py."""
+import pytest
+
+from test_config_flash import run_mp
+
+pytestmark = pytest.mark.mp
+
+
+def test_power_cut_at_every_flash_operation_of_a_session_keeps_each_session_once():
+    rc, out, results = run_mp("import session_flash_mp as f\nf.report(f.power_cut())\n")
+    assert rc == 0, out
+    r = results[0]
+    assert r["failures"] == [], r["failures"][:10]
+    assert r["sessions"] == 3 and r["kept"] == 6  # the scenario's sessions, and older ones after a ring rollover
+    assert r["cut_points"] == 2 * (r["ops"] + 1) and r["ops"] >= 20
+    o = r["outcomes"]
+    # cuts land before a session started, while it was open (PowerLoss) and after it was closed
+    assert o["power_loss"] > 0 and o["closed"] > 0 and o["not_started"] > 0
+
+
+def test_a_day_of_sessions_writes_bounded_checkpoints():
+    rc, out, results = run_mp("import session_flash_mp as f\nf.report(f.wear_day())\n")
+    assert rc == 0, out
+    r = results[0]
+    assert r["sessions"] == 8
+    # 8 sessions of 32.4 kWh (3 h at 3 Wh/s) and 2 h idle: the start, one checkpoint per 0.1 kWh, and one per
+    # 15 minutes while idle; no more
+    per_session = 1 + 32400 // 100 + 2 * 3600 // 900
+    assert 8 * (per_session - 10) <= r["checkpoints"] <= 8 * per_session
+    assert r["erases"] < r["checkpoints"] // 10  # a checkpoint is a small program, rarely an erase
