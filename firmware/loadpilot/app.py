@@ -44,6 +44,8 @@ class App:
         self.commands = Commands(self.config, self.log, self.evse_control)
         self.commands.site = self.site
         self.commands.setpoints = self.setpoints
+        self.sessions = self._init_sessions(fs_root)
+        self.commands.sessions = self.sessions
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
         self.manager = ManagerCycle(self.config, self.site, self.log, shed, self.setpoints, self.commands.overrides,
@@ -90,6 +92,8 @@ class App:
                              "loop_reset": lambda req: self.monitor.reset(),  # measure a phase, not the boot
                              "modules": lambda req: loaded_modules()}  # features that are off import nothing
         self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
+        if self.sessions is not None:
+            self.ctl_handlers["sessions"] = lambda req: self.sessions.view()
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
@@ -124,6 +128,22 @@ class App:
                                    "point has no dev_id and offers no current")
         self.site.local_id = local
         self.site.configure(ids)
+
+    def _init_sessions(self, fs_root):
+        """The session journal (recovers sessions a power cut left open) and the tracker; a flash that cannot
+        hold it costs the history, not the charge point."""
+        from loadpilot.sessions.journal import Journal
+        from loadpilot.sessions.tracker import SessionTracker, wall_now
+        try:
+            return SessionTracker(self.site, Journal(fs_root, self.log, wall=wall_now), self.log, self._session_auth)
+        except OSError as e:
+            self.log.error("sessions", "session journal disabled: %s" % e)
+            return None
+
+    def _session_auth(self, dev_id):
+        """(idTag, method) of the car at dev_id for its session, from the authorizer when there is one."""
+        a = getattr(self, "authorizer", None)  # sessions/auth.py, made once authorization is configured
+        return a.auth_of(dev_id) if a is not None else None
 
     def _init_evse(self, board):
         from loadpilot.evse.control import EvseControl
@@ -191,6 +211,8 @@ class App:
             sup.spawn("evse", self.evse.run)
             sup.spawn("evse_local", self.local.run)
         sup.spawn("manager", self.manager.run)
+        if self.sessions is not None:
+            sup.spawn("sessions", self.sessions.run, critical=False)
         if self.hal.ctl_address() is not None:  # only the unix board has a host control socket
             sup.spawn("ctl", lambda: self.hal.serve_ctl(self.ctl_handlers), critical=False)
         if self.sunspec is not None:
@@ -319,6 +341,9 @@ def main(board_path="board.json", fs_root=""):
         asyncio.run(app.run())
     except KeyboardInterrupt:
         app.config.flush()  # a planned stop must not lose changes still inside the commit delay
+        if app.sessions is not None:
+            from loadpilot.codes import STOP_REBOOT
+            app.sessions.stop_all(STOP_REBOOT)  # journalled as a planned stop, not as a power loss at the next boot
         log.info("app", "stopped")
     finally:
         asyncio.new_event_loop()

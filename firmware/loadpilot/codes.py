@@ -66,7 +66,7 @@ STOP_REBOOT = const(5)
 STOP_DEAUTHORIZED = const(6)
 STOP_OTHER = const(7)
 
-# how a session's idTag was authorized (the authorizer's method codes; the journal stores the index, "" = not yet
-# known). A code not in this tuple is journalled as "other".
-AUTH_METHODS = ("", "free", "whitelist", "enter_rfid", "http_input", "doubt", "ocpp", "fixed", "modbus", "admin",
-                "other")
+# how a session was authorized (the authorizer's method codes, sessions/auth.py; the journal stores the index,
+# so new codes go at the end; "" = not yet known). A code not in this tuple is journalled as "other".
+AUTH_METHODS = ("", "free", "open", "enter_rfid", "http_input", "doubt", "whitelist", "ocpp", "fixed", "modbus",
+                "admin", "other")

@@ -3,13 +3,15 @@
 # test_session_flash.py and tools/bench/flash_wear.py; each entry point prints one line "RESULT <json>".
 import os
 
-from flash_sim_mp import BLOCKS, BLOCK_SIZE, mount, quiet_log, report  # noqa: F401 (report re-exported)
+import flash_sim_mp
+from flash_sim_mp import BLOCKS, BLOCK_SIZE, mount, quiet_log
 from loadpilot.codes import STOP_EV_DISCONNECTED, STOP_POWER_LOSS, STOP_REASONS
 from loadpilot.hal.flashdev import FlashBlockDevice
 from loadpilot.sessions.journal import Journal
 from loadpilot.sessions.tracker import SessionTracker
 from loadpilot.site import Site
 
+report = flash_sim_mp.report
 WALL0 = 1790000000  # a set clock (2026)
 
 
@@ -135,7 +137,7 @@ def _run(dev, point, cut=None, partial=True):
             elif what == "E2 plug":
                 e2.status = 3
             elif what == "E2 auth":
-                auth["E2"] = ("04A1B2C3", "whitelist")
+                auth["E2"] = ("04A1B2C3", "enter_rfid")
             elif what == "E2 unplug":
                 e2.status = 1
             elif what == "E1 unplug":

@@ -83,6 +83,8 @@ class Commands:
             "override_device": self._q_override_device,
             "set_ajax_meter": self._q_set_ajax,
             "set_ajax_evse": self._q_set_ajax,
+            "get_sessions": self._q_get_sessions,
+            "export_sessions": self._q_export_sessions,
         }
         # set by the app/services that own them; None: the commands that need them refuse
         self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info, the local dev_id)
@@ -93,6 +95,7 @@ class Commands:
         # mamps and ends them when the car is unplugged; E/e/U/u are recorded until charging rules exist
         self.overrides = {}
         self.http_info = {}    # dev_id -> {"model", "max_charging_current"} from HTTP-input messages
+        self.sessions = None   # loadpilot.sessions.tracker.SessionTracker (the journal and the open sessions)
 
     # ---- typed commands (Modbus and internal callers)
 
@@ -246,6 +249,32 @@ class Commands:
             self.set_cm_var(name, x)
         return {"ok": True}
 
+
+    # ---- charging history (sessions/history.py; docs/sessions.md)
+
+    def _history(self, cmd):
+        if self.sessions is None:
+            raise CommandError("%s: the session journal is not available" % cmd)
+        from loadpilot.sessions import history
+        return history
+
+    def _wall(self):
+        from loadpilot.sessions.tracker import wall_now
+        return wall_now()
+
+    def _q_get_sessions(self, args, payload):
+        """The dashboard figures, the open sessions and the newest n closed ones (n 0..20, default 10)."""
+        h = self._history("get_sessions")
+        n = _arg_int(args, "n", 0, 20, 10)
+        out = h.figures(self.sessions, self._wall())
+        out["latest"] = h.latest(self.sessions.journal, n)
+        return out
+
+    def _q_export_sessions(self, args, payload):
+        """The CSV of the sessions of the last `days` days (1..45, default 30), as a stream: each transport sends
+        its length() and then its parts() (MQTT: one api_res publish written chunk by chunk)."""
+        h = self._history("export_sessions")
+        return h.CsvExport(self.sessions.journal, self._wall(), _arg_int(args, "days", 1, 45, 30))
 
     # ---- devices (dev_id addressed)
 
@@ -476,6 +505,15 @@ def _int_in(v, name, lo, hi):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or not lo <= v <= hi:
         raise CommandError("%s must be a number %d..%d, got %r" % (name, lo, hi, v))
     return int(v)
+
+
+def _arg_int(args, key, lo, hi, default):
+    text = args.get(key)
+    if text is None:
+        return default
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise CommandError("%s must be an integer %d..%d, got %r" % (key, lo, hi, text))
+    return int(text)
 
 
 def _triple(v, name, lo, hi):

@@ -61,11 +61,13 @@ class Session:
         self.start_up_s = 0
         self.ckpt_up_s = 0
         self.ckpt_wh = 0
+        self.charge_ms = 0  # time in state C/D (OMCCI 718), this boot only
         self.dirty = False  # something worth a checkpoint now (idTag learned, clock set)
 
     def energy_wh(self):
         d = self.meter_end_wh - self.meter_start_wh
-        return d if d > 0 else 0  # a meter that was replaced or reset mid-session counts nothing
+        # a meter that was replaced or reset mid-session counts nothing; -1: the box has not reported yet
+        return d if d > 0 and self.meter_start_wh >= 0 else 0
 
     def duration_s(self):
         d = self.end_s - self.start_s

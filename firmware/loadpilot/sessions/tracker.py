@@ -10,7 +10,8 @@ import time
 
 from micropython import const
 
-from loadpilot.codes import STOP_EV_DISCONNECTED, STOP_OPEN, STOP_OTHER, ST_WAITING, plugged
+from loadpilot.codes import (STOP_EV_DISCONNECTED, STOP_OPEN, STOP_OTHER, ST_CHARGING, ST_VENTILATION, ST_WAITING,
+                             plugged)
 from loadpilot.sessions.journal import Session
 
 POLL_MS = const(250)
@@ -40,6 +41,7 @@ class SessionTracker:
         self.recovered = journal.recovered  # closed as PowerLoss at boot, for the listeners that come later
         self.up_s = 0          # uptime in s (time base of sessions while the clock is not set)
         self._up_ms = 0
+        self._dt_ms = 0        # since the last poll
         self._last_ms = None
         self._boxes = []       # the wallboxes' DeviceStates, rebuilt when the Site's device dict is replaced
         self._boxes_of = None
@@ -69,8 +71,10 @@ class SessionTracker:
     # ---- the poll
 
     def _tick(self, now_ms):
+        self._dt_ms = 0
         if self._last_ms is not None:
-            self._up_ms += time.ticks_diff(now_ms, self._last_ms)
+            self._dt_ms = time.ticks_diff(now_ms, self._last_ms)
+            self._up_ms += self._dt_ms
             while self._up_ms >= 1000:
                 self._up_ms -= 1000
                 self.up_s += 1
@@ -100,18 +104,22 @@ class SessionTracker:
                 if plugged(st):
                     self._start(d)
                 continue
+            r = d.reading
+            if r.updated_ms is not None:  # the unplugging poll's reading still counts
+                if s.meter_start_wh < 0:  # the box had not reported when the car came: its first reading starts
+                    s.meter_start_wh = s.ckpt_wh = r.import_wh
+                s.meter_end_wh = r.import_wh
             if st == ST_WAITING:
                 self._end(s, STOP_EV_DISCONNECTED)
                 continue
-            r = d.reading
-            if r.updated_ms is not None:
-                s.meter_end_wh = r.import_wh
+            if st == ST_CHARGING or st == ST_VENTILATION:
+                s.charge_ms += self._dt_ms  # OMCCI 718: the time it charged
             if plugged(st):
                 a = d.alloc_ma
                 s.last_ma = a
                 if a > s.peak_ma:
                     s.peak_ma = a
-            if not s.id_tag and self.auth_of is not None:
+            if not s.method and self.auth_of is not None:  # asked until the authorizer knows
                 self._auth(s)
             wh = s.meter_end_wh - s.ckpt_wh
             age = self.up_s - s.ckpt_up_s
@@ -120,9 +128,9 @@ class SessionTracker:
 
     def _auth(self, s):
         a = self.auth_of(s.dev_id)
-        if a is not None and a[0]:
-            s.id_tag = a[0]
-            s.method = a[1] or ""
+        if a is not None and a[1]:
+            s.id_tag = a[0] or ""  # free charging and boxes without authorization have no idTag
+            s.method = a[1]
             s.dirty = True
 
     def _clock_check(self):
@@ -160,7 +168,7 @@ class SessionTracker:
         if not s.wall:
             self._no_clock += 1
         s.start_up_s = self.up_s
-        s.meter_start_wh = s.meter_end_wh = d.reading.import_wh
+        s.meter_start_wh = s.meter_end_wh = d.reading.import_wh if d.reading.updated_ms is not None else -1
         s.peak_ma = s.last_ma = d.alloc_ma
         if self.auth_of is not None:
             self._auth(s)
