@@ -93,7 +93,7 @@ class App:
                              "modules": lambda req: loaded_modules()}  # features that are off import nothing
         self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
         if self.sessions is not None:
-            self.ctl_handlers["sessions"] = lambda req: self.sessions.view()
+            self.ctl_handlers["sessions"] = self._ctl_sessions
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
@@ -139,6 +139,10 @@ class App:
         except OSError as e:
             self.log.error("sessions", "session journal disabled: %s" % e)
             return None
+
+    def _ctl_sessions(self, req):
+        from loadpilot.sessions import history
+        return history.status(self.sessions)
 
     def _session_auth(self, dev_id):
         """(idTag, method) of the car at dev_id for its session, from the authorizer when there is one."""

@@ -7,7 +7,8 @@ import flash_sim_mp
 from flash_sim_mp import BLOCKS, BLOCK_SIZE, mount, quiet_log
 from loadpilot.codes import STOP_EV_DISCONNECTED, STOP_POWER_LOSS, STOP_REASONS
 from loadpilot.hal.flashdev import FlashBlockDevice
-from loadpilot.sessions.journal import Journal
+from loadpilot.sessions.history import records, view
+from loadpilot.sessions.journal import Journal, Session
 from loadpilot.sessions.tracker import SessionTracker
 from loadpilot.site import Site
 
@@ -160,14 +161,22 @@ def _records(data, point):
     try:
         j = _journal(point, Clock())
         got = {}
-        for s in j.records():
-            got.setdefault(s.seq, []).append(s.copy())
+        for s in records(j):
+            got.setdefault(s.seq, []).append(_copy(s))
         left = [n for n in os.listdir(point + "/sessions") if n.startswith("o_")]
         again = _journal(point, Clock())  # a second boot: recovery left nothing to do
-        same = again.recovered == [] and [s.seq for s in again.records()] == [s.seq for s in j.records()]
+        same = again.recovered == [] and [s.seq for s in records(again)] == [s.seq for s in records(j)]
         return [s.seq for s in j.recovered], got, left, same
     finally:
         os.umount(point)
+
+
+def _copy(s):
+    c = Session()
+    for k in ("seq", "dev_id", "wall", "reason", "method", "start_s", "end_s", "meter_start_wh", "meter_end_wh",
+              "peak_ma", "last_ma", "id_tag", "hi_seq"):
+        setattr(c, k, getattr(s, k))
+    return c
 
 
 def _base():
@@ -238,7 +247,7 @@ def power_cut():
                 if seq in w.closed:
                     reason, wh = w.closed[seq]
                     if r is None or r[0].reason != reason or r[0].meter_end_wh != wh:
-                        failures.append("%s: closed session %d is %r" % (where, seq, r and r[0].view()))
+                        failures.append("%s: closed session %d is %r" % (where, seq, r and view(r[0])))
                     else:
                         outcomes["closed"] += 1
                 elif seq in w.tried:  # open at the cut (or closing)

@@ -328,8 +328,9 @@ class MqttApiService:
 
     def _on_session(self, s):
         """A session closed (sessions/tracker.py): its record on ta_log, QoS 1."""
+        from loadpilot.sessions.history import view
         self.transactions += 1
-        self._queue(self.ta, self.root + "/ta_log", json.dumps(s.view()), 1)
+        self._queue(self.ta, self.root + "/ta_log", json.dumps(view(s)), 1)
 
     async def run(self):
         next_info = time.ticks_ms()

@@ -31,7 +31,6 @@ _MAGIC = const(0x5A)
 _FMT = "<BBBBI4sIIIIIII20s"
 _F_WALL = const(1)
 _OTHER_METHOD = AUTH_METHODS.index("other")
-_BATCH = const(16)  # records per file read when iterating (1 KB buffer; no file stays open across a yield)
 
 SEG_RECORDS = const(64)
 MIN_SEGMENTS = const(17)   # 16 full segments + the one being filled: at least 1,024 closed sessions
@@ -72,21 +71,6 @@ class Session:
     def duration_s(self):
         d = self.end_s - self.start_s
         return d if d > 0 else 0
-
-    def view(self):
-        """The session as JSON-able dict (ta_log, get_sessions)."""
-        return {"seq": self.seq, "dev_id": self.dev_id, "start": self.start_s, "end": self.end_s,
-                "clock": self.wall, "duration_s": self.duration_s(), "meter_start_wh": self.meter_start_wh,
-                "meter_end_wh": self.meter_end_wh, "energy_wh": self.energy_wh(), "rfid": self.id_tag,
-                "auth": self.method, "reason": STOP_REASONS[self.reason], "peak_ma": self.peak_ma,
-                "last_ma": self.last_ma}
-
-    def copy(self):
-        s = Session()
-        for k in ("seq", "dev_id", "wall", "reason", "method", "start_s", "end_s", "meter_start_wh",
-                  "meter_end_wh", "peak_ma", "last_ma", "id_tag", "hi_seq"):
-            setattr(s, k, getattr(self, k))
-        return s
 
 
 def _u32(v):
@@ -274,42 +258,3 @@ class Journal:
         if now < 0 or n <= 0 or not (self._read(path, n - 1, self._buf, 1) and unpack(self._buf, s)) or not s.wall:
             return True
         return now - s.end_s > self.keep_s
-
-    # ---- reading
-
-    def snapshot(self):
-        """The journal's extent now: (segment numbers, records in the newest). records(snapshot) reads exactly
-        these records later, even if sessions were closed meanwhile (a streamed export counts, then sends)."""
-        return list(self.segments), self._tail_n
-
-    def records(self, snap=None):
-        """Closed sessions, oldest first. Yields one reused Session: copy() what must outlive the next step."""
-        segs, tail = snap or self.snapshot()
-        s = Session()
-        buf = bytearray(RECORD_SIZE * _BATCH)
-        mv = memoryview(buf)
-        last = len(segs) - 1
-        for i in range(len(segs)):
-            path = self._seg_path(segs[i])
-            limit = tail if i == last else self.seg_records
-            pos = 0
-            while pos < limit:
-                n = self._read(path, pos, buf, min(_BATCH, limit - pos))
-                if not n:
-                    break  # deleted by the ring meanwhile, or shorter than it should be
-                for k in range(n):
-                    if unpack(mv[k * RECORD_SIZE:(k + 1) * RECORD_SIZE], s):
-                        yield s
-                    else:
-                        self.bad += 1
-                pos += n
-
-    def count(self):
-        """Closed sessions on flash (the records the ring holds)."""
-        segs = self.segments
-        return 0 if not segs else (len(segs) - 1) * self.seg_records + self._tail_n
-
-    def view(self):
-        return {"dir": self.dir, "segments": len(self.segments), "records": self.count(), "hi_seq": self.hi_seq,
-                "appends": self.appends, "checkpoints": self.checkpoints, "bad": self.bad,
-                "recovered": len(self.recovered)}

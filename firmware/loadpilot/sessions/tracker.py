@@ -57,17 +57,6 @@ class SessionTracker:
         s = self.open.get(dev_id)
         return s if s is not None else self.last.get(dev_id)
 
-    def duration_s(self, s):
-        return self.up_s - s.start_up_s if s.reason == STOP_OPEN else s.duration_s()
-
-    def open_views(self):
-        out = []
-        for s in self.open.values():
-            v = s.view()
-            v["duration_s"] = self.duration_s(s)
-            out.append(v)
-        return out
-
     # ---- the poll
 
     def _tick(self, now_ms):
@@ -198,11 +187,6 @@ class SessionTracker:
         """Close every open session (a planned stop)."""
         for dev_id in list(self.open):
             self._end(self.open[dev_id], reason)
-
-    def view(self):
-        v = self.journal.view()
-        v.update({"open": len(self.open), "uptime_s": self.up_s, "errors": self.errors})
-        return v
 
     async def run(self):
         while True:
