@@ -92,10 +92,23 @@ def _scenario():
             (210, "E1 plug"), (230, "E1 unplug"), (240, "end"))
 
 
-class _Watch:
-    """Wraps a journal's writes: which sessions were durably started/checkpointed/closed before the cut."""
+class _CutDev(FlashBlockDevice):
+    """The chip, out of the circuit from the operation that loses power: the CPU stops there too, so nothing
+    after it may change the chip, and a file object's finalizer run by a later garbage collection (with the
+    heap locked) must not allocate (FlashBlockDevice.detach)."""
 
-    def __init__(self, j):
+    def _tick(self):
+        cut = FlashBlockDevice._tick(self)
+        if cut:
+            self.detached = True
+        return cut
+
+
+class _Watch:
+    """Wraps a journal's writes: which sessions were durably started/checkpointed/closed before the cut (an
+    operation counts only if the power was still on when it returned)."""
+
+    def __init__(self, j, dev):
         self.ckpt = {}    # seq -> meter_end_wh of its last checkpoint that returned
         self.tried = {}   # seq -> meter_end_wh of its last checkpoint attempted
         self.closed = {}  # seq -> (reason, meter_end_wh) of closes that returned
@@ -104,12 +117,14 @@ class _Watch:
         def checkpoint(s):
             self.tried[s.seq] = s.meter_end_wh
             cp(s)
-            self.ckpt[s.seq] = s.meter_end_wh
+            if dev.powered:
+                self.ckpt[s.seq] = s.meter_end_wh
 
         def close(s, reason):
             self.tried[s.seq] = s.meter_end_wh
             cl(s, reason)
-            self.closed[s.seq] = (reason, s.meter_end_wh)
+            if dev.powered:
+                self.closed[s.seq] = (reason, s.meter_end_wh)
         j.checkpoint = checkpoint
         j.close = close
 
@@ -121,7 +136,7 @@ def _run(dev, point, cut=None, partial=True):
     auth = {}
     j = _journal(point, clock)
     t = SessionTracker(site, j, quiet_log(), auth_of=lambda dev_id: auth.get(dev_id), wall=clock.wall)
-    w = _Watch(j)
+    w = _Watch(j, dev)
     meter_at = {}  # seq -> true meter at the moment of the cut (for the loss bound)
     if cut is not None:
         dev.cut_power_after(cut, partial)
@@ -147,10 +162,11 @@ def _run(dev, point, cut=None, partial=True):
             if d.status == 3:
                 d.reading.import_wh += step
                 d.alloc_ma = 16000 if step == 3 else 6000
-        if dev.powered:
-            for s in t.open.values():
-                meter_at[s.seq] = s.meter_end_wh
+        for s in t.open.values():
+            meter_at[s.seq] = s.meter_end_wh
         t.poll(sec * 1000)
+        if not dev.powered:
+            break  # the power is off: the CPU stops too
     return w, meter_at
 
 
@@ -217,7 +233,7 @@ def power_cut():
     outcomes = {"power_loss": 0, "closed": 0, "not_started": 0}
     for partial in (True, False):
         for k in range(ops + 1):
-            d = FlashBlockDevice(BLOCKS, BLOCK_SIZE, backing=bytearray(base))
+            d = _CutDev(BLOCKS, BLOCK_SIZE, backing=bytearray(base))
             mount(d, "/cut")
             w, meter_at = _run(d, "/cut", k, partial)
             d.detach()
@@ -269,3 +285,38 @@ def power_cut():
                         outcomes["power_loss" if s.reason == STOP_POWER_LOSS else "closed"] += 1
     return {"cut_points": points, "ops": ops, "sessions": len(sessions), "kept": len(kept), "outcomes": outcomes,
             "checkpoints_full_run": len(full.ckpt), "failures": failures}
+
+
+# ---- the tracker's steady state allocates nothing
+
+def steady_poll(polls=200):
+    """Two wallboxes with open sessions (one charging, one waiting for its car to draw), polled with the heap
+    locked: any allocation would raise MemoryError. Then a checkpoint is due and the heap is unlocked."""
+    import micropython
+    dev = FlashBlockDevice(BLOCKS, BLOCK_SIZE)
+    mount(dev, "/flash", mkfs=True)
+    clock = Clock()
+    site = _site(3)
+    t = SessionTracker(site, Journal("/flash", quiet_log(), wall=clock.wall), quiet_log(), wall=clock.wall)
+    e1, e2 = site.device("E1"), site.device("E2")
+    e1.status, e1.alloc_ma = 3, 16000
+    e2.status = 2
+    now = 0
+    t.poll(now)  # both sessions start (and are checkpointed) here
+    done = 0
+    error = None
+    micropython.heap_lock()
+    try:
+        for i in range(polls):
+            now += 250
+            e1.reading.import_wh += 1 if i % 8 == 0 else 0  # 0.5 Wh/s: no checkpoint in 50 s
+            e1.alloc_ma = 16000 - i % 2 * 1000
+            t.poll(now)
+            done += 1
+    except MemoryError as e:
+        error = repr(e)
+    finally:
+        micropython.heap_unlock()
+    res = {"polls": done, "error": error, "open": len(t.open), "checkpoints": t.journal.checkpoints}
+    os.umount("/flash")
+    return res

@@ -29,3 +29,11 @@ def test_a_day_of_sessions_writes_bounded_checkpoints():
     per_session = 1 + 32400 // 100 + 2 * 3600 // 900
     assert 8 * (per_session - 10) <= r["checkpoints"] <= 8 * per_session
     assert r["erases"] < r["checkpoints"] // 10  # a checkpoint is a small program, rarely an erase
+
+
+def test_polling_open_sessions_allocates_nothing():
+    rc, out, results = run_mp("import session_flash_mp as f\nf.report(f.steady_poll())\n")
+    assert rc == 0, out
+    r = results[0]
+    assert r["error"] is None and r["polls"] == 200 and r["open"] == 2
+    assert r["checkpoints"] == 2  # the two starts; nothing was due during the locked polls

@@ -74,7 +74,7 @@ class MqttApiService:
             log.add_listener(self._on_log)
         tracker = commands.sessions
         if self.ta is not None and tracker is not None:  # ta_log comes from the session journal
-            for s in tracker.recovered:  # closed as PowerLoss at this boot, before this service existed
+            for s in tracker.journal.recovered:  # closed as PowerLoss at this boot, before this service existed
                 self._on_session(s)
             tracker.listeners.append(self._on_session)
 

@@ -1,8 +1,8 @@
 # The session journal on flash (docs/sessions.md). Append-only and power-cut safe:
 # - a closed session is one 64-byte record (with a CRC32) appended to the newest segment file `sessions/jNNNNN`
-#   of SEG_RECORDS records (4 KB, one littlefs block); segments form a ring: the oldest is deleted only when a
-#   new one is needed and there are MIN_SEGMENTS already, and the oldest's sessions are older than KEEP_S or there
-#   are MAX_SEGMENTS already (at least 1,024 sessions, 45 days while they fit in 48 x 4 KB);
+#   of _SEG_RECORDS records (4 KB, one littlefs block); segments form a ring: the oldest is deleted only when a
+#   new one is needed and there are _MIN_SEGMENTS already, and the oldest's sessions are older than _KEEP_S or there
+#   are _MAX_SEGMENTS already (at least 1,024 sessions, 45 days while they fit in 48 x 4 KB);
 # - an open session is the same record in its own small file `sessions/o_<dev_id>`, rewritten at start and at
 #   each checkpoint (littlefs keeps a file this small inline in its directory's metadata: a checkpoint programs a
 #   few dozen bytes and erases nothing most of the time);
@@ -32,10 +32,10 @@ _FMT = "<BBBBI4sIIIIIII20s"
 _F_WALL = const(1)
 _OTHER_METHOD = AUTH_METHODS.index("other")
 
-SEG_RECORDS = const(64)
-MIN_SEGMENTS = const(17)   # 16 full segments + the one being filled: at least 1,024 closed sessions
-MAX_SEGMENTS = const(48)   # the flash budget: 48 x 4 KB
-KEEP_S = const(45 * 86400)
+_SEG_RECORDS = const(64)
+_MIN_SEGMENTS = const(17)   # 16 full segments + the one being filled: at least 1,024 closed sessions
+_MAX_SEGMENTS = const(48)   # the flash budget: 48 x 4 KB
+_KEEP_S = const(45 * 86400)
 
 
 class Session:
@@ -104,17 +104,20 @@ def unpack(buf, s):
 
 
 class Journal:
-    def __init__(self, root, log, wall=None, seg_records=SEG_RECORDS, min_segments=MIN_SEGMENTS,
-                 max_segments=MAX_SEGMENTS, keep_s=KEEP_S):
+    # the ring's shape (class values: a test gives a small ring to its own instance)
+    seg_records = _SEG_RECORDS
+    min_segments = _MIN_SEGMENTS
+    max_segments = _MAX_SEGMENTS
+    keep_s = _KEEP_S
+
+    def __init__(self, root, log, wall=None, **ring):
         """root: the filesystem root ("" = current directory); wall(): wall-clock seconds, or -1 while the clock
-        is not set (for the 45-day rule)."""
+        is not set (for the 45-day rule); ring: seg_records, min_segments, max_segments, keep_s."""
         self.dir = (root + "/" if root else "") + "sessions"
         self.log = log
         self.wall = wall or (lambda: -1)
-        self.seg_records = seg_records
-        self.min_segments = min_segments
-        self.max_segments = max_segments
-        self.keep_s = keep_s
+        for k in ring:
+            setattr(self, k, ring[k])
         self._buf = bytearray(RECORD_SIZE)
         self.hi_seq = 0        # the highest session number handed out
         self.segments = []     # segment numbers on flash, oldest first

@@ -3,7 +3,7 @@
 # codes.plugged(state) holds and ends when the box reports "waiting" (no car); error and offline hold it open,
 # since nobody knows whether the car left. While it is open the tracker follows the meter and the manager's
 # allocated current, asks the authorizer for the idTag, fixes the start up once the clock is set, and checkpoints
-# it to flash when the meter has advanced CKPT_WH, or CKPT_S have passed with energy delivered, or IDLE_CKPT_S
+# it to flash when the meter has advanced _CKPT_WH, or _CKPT_S have passed with energy delivered, or _IDLE_CKPT_S
 # have passed at all. A poll with nothing to write allocates nothing.
 import asyncio
 import time
@@ -14,10 +14,10 @@ from loadpilot.codes import (STOP_EV_DISCONNECTED, STOP_OPEN, STOP_OTHER, ST_CHA
                              plugged)
 from loadpilot.sessions.journal import Session
 
-POLL_MS = const(250)
-CKPT_WH = const(100)        # at most 0.1 kWh is lost at a power cut ...
-CKPT_S = const(60)          # ... and at most 60 s of charging
-IDLE_CKPT_S = const(900)    # a car that draws nothing: its end time is known within 15 minutes
+_POLL_MS = const(250)
+_CKPT_WH = const(100)        # at most 0.1 kWh is lost at a power cut ...
+_CKPT_S = const(60)          # ... and at most 60 s of charging
+_IDLE_CKPT_S = const(900)    # a car that draws nothing: its end time is known within 15 minutes
 # 2024-01-01 00:00 in this port's epoch (1970 on unix, 2000 on the ESP32): before it, the clock is not set
 CLOCK_SET_S = time.mktime((2024, 1, 1, 0, 0, 0, 0, 0))
 
@@ -29,6 +29,11 @@ def wall_now():
 
 
 class SessionTracker:
+    # the checkpoint rule (class values: the wear benchmark gives its instance an every-second baseline)
+    every_wh = _CKPT_WH
+    every_s = _CKPT_S
+    idle_s = _IDLE_CKPT_S
+
     def __init__(self, site, journal, log, auth_of=None, wall=wall_now):
         self.site = site
         self.journal = journal
@@ -38,7 +43,6 @@ class SessionTracker:
         self.open = {}         # dev_id -> open Session
         self.last = {}         # dev_id -> the Session closed last since boot (OMCCI 716/718 hold it until the next)
         self.listeners = []    # fn(session) after a session is journalled as closed (MQTT ta_log)
-        self.recovered = journal.recovered  # closed as PowerLoss at boot, for the listeners that come later
         self.up_s = 0          # uptime in s (time base of sessions while the clock is not set)
         self._up_ms = 0
         self._dt_ms = 0        # since the last poll
@@ -47,8 +51,6 @@ class SessionTracker:
         self._boxes_of = None
         self._no_clock = 0     # open sessions whose times are still uptime
         self.errors = 0
-        # the checkpoint rule (instance values so the wear benchmark can run its every-second baseline)
-        self.every_wh, self.every_s, self.idle_s = CKPT_WH, CKPT_S, IDLE_CKPT_S
 
     # ---- readers
 
@@ -191,4 +193,4 @@ class SessionTracker:
     async def run(self):
         while True:
             self.poll(time.ticks_ms())
-            await asyncio.sleep_ms(POLL_MS)
+            await asyncio.sleep_ms(_POLL_MS)
