@@ -320,3 +320,35 @@ def steady_poll(polls=200):
     res = {"polls": done, "error": error, "open": len(t.open), "checkpoints": t.journal.checkpoints}
     os.umount("/flash")
     return res
+
+
+# ---- the clock set during a session
+
+def clock_fixup():
+    """E1's session starts before the clock is set and ends after; E2's starts and ends before. -> both records."""
+    dev = FlashBlockDevice(BLOCKS, BLOCK_SIZE)
+    mount(dev, "/flash", mkfs=True)
+    wall = [-1]
+    site = _site(2)
+    t = SessionTracker(site, Journal("/flash", quiet_log(), wall=lambda: wall[0]), quiet_log(),
+                       wall=lambda: wall[0])
+    e1, e2 = site.device("E1"), site.device("E2")
+    ms = 0
+    for sec in range(400):  # E1 plugged at 10 s, the clock set at 100 s (to WALL0), E1 unplugged at 300 s
+        if sec == 10:
+            e1.status = 2
+        if sec == 20:
+            e2.status = 2
+        if sec == 50:
+            e2.status = 1
+        if sec == 100:
+            wall[0] = WALL0
+        elif wall[0] > 0:
+            wall[0] += 1
+        if sec == 300:
+            e1.status = 1
+        t.poll(ms)
+        ms += 1000
+    out = [view(s) for s in records(t.journal)]
+    os.umount("/flash")
+    return {"sessions": out, "wall0": WALL0}

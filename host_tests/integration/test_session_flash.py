@@ -37,3 +37,15 @@ def test_polling_open_sessions_allocates_nothing():
     r = results[0]
     assert r["error"] is None and r["polls"] == 200 and r["open"] == 2
     assert r["checkpoints"] == 2  # the two starts; nothing was due during the locked polls
+
+
+def test_a_start_before_the_clock_is_set_is_fixed_up_once_it_is():
+    rc, out, results = run_mp("import session_flash_mp as f\nf.report(f.clock_fixup())\n")
+    assert rc == 0, out
+    r = results[0]
+    e2, e1 = r["sessions"]  # E2 closed first
+    # E2 started and ended before the clock was set: uptime seconds, duration right, no date
+    assert (e2["dev_id"], e2["clock"], e2["start"], e2["duration_s"]) == ("E2", False, 20, 30)
+    # E1 started at uptime 10 s, 90 s before the clock was set to wall0 at uptime 100 s
+    assert (e1["dev_id"], e1["clock"], e1["start"], e1["duration_s"]) == ("E1", True, r["wall0"] - 90, 290)
+    assert e1["end"] == r["wall0"] + 200

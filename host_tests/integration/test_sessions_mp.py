@@ -106,6 +106,10 @@ def test_a_session_at_the_box_itself_on_omcci_and_ta_log(env):
     assert wait_for(lambda: u32(regs(om, 718, 2)) >= 1, timeout=5)
     r = regs(om, 707, 5)
     assert near(bcd_seconds(u32(r, 0)), day_seconds(plugged_at)) and u32(r, 3) == 0
+    # 720-729: the session's idTag once an authorizer gives one; without one, the user ID an OMCCI master wrote
+    with ModbusTcpClient("127.0.0.1", port=om) as c:
+        assert not c.write_registers(1110, [0x5441, 0x472D, 0x3700, 0], device_id=1).isError()  # "TAG-7"
+    assert bytes(b for w in regs(om, 720, 10) for b in (w >> 8, w & 0xFF)).rstrip(b"\0") == b"TAG-7"
     # the open session on get_sessions
     ans = api(obs, "cmd=get_sessions")
     assert [(s["dev_id"], s["energy_wh"], s["reason"]) for s in ans["open"]] == [("E1", 5, "")]

@@ -10,7 +10,7 @@ import time
 
 from micropython import const
 
-from loadpilot.codes import (STOP_EV_DISCONNECTED, STOP_OPEN, STOP_OTHER, ST_CHARGING, ST_VENTILATION, ST_WAITING,
+from loadpilot.codes import (STOP_EV_DISCONNECTED, STOP_OTHER, ST_CHARGING, ST_VENTILATION, ST_WAITING,
                              plugged)
 from loadpilot.sessions.journal import Session
 
