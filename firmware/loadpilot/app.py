@@ -44,8 +44,6 @@ class App:
         self.commands = Commands(self.config, self.log, self.evse_control)
         self.commands.site = self.site
         self.commands.setpoints = self.setpoints
-        self.sessions = self._init_sessions(fs_root)
-        self.commands.sessions = self.sessions
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
         self.manager = ManagerCycle(self.config, self.site, self.log, shed, self.setpoints, self.commands.overrides,
@@ -55,6 +53,8 @@ class App:
             self.local = LocalTask(LocalEvse(self.evse, self.evse_control, self.config, self.log), self.site,
                                    self.setpoints)
             self.local.step(time.ticks_ms())  # the start limit is in place before the first CP tick
+        self.sessions = self._init_sessions(fs_root)  # before the reporters that read it (OMCCI, ta_log)
+        self.commands.sessions = self.sessions
         # the slave maps serve only a master on a port; the Site gets the box's readings from evse_local
         if self.evse is not None and any(self.config.get(k) for k in ("pb_tcp_port", "omcci_tcp_port",
                                                                        "slave_rtu_port")):

@@ -79,23 +79,23 @@ class Commands:
             "get_cm_vars": self._q_get_cm_vars,
             "set_cm_vars": self._q_set_cm_vars,
             "get_dev_info": self._q_get_dev_info,
+            "get_sessions": self._q_get_sessions,
+            "export_sessions": self._q_export_sessions,
             "enter_rfid": self._q_enter_rfid,
             "override_device": self._q_override_device,
             "set_ajax_meter": self._q_set_ajax,
             "set_ajax_evse": self._q_set_ajax,
-            "get_sessions": self._q_get_sessions,
-            "export_sessions": self._q_export_sessions,
         }
         # set by the app/services that own them; None: the commands that need them refuse
         self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info, the local dev_id)
         self.setpoints = {}    # dev_id -> [enable, current_ma, phases]: the manager's set-points (the app's dict)
         self.dev_info = None   # loadpilot.api.dev_info.DevInfo
+        self.sessions = None   # loadpilot.sessions.tracker.SessionTracker (the journal and the open sessions)
         self.rfids = {}        # dev_id -> last RFID/PIN entered (enter_rfid, HTTP-input wallbox "rfid"); recorded
         # dev_id -> {"mamps", "no_charging", "no_evse_rules", "no_user_rules"}: the manager cycle applies C/c and
         # mamps and ends them when the car is unplugged; E/e/U/u are recorded until charging rules exist
         self.overrides = {}
         self.http_info = {}    # dev_id -> {"model", "max_charging_current"} from HTTP-input messages
-        self.sessions = None   # loadpilot.sessions.tracker.SessionTracker (the journal and the open sessions)
 
     # ---- typed commands (Modbus and internal callers)
 
