@@ -69,4 +69,3 @@ def local_evse_id(devices, has_evse):
 def plugged(state):
     """A car is at the wallbox (B, C or D): the one rule sessions, authorization and overrides share."""
     return ST_PLUGGED <= state <= ST_VENTILATION
-
