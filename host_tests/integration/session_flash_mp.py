@@ -352,3 +352,38 @@ def clock_fixup():
     out = [view(s) for s in records(t.journal)]
     os.umount("/flash")
     return {"sessions": out, "wall0": WALL0}
+
+
+# ---- the ring: at least min_segments, up to max_segments while the oldest are younger than keep_s
+
+def ring():
+    """Segments of 2 records, at least 3 and at most 5 segments, keep 1000 s. Sessions closed every 10 s fill
+    the ring to 5 segments (all young); 2000 s later the next new segment drops the old ones down to 3."""
+    dev = FlashBlockDevice(BLOCKS, BLOCK_SIZE)
+    mount(dev, "/flash", mkfs=True)
+    now = [WALL0]
+    j = Journal("/flash", quiet_log(), wall=lambda: now[0], seg_records=2, min_segments=3, max_segments=5,
+                keep_s=1000)
+    out = []
+
+    def close_one():
+        s = Session()
+        s.seq = j.next_seq()
+        s.dev_id = "E1"
+        s.wall = True
+        s.start_s = now[0] - 5
+        s.end_s = now[0]
+        j.close(s, STOP_EV_DISCONNECTED)
+        out.append((s.seq, len(j.segments), [x.seq for x in records(j)][0]))
+
+    for i in range(14):
+        now[0] += 10
+        close_one()
+    now[0] += 2000
+    for i in range(3):
+        close_one()
+    again = Journal("/flash", quiet_log(), wall=lambda: now[0], seg_records=2, min_segments=3, max_segments=5,
+                    keep_s=1000)
+    seqs = [x.seq for x in records(again)]
+    os.umount("/flash")
+    return {"steps": out, "after_boot": seqs}

@@ -49,3 +49,17 @@ def test_a_start_before_the_clock_is_set_is_fixed_up_once_it_is():
     # E1 started at uptime 10 s, 90 s before the clock was set to wall0 at uptime 100 s
     assert (e1["dev_id"], e1["clock"], e1["start"], e1["duration_s"]) == ("E1", True, r["wall0"] - 90, 290)
     assert e1["end"] == r["wall0"] + 200
+
+
+def test_the_ring_keeps_the_minimum_and_young_sessions_up_to_its_maximum():
+    rc, out, results = run_mp("import session_flash_mp as f\nf.report(f.ring())\n")
+    assert rc == 0, out
+    steps = {seq: (segments, oldest) for seq, segments, oldest in results[0]["steps"]}
+    # young sessions: the ring grows to its maximum of 5 segments (10 sessions), then drops the oldest
+    assert steps[10] == (5, 1)
+    assert steps[11] == (5, 3) and steps[14] == (5, 5)
+    # 2000 s later the oldest are older than keep_s: a new segment drops them down to the minimum of 3 (two
+    # full ones and the new one), and so does the next
+    assert steps[15] == (3, 11)
+    assert steps[17] == (3, 13)
+    assert results[0]["after_boot"] == list(range(13, 18))  # a boot reads the same ring
