@@ -126,6 +126,7 @@ class Journal:
         self.bad = 0           # records that failed their CRC (counted while reading)
         self.appends = 0
         self.checkpoints = 0
+        self._dir = False      # sessions/ exists
         self._boot()
 
     # ---- files
@@ -156,10 +157,10 @@ class Journal:
 
     def _boot(self):
         try:
-            os.mkdir(self.dir)
-        except OSError:
-            pass  # exists
-        names = os.listdir(self.dir)
+            names = os.listdir(self.dir)
+        except OSError:  # no session yet: the directory is made with the first one (a boot writes nothing)
+            return
+        self._dir = True
         segs = []
         opens = []
         for n in names:
@@ -223,8 +224,17 @@ class Journal:
         self.hi_seq += 1
         return self.hi_seq
 
+    def _mkdir(self):
+        if not self._dir:
+            try:
+                os.mkdir(self.dir)
+            except OSError:
+                pass  # exists
+            self._dir = True
+
     def checkpoint(self, s):
         """Write an open session's file (at start and at each checkpoint): one atomic file update."""
+        self._mkdir()
         pack(s, self._buf, self.hi_seq)
         with open(self._open_path(s.dev_id), "wb") as f:
             f.write(self._buf)
@@ -237,6 +247,7 @@ class Journal:
         self._remove(self._open_path(s.dev_id))
 
     def _append(self, s):
+        self._mkdir()
         if not self.segments or self._tail_n >= self.seg_records:
             self._new_segment()
         pack(s, self._buf, self.hi_seq)
