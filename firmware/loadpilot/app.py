@@ -7,7 +7,7 @@ import time
 
 from loadpilot import VERSION, board as board_mod, hal as hal_mod, mqtt as mqtt_mod
 from loadpilot.api.commands import Commands
-from loadpilot.codes import local_evse_id
+from loadpilot.codes import AUTH_OPEN, local_evse_id
 from loadpilot.config import ctl as config_ctl, schema
 from loadpilot.config.store import Store
 from loadpilot.log import Log
@@ -16,6 +16,7 @@ from loadpilot.modbus.pdu import Router
 from loadpilot.site import Site
 from loadpilot.supervisor import Supervisor
 
+_OPEN_AUTH = ("", AUTH_OPEN)  # a session where authorization is off: no idTag, every car may charge
 
 
 class App:
@@ -60,6 +61,8 @@ class App:
                                    self.setpoints)
             self.local.authorizer = self.authorizer
             self.local.step(time.ticks_ms())  # the start limit is in place before the first CP tick
+        self.sessions = self._init_sessions(fs_root)  # before the reporters that read it (OMCCI, ta_log)
+        self.commands.sessions = self.sessions
         # the slave maps serve only a master on a port; the Site gets the box's readings from evse_local
         if self.evse is not None and any(self.config.get(k) for k in ("pb_tcp_port", "omcci_tcp_port",
                                                                        "slave_rtu_port")):
@@ -97,6 +100,8 @@ class App:
                              "loop_reset": lambda req: self.monitor.reset(),  # measure a phase, not the boot
                              "modules": lambda req: loaded_modules()}  # features that are off import nothing
         self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
+        if self.sessions is not None:
+            self.ctl_handlers["sessions"] = self._ctl_sessions
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
@@ -165,6 +170,26 @@ class App:
         self.site.local_id = local
         self.site.configure(ids)
 
+    def _init_sessions(self, fs_root):
+        """The session journal (recovers sessions a power cut left open) and the tracker; a flash that cannot
+        hold it costs the history, not the charge point."""
+        from loadpilot.sessions.journal import Journal
+        from loadpilot.sessions.tracker import SessionTracker, wall_now
+        try:
+            return SessionTracker(self.site, Journal(fs_root, self.log, wall=wall_now), self.log, self._session_auth)
+        except OSError as e:
+            self.log.error("sessions", "session journal disabled: %s" % e)
+            return None
+
+    def _ctl_sessions(self, req):
+        from loadpilot.sessions import history
+        return history.status(self.sessions)
+
+    def _session_auth(self, dev_id):
+        """(idTag, method) of the car at dev_id for its session, from the authorizer when there is one."""
+        a = self.authorizer  # sessions/auth.py, made once authorization is configured
+        return a.auth_of(dev_id) if a is not None else _OPEN_AUTH  # authorization off: every car charges
+
     def _init_evse(self, board):
         from loadpilot.evse.control import EvseControl
         from loadpilot.evse.task import EvseTask
@@ -231,6 +256,8 @@ class App:
             sup.spawn("evse", self.evse.run)
             sup.spawn("evse_local", self.local.run)
         sup.spawn("manager", self.manager.run)
+        if self.sessions is not None:
+            sup.spawn("sessions", self.sessions.run, critical=False)
         if self.hal.ctl_address() is not None:  # only the unix board has a host control socket
             sup.spawn("ctl", lambda: self.hal.serve_ctl(self.ctl_handlers), critical=False)
         if self.sunspec is not None:
@@ -359,6 +386,9 @@ def main(board_path="board.json", fs_root=""):
         asyncio.run(app.run())
     except KeyboardInterrupt:
         app.config.flush()  # a planned stop must not lose changes still inside the commit delay
+        if app.sessions is not None:
+            from loadpilot.codes import STOP_REBOOT
+            app.sessions.stop_all(STOP_REBOOT)  # journalled as a planned stop, not as a power loss at the next boot
         log.info("app", "stopped")
     finally:
         asyncio.new_event_loop()

@@ -29,6 +29,24 @@ T_EVSE_USED = const(4)
 T_EVSE_AVAILABLE = const(5)
 T_FAULT = const(6)
 
+# why a charging session ended, in OCPP 1.6 StopTransaction vocabulary (the journal stores the index; 0 = open).
+# A session here runs from plug-in to unplug (EVDisconnected); PowerLoss is a session found open at boot; Reboot a
+# planned stop; Other a wallbox removed from the configuration. Local, Remote and DeAuthorized are for OCPP.
+STOP_REASONS = ("", "EVDisconnected", "PowerLoss", "Local", "Remote", "Reboot", "DeAuthorized", "Other")
+STOP_OPEN = const(0)
+STOP_EV_DISCONNECTED = const(1)
+STOP_POWER_LOSS = const(2)
+STOP_LOCAL = const(3)
+STOP_REMOTE = const(4)
+STOP_REBOOT = const(5)
+STOP_DEAUTHORIZED = const(6)
+STOP_OTHER = const(7)
+
+# how a session was authorized (the authorizer's method codes, sessions/auth.py; the journal stores the index,
+# so new codes go at the end; "" = not yet known). A code not in this tuple is journalled as "other".
+AUTH_METHODS = ("", "free", "open", "enter_rfid", "http_input", "doubt", "whitelist", "ocpp", "fixed", "modbus",
+                "admin", "other")
+
 # the address that makes a configured wallbox the board's own charge point (reference/http-api.md: "evse")
 LOCAL_ADDRESS = "evse"
 LOCAL_DEFAULT_ID = "E1"  # SPEC-NOTES: the local charge point is E1 unless configured otherwise

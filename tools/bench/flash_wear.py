@@ -5,6 +5,10 @@ Runs the store on littlefs over the counting flash model (firmware/loadpilot/hal
 volatile values, the same value set every second, and (as the baseline) the same load with commits after
 1 s instead of 150 s, measured for one hour and scaled to a day.
 
+Then the session journal (firmware/loadpilot/sessions/) on the same chip model, driven by the real tracker: 4
+wallboxes with two sessions each a day (5 h plugged in, 3 h of it at 11 kW), for 10 days, beside the baseline of
+a checkpoint every second.
+
     .venv/bin/python tools/bench/flash_wear.py
 """
 import json
@@ -25,6 +29,9 @@ f.report(f.wear_day("persistent"))
 f.report(f.wear_day("volatile"))
 f.report(f.wear_day("unchanged"))
 f.report(f.wear_day("persistent", seconds=3600, delay_s=1))
+import session_flash_mp as sf
+sf.report(sf.wear_day(seconds=10 * 86400))
+sf.report(sf.wear_day(every_s=1))
 """
 
 
@@ -44,7 +51,7 @@ def run():
 
 
 def main():
-    persistent, volatile, unchanged, baseline = run()
+    persistent, volatile, unchanged, baseline, sessions, sessions_base = run()
     scale = 86400 // baseline["seconds"]
     bar = 86400 // 150
     print("config store flash wear, MicroPython %s binary, littlefs on %d x 4 KB blocks, config %d bytes"
@@ -66,6 +73,20 @@ def main():
     print("bar: volatile-only and unchanged runs write nothing: %s"
           % ("PASS" if volatile["saves"] + volatile["erases"] + unchanged["saves"] + unchanged["erases"] == 0
              else "FAIL"))
+    print()
+    print("session journal flash wear, same chip model, %d wallboxes x 2 sessions/day (5 h plugged, 3 h at 11 kW)"
+          % sessions["boxes"])
+    print("%-44s %10s %10s %14s %10s" % ("per day", "sessions", "erases", "max erases/blk", "writes"))
+    days = sessions["seconds"] // 86400
+    for name, r, k in (("checkpoint per 0.1 kWh / 60 s / 15 min idle", sessions, days),
+                       ("baseline: checkpoint every second", sessions_base, 1)):
+        print("%-44s %10d %10d %14d %10d" % (name, r["sessions"] // k, r["erases"] // k,
+                                              r["erases_max_block"] // k, r["checkpoints"] // k + r["sessions"] // k))
+    per_block = sessions["erases_max_block"] / days
+    print("most-erased block over %d days: %d erases (%.1f/day): 100000 erase cycles in %.0f years"
+          % (days, sessions["erases_max_block"], per_block, 100000.0 / per_block / 365))
+    print("bar: fewer erases than the every-second baseline: %s"
+          % ("PASS" if sessions["erases"] // days < sessions_base["erases"] else "FAIL"))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ class Commands:
             "get_cm_vars": self._q_get_cm_vars,
             "set_cm_vars": self._q_set_cm_vars,
             "get_dev_info": self._q_get_dev_info,
+            "get_sessions": self._q_get_sessions,
+            "export_sessions": self._q_export_sessions,
             "enter_rfid": self._q_enter_rfid,
             "override_device": self._q_override_device,
             "set_ajax_meter": self._q_set_ajax,
@@ -90,6 +92,7 @@ class Commands:
         self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info, the local dev_id)
         self.setpoints = {}    # dev_id -> [enable, current_ma, phases]: the manager's set-points (the app's dict)
         self.dev_info = None   # loadpilot.api.dev_info.DevInfo
+        self.sessions = None   # loadpilot.sessions.tracker.SessionTracker (the journal and the open sessions)
         self.rfids = {}        # dev_id -> last RFID/PIN entered (enter_rfid, HTTP-input wallbox "rfid"); recorded
         # dev_id -> {"mamps", "no_charging", "no_evse_rules", "no_user_rules"}: the manager cycle applies C/c and
         # mamps and ends them when the car is unplugged; E/e/U/u are recorded until charging rules exist
@@ -253,6 +256,32 @@ class Commands:
             self.set_cm_var(name, x)
         return {"ok": True}
 
+
+    # ---- charging history (sessions/history.py; docs/sessions.md)
+
+    def _history(self, cmd):
+        if self.sessions is None:
+            raise CommandError("%s: the session journal is not available" % cmd)
+        from loadpilot.sessions import history
+        return history
+
+    def _wall(self):
+        from loadpilot.sessions.tracker import wall_now
+        return wall_now()
+
+    def _q_get_sessions(self, args, payload):
+        """The dashboard figures, the open sessions and the newest n closed ones (n 0..20, default 10)."""
+        h = self._history("get_sessions")
+        n = _arg_int(args, "n", 0, 20, 10)
+        out = h.figures(self.sessions, self._wall())
+        out["latest"] = h.latest(self.sessions.journal, n)
+        return out
+
+    def _q_export_sessions(self, args, payload):
+        """The CSV of the sessions of the last `days` days (1..45, default 30), as a stream: each transport sends
+        its length() and then its parts() (MQTT: one api_res publish written chunk by chunk)."""
+        h = self._history("export_sessions")
+        return h.CsvExport(self.sessions.journal, self._wall(), _arg_int(args, "days", 1, 45, 30))
 
     # ---- devices (dev_id addressed)
 
@@ -506,6 +535,15 @@ def _int_in(v, name, lo, hi):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or not lo <= v <= hi:
         raise CommandError("%s must be a number %d..%d, got %r" % (name, lo, hi, v))
     return int(v)
+
+
+def _arg_int(args, key, lo, hi, default):
+    text = args.get(key)
+    if text is None:
+        return default
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise CommandError("%s must be an integer %d..%d, got %r" % (key, lo, hi, text))
+    return int(text)
 
 
 def _triple(v, name, lo, hi):

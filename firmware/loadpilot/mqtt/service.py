@@ -14,7 +14,7 @@ from loadpilot.redact import redact
 
 _OUT_MAX = 16      # queued answers; a flood of requests beyond this is answered with a log line instead
 _LOG_MAX = 32      # log lines waiting for the broker
-_TA_POLL_MS = 250  # plug/unplug detection period (a transaction lasts minutes to hours)
+_TICK_MS = 250    # the topic task's period (get/... timing, log lines that waited for the broker)
 _HA_PREFIX = "homeassistant"
 # Home Assistant discovery: (key, label, unit, device_class) per sensor, and the config as text templates, so
 # a config is one string, not a dict and its JSON (99 of them for 33 devices). Names and topics go through
@@ -60,8 +60,7 @@ class MqttApiService:
         self.info = self._client("mqtt_dev_info_url")
         self.logc = self._client("mqtt_log_url")
         self.ta = self._client("mqtt_ta_log_url")
-        self.transactions = 0
-        self._plug = None  # (start time s, start Wh or None) while a car is plugged into E1
+        self.transactions = 0  # ta_log records queued
         self._ha_connects = -1
         if self.api is not None:
             c = self.api
@@ -73,6 +72,11 @@ class MqttApiService:
         self.attach_devices()
         if self.logc is not None:
             log.add_listener(self._on_log)
+        tracker = commands.sessions
+        if self.ta is not None and tracker is not None:  # ta_log comes from the session journal
+            for s in tracker.journal.recovered:  # closed as PowerLoss at this boot, before this service existed
+                self._on_session(s)
+            tracker.listeners.append(self._on_session)
 
     def attach_devices(self):
         """Subscriptions of the MQTT-fed devices in the device list: at start, and again when it changes. A
@@ -170,7 +174,9 @@ class MqttApiService:
         if len(self._out) >= _OUT_MAX:
             self.log.warn("mqtt", "answer queue full: %s not answered" % topic)
             return
-        self._out.append((client, topic, redact(payload), qos))  # every answer passes the one redaction
+        if isinstance(payload, str):
+            payload = redact(payload)  # every answer passes the one redaction (a stream redacts its own lines)
+        self._out.append((client, topic, payload, qos))
         self._wake.set()
 
     def _on_api(self, msg, client):
@@ -186,6 +192,9 @@ class MqttApiService:
                 self._queue(self.api, res_topic, None)  # streamed by the sender, never one string
                 return
             res = self.commands.execute(query, body)
+            if hasattr(res, "parts"):  # a streamed answer (export_sessions): one publish, written chunk by chunk
+                self._queue(self.api, res_topic, res)
+                return
             out = json.dumps(res)
         except CommandError as e:
             out = json.dumps(error_answer(str(e), query))
@@ -253,6 +262,8 @@ class MqttApiService:
                 client, topic, payload, qos = self._out.pop(0)
                 if payload is None:
                     ok = await self._publish_dev_info(client, topic, qos)
+                elif not isinstance(payload, str):  # a stream: its length first, then its chunks
+                    ok = await client.publish_parts(topic, payload.length(), payload.parts, qos)
                 else:
                     ok = await client.publish(topic, payload, qos)
                 if not ok and qos:
@@ -315,37 +326,19 @@ class MqttApiService:
                 cfg = _HA_SENSOR % (label, json.dumps(uid), json.dumps(uid), key, common, extra)
                 await c.publish("%s/sensor/%s/config" % (_HA_PREFIX, uid), redact(cfg), 1, True)
 
-    def _track_transaction(self):
-        """E1 plug-in -> unplug from the pilot state (A = no car)."""
-        ev = self.evse
-        local = self.commands.local_id()
-        if ev is None or local is None:
-            return
-        cp = ev.cp_state
-        if self._plug is None and cp in (1, 2, 3):  # B, C, D: a car is connected
-            self._plug = (time.time(), ev.s0[0].energy_wh if ev.s0 else None)
-            self.log.info("mqtt", "transaction started on %s" % local)
-        elif self._plug is not None and cp == 0:
-            start, start_wh = self._plug
-            self._plug = None
-            end_wh = ev.s0[0].energy_wh if ev.s0 else None
-            rec = {"dev_id": local, "start": start, "end": time.time(), "duration_s": time.time() - start,
-                   "meter_start_wh": start_wh, "meter_end_wh": end_wh,
-                   "energy_wh": None if start_wh is None else end_wh - start_wh,
-                   "rfid": self.commands.rfids.pop(local, "")}
-            self.transactions += 1
-            self.log.info("mqtt", "transaction ended on %s" % local)
-            if self.ta is not None:
-                self._queue(self.ta, self.root + "/ta_log", json.dumps(rec), 1)
+    def _on_session(self, s):
+        """A session closed (sessions/tracker.py): its record on ta_log, QoS 1."""
+        from loadpilot.sessions.history import view
+        self.transactions += 1
+        self._queue(self.ta, self.root + "/ta_log", json.dumps(view(s)), 1)
 
     async def run(self):
         next_info = time.ticks_ms()
         while True:
-            self._track_transaction()
             now = time.ticks_ms()
             if time.ticks_diff(now, next_info) >= 0:
                 next_info = time.ticks_add(now, self.store.get("mqtt_publish_s") * 1000)
                 await self._publish_info()
             if self._log_q:
                 self._wake.set()  # log lines that waited for the broker
-            await asyncio.sleep_ms(_TA_POLL_MS)
+            await asyncio.sleep_ms(_TICK_MS)

@@ -38,8 +38,7 @@ class EvseSlaveService:
         self.control = control
         self.log = log
         self.serial = serial
-        self.user_id = ""
-        self.session = _Session()  # OMCCI 716/718
+        self.user_id = ""  # written through OMCCI 1110..1118; 720 shows it while the session has no idTag
         self.pb_evse = RegisterImage(pb.BASE, pb.COUNT, functions=(3, 6, 16), on_write=self._pb_evse_write,
                                      on_read=self._pb_read)
         self.pb_s0 = []
@@ -248,7 +247,11 @@ class EvseSlaveService:
                 vals["current_l%d_ma" % (p + 1)] = per_phase_ma if mask & (1 << p) else 0
             pb.encode_map(img, "meter", vals)
         cp_letter = v["cp"]
-        session_wh, session_s = self.session.update(v, ev.s0[0].energy_wh if ev.s0 else 0, time.ticks_ms())
+        # OMCCI 707-729 from the session tracker: the open session at this box, or the one closed last (held
+        # until the next plug-in)
+        tracker = self.commands.sessions
+        local = self.commands.local_id()
+        ses = tracker.session_of(local) if tracker is not None and local is not None else None
         dlm = s.get("dlm_operator_limit")
         om = {"firmware_version": ("%d.%02d" % (major, minor))[:4],  # "0.01" for 0.1.x
               "protocol_version": "1.0", "ocpp_status": _ocpp_status(v, c),
@@ -258,8 +261,12 @@ class EvseSlaveService:
               "operator_current_limit_ma": c.cur_limit_ma, "relays_state": (1 if v["contactor"] else 0)
               | (2 if v["phases"] == 1 else 0), "device_id": omcci.DEVICE_ID, "model": "LoadPilot",
               "signaled_current_ma": v["offered_ma"], "min_current_ma": 6000,
-              "hems_current_limit_ma": c.hems_ma if c.hems_ma is not None else 0, "user_id": self.user_id,
-              "session_energy_wh": session_wh, "session_duration_s": session_s,
+              "hems_current_limit_ma": c.hems_ma if c.hems_ma is not None else 0,
+              "user_id": ses.id_tag if ses is not None and ses.id_tag else self.user_id,
+              "session_energy_wh": ses.energy_wh() if ses is not None else 0,
+              "session_duration_s": ses.charge_ms // 1000 if ses is not None else 0,
+              "start_time_hhmmss": _hhmmss(ses.start_s) if ses is not None and ses.wall else 0,
+              "end_time_hhmmss": _hhmmss(ses.end_s) if ses is not None and ses.wall and ses.reason else 0,
               "dlm_operator_limit_l1_ma": dlm[0], "dlm_operator_limit_l2_ma": dlm[1],
               "dlm_operator_limit_l3_ma": dlm[2]}
         omcci.encode(self.omcci, omcci.ROWS, om)
@@ -277,35 +284,10 @@ def _user_id_piece(user_id, index, text):
     return bytes(raw).rstrip(b"\0").decode()
 
 
-class _Session:
-    """OMCCI 716/718 of the local charge point: a session starts when a car is plugged in (the state machine
-    leaves idle); 716 is the energy of S0 meter 1 since then (Wh), 718 the seconds the contactor was closed
-    since then (pauses do not count). Both hold after charging ends, until the next plug-in."""
-
-    def __init__(self):
-        self.plugged = False
-        self.start_wh = 0
-        self.charged_ms = 0
-        self.closed_ms = None  # ticks when the contactor closed, None while open
-
-    def update(self, v, energy_wh, now_ms):
-        plugged = v["state"] != "idle"
-        if plugged and not self.plugged:
-            self.start_wh = energy_wh
-            self.charged_ms = 0
-            self.closed_ms = None
-        self.plugged = plugged
-        if v["contactor"]:
-            if self.closed_ms is None:
-                self.closed_ms = now_ms
-            else:
-                self.charged_ms += time.ticks_diff(now_ms, self.closed_ms)
-                self.closed_ms = now_ms
-        elif self.closed_ms is not None:
-            self.charged_ms += time.ticks_diff(now_ms, self.closed_ms)
-            self.closed_ms = None
-        wh = energy_wh - self.start_wh
-        return (wh if wh > 0 else 0), self.charged_ms // 1000
+def _hhmmss(t):
+    """OMCCI 707/710: the local time of day as packed BCD hhmmss (the seed's format for 701), e.g. 0x00143205."""
+    lt = time.localtime(t)
+    return int("%02d%02d%02d" % (lt[3], lt[4], lt[5]), 16)
 
 
 def _version():
