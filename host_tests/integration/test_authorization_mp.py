@@ -269,14 +269,17 @@ def test_the_whitelist_survives_a_restart(env):
 
 
 def test_switched_off_authorization_imports_nothing_and_every_car_charges():
-    """No wallbox requires authorization and free charging is off (the defaults): nothing of sessions/ is
-    imported, a car charges at once, and switching a box's requirement on at run time takes effect."""
+    """No wallbox requires authorization and free charging is off (the defaults): nothing of authorization is
+    imported (only the session journal), a car charges at once, and switching a box's requirement on at run time
+    takes effect."""
     with Firmware() as fw:
         fw.ctl("set_adc", name="cp", mv=9000)
         assert wait_for(lambda: fw.ctl("evse")["cp"] == "B")
         fw.ctl("set_adc", name="cp", mv=6000)
         assert wait_for(lambda: fw.ctl("board")["outputs"]["contactor"] == 1, timeout=6)
-        assert not [m for m in fw.ctl("modules") if m.startswith("loadpilot.sessions")]
+        auth_modules = ("loadpilot.sessions.auth", "loadpilot.sessions.ids", "loadpilot.sessions.whitelist",
+                        "loadpilot.api.auth_commands")
+        assert not [m for m in fw.ctl("modules") if m in auth_modules]
         fw.ctl("set_adc", name="cp", mv=12000)
         assert wait_for(lambda: fw.ctl("evse")["cp"] == "A")
         fw.ctl("config_set", values={"devices": [{"dev_id": "E1", "driver": "evse_powerbrain", "address": "evse",
