@@ -83,6 +83,7 @@ class Commands:
             "override_device": self._q_override_device,
             "set_ajax_meter": self._q_set_ajax,
             "set_ajax_evse": self._q_set_ajax,
+            "change_admin_pwd": self._q_change_admin_pwd,
         }
         # set by the app/services that own them; None: the commands that need them refuse
         self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info, the local dev_id)
@@ -93,6 +94,11 @@ class Commands:
         # mamps and ends them when the car is unplugged; E/e/U/u are recorded until charging rules exist
         self.overrides = {}
         self.http_info = {}    # dev_id -> {"model", "max_charging_current"} from HTTP-input messages
+
+    def add_command(self, name, fn):
+        """A command that lives in its own module (fn(args, payload) -> result), e.g. modbus (api/modbus_cmd.py):
+        every transport gets it through execute()."""
+        self._handlers[name] = fn
 
     # ---- typed commands (Modbus and internal callers)
 
@@ -246,6 +252,19 @@ class Commands:
             self.set_cm_var(name, x)
         return {"ok": True}
 
+
+    def _q_change_admin_pwd(self, args, payload):
+        """old_pwd must be the current password (a box that never had one set: the factory password)."""
+        from loadpilot.config.schema import FACTORY_ADMIN_PWD
+        old = args.get("old_pwd", "")
+        new = args.get("new_pwd", "")
+        if old != (self.store.secret("admin_pwd") or FACTORY_ADMIN_PWD):
+            raise CommandError("change_admin_pwd: old_pwd is not the current admin password")
+        if not 8 <= len(new) <= 64 or new == FACTORY_ADMIN_PWD:
+            raise CommandError("change_admin_pwd: new_pwd must be 8 to 64 characters and not the factory password")
+        self.set_params({"admin_pwd": new})
+        self.store.flush()  # a new password must survive a power cut right after it was set
+        return {"ok": True}
 
     # ---- devices (dev_id addressed)
 
