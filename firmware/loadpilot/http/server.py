@@ -21,6 +21,7 @@ _HEAD = const(1)   # sending a request (or waiting out a login delay): evicted n
 _BUSY = const(2)   # being answered: never evicted
 _ADMIT_WAIT_MS = const(200)
 _ADMIT_POLL_MS = const(5)
+_LINGER_MS = const(1000)
 
 REASONS = ((200, "OK"), (304, "Not Modified"), (400, "Bad Request"), (401, "Unauthorized"), (404, "Not Found"),
            (405, "Method Not Allowed"), (408, "Request Timeout"), (411, "Length Required"),
@@ -332,6 +333,7 @@ class HttpServer:
                 if e.status in (413, 431):
                     self.too_large += 1
                 await self._refuse(resp, writer, req, e)
+                await self._linger(reader, mv)
                 return
             except asyncio.TimeoutError:
                 self.timed_out += 1
@@ -357,6 +359,16 @@ class HttpServer:
         req.version11 = True
         resp._reset(writer, req)
         await resp.send(err.status, '{"error":"%s"}' % err)
+
+    async def _linger(self, reader, mv):
+        """Read and drop what the client still sends, for a bounded time, before closing: closing with unread
+        bytes makes the kernel reset the connection, and the client would lose the error answer."""
+        deadline = time.ticks_add(time.ticks_ms(), _LINGER_MS)
+        try:
+            while await self._read(reader, mv, deadline):
+                pass
+        except (asyncio.TimeoutError, OSError):
+            pass
 
     def hold(self, slot):
         """A handler waiting on a client's behalf (a login delay) lets the slot be evicted meanwhile."""

@@ -72,7 +72,11 @@ class HttpService:
 
     async def _cnf(self, req, resp, slot):
         query = req.query
-        cmd = _cmd(query)
+        try:
+            cmd = _cmd(query)
+        except ValueError:  # percent-encoding that decodes to no UTF-8 text
+            await resp.send(400, '{"error":"query is not valid percent-encoded UTF-8"}')
+            return
         if cmd not in PUBLIC:
             if not self.login.check(req.authorization):
                 if req.authorization:  # a wrong password (no credentials at all is a browser's first try)
