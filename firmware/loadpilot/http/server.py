@@ -22,6 +22,9 @@ _BUSY = const(2)   # being answered: never evicted
 _ADMIT_WAIT_MS = const(200)
 _ADMIT_POLL_MS = const(5)
 _LINGER_MS = const(1000)
+_ONE_WRITE = const(1024)
+_IPPROTO_TCP = const(6)  # Linux and lwIP alike; the socket modules do not name them
+_TCP_NODELAY = const(1)
 
 REASONS = ((200, "OK"), (304, "Not Modified"), (400, "Bad Request"), (401, "Unauthorized"), (404, "Not Found"),
            (405, "Method Not Allowed"), (408, "Request Timeout"), (411, "Length Required"),
@@ -71,6 +74,7 @@ class Response:
         self.chunked = False
         self.close = False
         self.status = 0
+        self._pending = None  # a small body send() puts behind the head
 
     def _reset(self, writer, req):
         self.writer = writer
@@ -103,7 +107,11 @@ class Response:
         if headers:
             head += headers
         head += "Connection: close\r\n\r\n" if self.close else "\r\n"
-        await self.write(head.encode(), raw=True)
+        head = head.encode()
+        if self._pending is not None:
+            head += self._pending
+            self._pending = None
+        await self.write(head, raw=True)
 
     async def write(self, data, raw=False):
         if not data:
@@ -124,11 +132,15 @@ class Response:
             await self.write(b"0\r\n\r\n")
 
     async def send(self, status, body=b"", ctype="application/json", headers=None):
-        """A whole answer: status, headers, body (bytes or str)."""
+        """A whole answer: status, headers, body (bytes or str). A small one leaves in one write: one segment."""
         if isinstance(body, str):
             body = body.encode()
+        if len(body) > _ONE_WRITE:
+            await self.start(status, ctype if body else None, len(body), headers)
+            await self.write(body)
+            return
+        self._pending = body
         await self.start(status, ctype if body else None, len(body), headers)
-        await self.write(body)
 
 
 class _Slot:
@@ -145,7 +157,7 @@ class _Slot:
 
 class HttpServer:
     def __init__(self, handler, host="0.0.0.0", port=80, max_clients=2, max_pending=1, log=None,
-                 max_head=1536, max_body=8192, head_timeout_ms=5000, body_timeout_ms=10000,
+                 max_head=1024, max_body=8192, head_timeout_ms=5000, body_timeout_ms=10000,
                  idle_timeout_ms=30000, write_timeout_ms=10000):
         if max_clients < 1 or max_pending < 1:
             raise ValueError("max_clients and max_pending must be at least 1")
@@ -256,6 +268,10 @@ class HttpServer:
         slot.since = time.ticks_ms()
         slot.task = asyncio.current_task()
         self.accepted += 1
+        try:  # a streamed answer is many small writes: without this, each waits for the client's delayed ACK
+            writer.s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
         try:
             await self._serve(slot, reader, writer)
         except (OSError, asyncio.TimeoutError, asyncio.CancelledError):
