@@ -201,7 +201,10 @@ class Commands:
     def execute(self, query, body=None):
         """query: 'cmd=...&k=v'; body: POST/MQTT payload (str or bytes) or None. -> JSON-able result.
         Raises CommandError with a message that names what was wrong."""
-        args = parse_query(query)
+        return self.run(parse_query(query), body)
+
+    def run(self, args, body=None):
+        """execute() of a query already parsed with parse_query (HTTP parses it once for its login)."""
         cmd = args.get("cmd")
         fn = self._handlers.get(cmd)
         if fn is None:

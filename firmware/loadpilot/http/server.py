@@ -94,19 +94,12 @@ class Response:
                 self.chunked = True
             else:
                 self.close = True
-        head = "HTTP/1.1 %d %s\r\n" % (status, reason(status))
-        if ctype:
-            head += "Content-Type: %s\r\n" % ctype
-        if length is not None:
-            head += "Content-Length: %d\r\n" % length
-        elif self.chunked:
-            head += "Transfer-Encoding: chunked\r\n"
         extra = self.server.extra_headers()
-        if extra:
-            head += extra
-        if headers:
-            head += headers
-        head += "Connection: close\r\n\r\n" if self.close else "\r\n"
+        head = "HTTP/1.1 %d %s\r\n%s%s%s%s%s" % (
+            status, reason(status), "Content-Type: %s\r\n" % ctype if ctype else "",
+            "Content-Length: %d\r\n" % length if length is not None else
+            ("Transfer-Encoding: chunked\r\n" if self.chunked else ""),
+            extra or "", headers or "", "Connection: close\r\n\r\n" if self.close else "\r\n")
         head = head.encode()
         if self._pending is not None:
             head += self._pending
@@ -392,55 +385,77 @@ class HttpServer:
         slot.since = time.ticks_ms()
 
 
+# the headers we read, by name length: a line whose name has another length is skipped without a copy
+_NAME_LENGTHS = (6, 10, 13, 14, 15, 17)
+
+
 def _parse(req, buf, end):
-    """The request line and the headers we use. Raises HttpError(400/501) for what we cannot serve."""
+    """The request line and the headers we use, read in place from buf[:end] (no copy of the head).
+    Raises HttpError(400/501) for what we cannot serve."""
+    mv = memoryview(buf)
+    eol = buf.find(b"\r\n", 0, end)
+    if eol < 0:
+        eol = end
     try:
-        head = bytes(buf[:end]).decode()
+        line = str(mv[:eol], "utf-8")
     except ValueError:
-        raise HttpError(400, "request head is not text")
-    lines = head.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise HttpError(400, "request line is not text")
+    sp1 = line.find(" ")
+    sp2 = line.rfind(" ")
+    if sp1 <= 0 or sp2 <= sp1 or line[sp2 + 1:sp2 + 8] != "HTTP/1.":
         raise HttpError(400, "bad request line")
-    req.method = parts[0]
-    target = parts[1]
-    q = target.find("?")
-    req.path = target if q < 0 else target[:q]
-    req.query = "" if q < 0 else target[q + 1:]
-    req.version11 = parts[2] == "HTTP/1.1"
+    req.method = line[:sp1]
+    q = line.find("?", sp1, sp2)
+    req.path = line[sp1 + 1:sp2 if q < 0 else q]
+    req.query = "" if q < 0 else line[q + 1:sp2]
+    req.version11 = line[sp2 + 8:] == "1"
     req.keep_alive = req.version11
     req.length = 0
     req.authorization = None
     req.if_none_match = None
     req.gzip_ok = False
     req.expect_continue = False
-    for i in range(1, len(lines)):
-        line = lines[i]
-        c = line.find(":")
-        if c <= 0:
+    pos = eol + 2
+    while pos < end:
+        eol = buf.find(b"\r\n", pos, end)
+        if eol < 0:
+            eol = end
+        c = buf.find(b":", pos, eol)
+        if c <= pos:
             raise HttpError(400, "bad header line")
-        name = line[:c].lower()
-        value = line[c + 1:].strip()
-        if name == "content-length":
-            if not value.isdigit() or len(value) > 9:
-                raise HttpError(400, "bad Content-Length")
-            req.length = int(value)
-        elif name == "authorization":
-            req.authorization = value
-        elif name == "connection":
-            v = value.lower()
-            if v == "close":
-                req.keep_alive = False
-            elif v == "keep-alive":
-                req.keep_alive = True
-        elif name == "if-none-match":
-            req.if_none_match = value
-        elif name == "accept-encoding":
-            req.gzip_ok = "gzip" in value
-        elif name == "expect":
-            req.expect_continue = value.lower() == "100-continue"
-        elif name == "transfer-encoding":
-            raise HttpError(501, "chunked request bodies are not supported: send Content-Length")
+        if c - pos in _NAME_LENGTHS:
+            _header(req, bytes(mv[pos:c]).lower(), mv, c + 1, eol)
+        pos = eol + 2
+
+
+def _header(req, name, mv, a, b):
+    if name not in (b"content-length", b"authorization", b"connection", b"if-none-match", b"accept-encoding",
+                    b"expect", b"transfer-encoding"):
+        return
+    try:
+        value = str(mv[a:b], "utf-8").strip()
+    except ValueError:
+        raise HttpError(400, "header is not text")
+    if name == b"content-length":
+        if not value.isdigit() or len(value) > 9:
+            raise HttpError(400, "bad Content-Length")
+        req.length = int(value)
+    elif name == b"authorization":
+        req.authorization = value
+    elif name == b"connection":
+        v = value.lower()
+        if v == "close":
+            req.keep_alive = False
+        elif v == "keep-alive":
+            req.keep_alive = True
+    elif name == b"if-none-match":
+        req.if_none_match = value
+    elif name == b"accept-encoding":
+        req.gzip_ok = "gzip" in value
+    elif name == b"expect":
+        req.expect_continue = value.lower() == "100-continue"
+    else:
+        raise HttpError(501, "chunked request bodies are not supported: send Content-Length")
 
 
 def _peer(writer):

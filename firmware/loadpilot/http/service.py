@@ -73,10 +73,11 @@ class HttpService:
     async def _cnf(self, req, resp, slot):
         query = req.query
         try:
-            cmd = _cmd(query)
+            args = parse_query(query)  # once: the login decides on the command execute() will run
         except ValueError:  # percent-encoding that decodes to no UTF-8 text
             await resp.send(400, '{"error":"query is not valid percent-encoded UTF-8"}')
             return
+        cmd = args.get("cmd")
         if cmd not in PUBLIC:
             if not self.login.check(req.authorization):
                 if req.authorization:  # a wrong password (no credentials at all is a browser's first try)
@@ -91,7 +92,7 @@ class HttpService:
             await self._stream_dev_info(resp)
             return
         try:
-            res = self.commands.execute(query, body)
+            res = self.commands.run(args, body)
             status = 200
             out = json.dumps(res, separators=_SEP)
         except CommandError as e:
@@ -142,11 +143,6 @@ class HttpService:
                 await resp.write(mv[:n])
         finally:
             f.close()
-
-
-def _cmd(query):
-    """The command execute() will run: parsed the same way, so a second cmd= cannot slip past the login."""
-    return parse_query(query).get("cmd")
 
 
 def _ctype(path):
