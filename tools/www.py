@@ -11,7 +11,7 @@ import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "firmware", "www")
-WINDOW_BITS = 10  # a 1 KB window: what a box would need to inflate it for a client without gzip
+WINDOW_BITS = 10  # a 1 KB window: what the box needs to inflate a file for a client without gzip (http/service.py)
 
 
 def gzip_bytes(data):

@@ -379,8 +379,11 @@ def test_static_index_gzip_etag_and_304(env):
     etag = r.getheader("ETag")
     assert s == 200 and r.getheader("Content-Encoding") == "gzip" and etag
     assert b"LoadPilot" in gzip.decompress(body) and r.getheader("Content-Type").startswith("text/html")
-    s, body, r = c.req("GET", "/index.html", auth=None, headers={"If-None-Match": etag})
-    assert s == 304 and body == b"" and r.getheader("ETag") == etag
+    s, empty, r = c.req("GET", "/index.html", auth=None, headers={"If-None-Match": etag})
+    assert s == 304 and empty == b"" and r.getheader("ETag") == etag
+    s, plain, r = c.req("GET", "/", auth=None)  # no Accept-Encoding: inflated on the way, same ETag
+    assert s == 200 and r.getheader("Content-Encoding") is None and plain == gzip.decompress(body)
+    assert r.getheader("ETag") == etag
     assert c.req("GET", "/nothing.html", auth=None)[0] == 404
     assert c.req("GET", "/../lpconfig.a", auth=None)[0] == 404
     c.close()

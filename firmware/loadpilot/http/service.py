@@ -9,7 +9,8 @@
 #   the document shows. Every answer passes the one redaction (redact.py).
 # - get_dev_info is streamed device by device (chunked), never built as one string.
 # - Static files are the gzip files that tools/www.py builds into the filesystem's www/ directory; their ETag
-#   is the gzip trailer (CRC-32 and size of the content), so nothing is hashed on the box.
+#   is the gzip trailer (CRC-32 and size of the content), so nothing is hashed on the box. A client that does
+#   not accept gzip gets them inflated on the way.
 import asyncio
 import binascii
 import json
@@ -24,6 +25,7 @@ PUBLIC = ("get_dev_info",)
 _JSON = "application/json"
 _SEP = (",", ":")
 _CHUNK = 512
+WINDOW_BITS = 10  # tools/www.py compresses with a 1 KB window, so inflating for a client costs 1 KB
 _TYPES = ((".html", "text/html; charset=utf-8"), (".js", "text/javascript"), (".css", "text/css"),
           (".json", "application/json"), (".svg", "image/svg+xml"), (".ico", "image/x-icon"),
           (".png", "image/png"), (".txt", "text/plain; charset=utf-8"))
@@ -131,13 +133,19 @@ class HttpService:
             if req.if_none_match == etag:
                 await resp.start(304, None, 0, headers)
                 return
-            await resp.start(200, ctype, size, headers + "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n")
+            f.seek(0)
+            src = f
+            if req.gzip_ok:
+                await resp.start(200, ctype, size, headers + "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n")
+            else:  # a client without gzip (curl without --compressed): inflated on the way, streamed
+                import deflate
+                src = deflate.DeflateIO(f, deflate.GZIP, WINDOW_BITS)
+                await resp.start(200, ctype, None, headers + "Vary: Accept-Encoding\r\n")
             if req.method == "HEAD":
                 return
-            f.seek(0)
             mv = self._chunk_mv
             while True:
-                n = f.readinto(self._chunk)
+                n = src.readinto(self._chunk)
                 if not n:
                     break
                 await resp.write(mv[:n])
