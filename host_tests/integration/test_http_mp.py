@@ -19,6 +19,7 @@ import time
 import urllib.parse
 
 import pytest
+from pymodbus.client import ModbusTcpClient
 
 from firmware_proc import Firmware, free_port
 
@@ -364,8 +365,13 @@ def test_idle_sockets_past_the_limit_and_a_parallel_flood(env):
     threads = [threading.Thread(target=one) for _ in range(100)]
     for th in threads:
         th.start()
+    mb = ModbusTcpClient("127.0.0.1", port=fw.sunspec_port, timeout=3)  # the Modbus server keeps serving
+    assert mb.connect()
+    regs = mb.read_holding_registers(40000, count=2, device_id=1)
+    mb.close()
     for th in threads:
         th.join(30)
+    assert not regs.isError() and regs.registers == [0x5375, 0x6E53]
     assert len(results) == 100 and results.count(200) >= 10
     assert set(results) <= {200, 503, "closed"}
     assert Client(port).get("cmd=get_dev_info", auth=None)[0] == 200  # still serving

@@ -379,9 +379,10 @@ class HttpServer:
         except (asyncio.TimeoutError, OSError):
             pass
 
-    def hold(self, slot):
-        """A handler waiting on a client's behalf (a login delay) lets the slot be evicted meanwhile."""
-        slot.state = _HEAD
+    def hold(self, slot, held=True):
+        """A handler waiting on a client's behalf (a login delay) lets the slot be evicted meanwhile; held=False
+        when it answers again (an answer is never cut)."""
+        slot.state = _HEAD if held else _BUSY
         slot.since = time.ticks_ms()
 
 

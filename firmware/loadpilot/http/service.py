@@ -86,6 +86,7 @@ class HttpService:
                     delay = self.login.failed(req.peer)
                     self.server.hold(slot)  # waiting holds no one up: the slot may be taken meanwhile
                     await asyncio.sleep_ms(delay)
+                    self.server.hold(slot, False)
                 await resp.send(401, '{"error":"login required"}', headers=REALM)
                 return
             self.login.succeeded(req.peer)
