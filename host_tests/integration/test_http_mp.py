@@ -90,23 +90,25 @@ def admin(env):
     return Client(port, ("admin", password(fw)))
 
 
-def test_get_dev_info_is_public_streamed_and_warns_of_the_factory_password(env):
+def test_every_command_needs_the_login_and_get_dev_info_is_streamed(env):
     fw, port = env
     c = Client(port)
-    status, body, r = c.get("cmd=get_dev_info", auth=None)
+    for q in ("cmd=get_dev_info", "cmd=get_params", "cmd=set_params&title=Hijacked", "cmd=no_such_thing",
+              "cmd=modbus&device=evse&read=all"):
+        t = time.monotonic()
+        status, body, r = c.get(q, auth=None)
+        # 401 at once without credentials (a browser's first try), with the realm and the password warning
+        assert status == 401 and r.getheader("WWW-Authenticate").startswith("Basic "), q
+        assert time.monotonic() - t < 0.4 and "factory default" in r.getheader("Warning")
+    c.close()
+    c = admin(env)
+    status, body, r = c.get("cmd=get_dev_info")
     assert status == 200 and r.getheader("Transfer-Encoding") == "chunked"
     assert "factory default" in r.getheader("Warning")
     doc = json.loads(body)
     assert [d["dev_id"] for d in doc["devices"]] == ["E1", "E2", "M3"] and doc["params"]["version"]
-    # a settings read needs the login: 401 at once without credentials, with the realm
-    t = time.monotonic()
-    status, body, r = c.get("cmd=get_params", auth=None)
-    assert status == 401 and r.getheader("WWW-Authenticate").startswith("Basic ") and time.monotonic() - t < 0.4
-    # a second cmd= cannot slip a command past the login behind a public one
-    status, _, _ = c.get("cmd=get_dev_info&cmd=set_params&title=Hijacked", auth=None)
-    assert status == 401
+    assert b"Hijacked" not in c.get("cmd=get_params")[1]
     c.close()
-    assert b"Hijacked" not in admin(env).get("cmd=get_params")[1]
 
 
 def test_modbus_examples_of_the_document(env):
@@ -213,9 +215,9 @@ def test_wrong_password_waits_longer_each_time_and_blocks_no_one(env):
     th = threading.Thread(target=attempt)
     th.start()
     time.sleep(0.1)
-    other = Client(port)
+    other = Client(port, ("operator", password(fw)))
     t = time.monotonic()
-    assert other.get("cmd=get_dev_info", auth=None)[0] == 200
+    assert other.get("cmd=get_dev_info")[0] == 200
     assert time.monotonic() - t < 0.3
     th.join(10)
     assert done["status"] == 401 and 0.45 <= first < 0.9 and done["secs"] >= 0.95
@@ -325,10 +327,10 @@ def test_slowloris_does_not_block_others_and_times_out(env):
     th.start()
     t_end = time.monotonic() + 4
     worst = 0
-    c = Client(port)
+    c = admin(env)
     while time.monotonic() < t_end:
         t = time.monotonic()
-        assert c.get("cmd=get_dev_info", auth=None)[0] == 200
+        assert c.get("cmd=get_dev_info")[0] == 200
         worst = max(worst, time.monotonic() - t)
         time.sleep(0.2)
     c.close()
@@ -344,20 +346,21 @@ def test_idle_sockets_past_the_limit_and_a_parallel_flood(env):
     limit = fw.ctl("http")["max_clients"]
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3 * limit)]
     time.sleep(0.5)
-    c = Client(port)
+    c = admin(env)
     t = time.monotonic()
-    assert c.get("cmd=get_dev_info", auth=None)[0] == 200 and time.monotonic() - t < 1.0
+    assert c.get("cmd=get_dev_info")[0] == 200 and time.monotonic() - t < 1.0
     st = fw.ctl("http")
     assert st["clients"] <= limit and st["evicted"] >= 2 * limit
     for s in idle:
         s.close()
     c.close()
     fw.ctl("loop_reset")
+    pw = password(fw)
     results = []
 
     def one():
         try:
-            r = Client(port, timeout=10).get("cmd=get_dev_info", auth=None)
+            r = Client(port, ("admin", pw), timeout=10).get("cmd=get_dev_info")
             results.append(r[0])
         except (OSError, http.client.HTTPException):
             results.append("closed")
@@ -374,7 +377,7 @@ def test_idle_sockets_past_the_limit_and_a_parallel_flood(env):
     assert not regs.isError() and regs.registers == [0x5375, 0x6E53]
     assert len(results) == 100 and results.count(200) >= 10
     assert set(results) <= {200, 503, "closed"}
-    assert Client(port).get("cmd=get_dev_info", auth=None)[0] == 200  # still serving
+    assert admin(env).get("cmd=get_dev_info")[0] == 200  # still serving
     assert fw.status()["loop"]["worst_ms"] <= 50  # (the bar is a benchmark's: tools/bench/http.py)
 
 

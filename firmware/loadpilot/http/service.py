@@ -2,8 +2,9 @@
 # files from flash. Imported only when http_port is set. Nothing here changes a setting by itself: a command
 # added to the command layer is served here with no change.
 #
-# - Login (http/auth.py): every command needs it except those in PUBLIC, the live status a dashboard or a
-#   home-automation script reads, which holds no secret (addresses are redacted, secrets never enter it).
+# - Login (http/auth.py): every command needs it except those in PUBLIC, which is empty: even get_dev_info
+#   carries settings (its params) and the last RFID or PIN entered at each wallbox. A command added to the
+#   command layer later needs the login unless it is named here.
 # - Answers are compact JSON (the document's examples: "ok", [1,257,...], {"8000d":...}); a refused command is
 #   HTTP 400 with {"error": ..., "query": ...} (the MQTT api_res form), a refused modbus request the bare string
 #   the document shows. Every answer passes the one redaction (redact.py).
@@ -21,7 +22,7 @@ from loadpilot.http.auth import REALM, Login
 from loadpilot.http.server import HttpServer
 from loadpilot.redact import redact
 
-PUBLIC = ("get_dev_info",)
+PUBLIC = ()
 _JSON = "application/json"
 _SEP = (",", ":")
 _CHUNK = 512
