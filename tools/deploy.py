@@ -29,6 +29,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import www  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 BOARDS = os.path.join(ROOT, "boards")
@@ -304,13 +307,15 @@ def deploy(args):
     if frozen:
         # the package lives in the image: a copy on the filesystem would hide it, so plan() deletes any
         files = [("board.json", board_path)]
-        print("device runs LoadPilot frozen into its firmware image%s: board.json and the configuration only" % (
-            " (hidden by files on the filesystem: they are deleted)" if state.get("frozen_hidden") else ""))
+        print("device runs LoadPilot frozen into its firmware image%s: board.json, the web files and the "
+              "configuration only" % (" (hidden by files on the filesystem: they are deleted)"
+                                      if state.get("frozen_hidden") else ""))
     else:
         files = compile_firmware(build_dir, args.march)
-        files.append(("board.json", board_path))
         print("compiled %d modules with mpy-cross into %s (%.1f s)" % (
-            len(files) - 2, build_dir, time.monotonic() - t0))
+            len(files) - 1, build_dir, time.monotonic() - t0))
+        files.append(("board.json", board_path))
+    files += www.build(os.path.join(build_dir, "www"))  # gzipped at build time, served as they are (docs/http.md)
     t_compiled = time.monotonic()
     if isinstance(state.get("wdt"), int):
         print("watchdog stretched to %d s for the copy" % (state["wdt"] // 1000))

@@ -92,6 +92,9 @@ class App:
         except Exception as e:  # a bad MQTT setting must not stop the charge point and the Modbus servers
             self.mqtt = None
             self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))
+        self.http = None  # HTTP /cnf API (docs/http.md); http/ is imported only when http_port is set
+        if self.config.get("http_port"):
+            self._init_http()
         from loadpilot.devices.service import DeviceService
         self.device_service = DeviceService(self.config, self.site, self.setpoints, self.hal, self.log,
                                             self.supervisor, self._devices_prepare, self._devices_applied,
@@ -107,6 +110,8 @@ class App:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
         if self.proxy is not None:
             self.ctl_handlers["proxy"] = lambda req: self.proxy.view()
+        if self.http is not None:
+            self.ctl_handlers["http"] = lambda req: self.http.view()
         if self.evse is not None:
             self.ctl_handlers.update(self.evse.ctl_handlers())
             self.ctl_handlers["evse_cmd"] = self._ctl_evse_cmd
@@ -145,6 +150,23 @@ class App:
     def _auth_granted(self):
         if self.manager is not None:
             self.manager._redecide = True  # a car just authorized starts now, not at the end of the cycle
+    def _init_http(self):
+        try:
+            if self.evse is not None:  # the modbus command reads and writes the box's own register images
+                from loadpilot.api.modbus_cmd import ModbusCommand
+                slave = self.evse_slave
+                if slave is None:  # no slave port: the images exist for the command and refresh per request
+                    from loadpilot.registers.evse_slave import EvseSlaveService
+                    slave = EvseSlaveService(self.config, self.commands, self.evse, self.evse_control, self.log,
+                                             self.hal.serial(), on_change=self.local.step)
+                self.commands.add_command("modbus", ModbusCommand(slave, refresh=self.evse_slave is None))
+            from loadpilot.http.service import HttpService
+            self.http = HttpService(self.config, self.commands, self.site, self.log, self.evse,
+                                    www=(self.fs_root + "/www") if self.fs_root else "www",
+                                    host=self.hal.listen_host, port=self.config.get("http_port"))
+        except Exception as e:  # a bad HTTP setting must not stop the charge point and the Modbus servers
+            self.http = None
+            self.log.error("http", "HTTP disabled: %s: %s" % (type(e).__name__, e))
 
     def _socket_plan(self):
         """(need, uses, servers) of the running configuration (schema.socket_plan on the board's budget)."""
@@ -269,6 +291,8 @@ class App:
         sup.spawn("device_config", self.device_service.run, critical=False)
         if self.mqtt is not None:
             self.mqtt.start(lambda name, factory: sup.spawn(name, factory, critical=False))
+        if self.http is not None:
+            self._start_http()
 
     @property
     def devices(self):
@@ -340,6 +364,18 @@ class App:
         if self.config.get("omcci_tcp_port"):
             self._serve_tcp("omcci", "omcci_tcp_port", self.config.get("omcci_tcp_port"), routers["omcci"])
         self.supervisor.spawn("evse_slave", self.evse_slave.run)
+
+    def _start_http(self):
+        port = self.config.get("http_port")
+        taken = self._tcp_ports.get(port)
+        if taken is not None:
+            self.log.error("http", "http_port: port %d is already used by %s; HTTP not served" % (port, taken))
+            return
+        self._tcp_ports[port] = "http_port"
+        for s in self._sockets[2]:  # clients and waiting places sized from the board's socket budget
+            if s[0] == "http_port":
+                self.http.server.resize(s[2], s[3])
+        self.supervisor.spawn("http", self.http.run, critical=False)
 
     def _start_sunspec(self):
         port = self.config.get("modbus_tcp_port")

@@ -27,6 +27,16 @@ def package_files():
             if f.endswith(".py"):
                 rel = os.path.relpath(os.path.join(dirpath, f), firmware_proc.FIRMWARE)
                 out.append(rel.replace(os.sep, "/")[:-3] + ".mpy")
+    return sorted(out + web_files())
+
+
+def web_files():
+    """The gzipped web files (tools/www.py) every deploy copies, frozen image or not."""
+    out = []
+    for dirpath, _, filenames in os.walk(os.path.join(firmware_proc.FIRMWARE, "www")):
+        for f in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, f), os.path.join(firmware_proc.FIRMWARE, "www"))
+            out.append("www/" + rel.replace(os.sep, "/") + ".gz")
     return sorted(out)
 
 
@@ -260,10 +270,11 @@ def test_a_frozen_image_gets_the_board_file_and_the_configuration_only(tmp_path)
         simulate_frozen_image(dev)
         p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "esp32_devkit", "--no-reset")
         assert p.returncode == 0, p.stdout + p.stderr
-        assert "device runs LoadPilot frozen into its firmware image: board.json and the configuration only" \
-            in p.stdout
-        assert "mpy-cross" not in p.stdout and p.copied == ["board.json"]
-        assert device_files(dev.fs_dir) == [".loadpilot-manifest.json", "board.json", "config.json"]
+        assert "device runs LoadPilot frozen into its firmware image: board.json, the web files and the " \
+               "configuration only" in p.stdout
+        assert "mpy-cross" not in p.stdout and p.copied == sorted(["board.json"] + web_files())
+        assert device_files(dev.fs_dir) == sorted([".loadpilot-manifest.json", "board.json", "config.json"]
+                                                  + web_files())
         assert json.load(open(os.path.join(dev.fs_dir, "board.json")))["name"] == "esp32_devkit"
         p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "esp32_devkit", "--no-reset")
         assert p.returncode == 0 and "device is up to date" in p.stdout, p.stdout + p.stderr

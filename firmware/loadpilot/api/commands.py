@@ -85,6 +85,7 @@ class Commands:
             "override_device": self._q_override_device,
             "set_ajax_meter": self._q_set_ajax,
             "set_ajax_evse": self._q_set_ajax,
+            "change_admin_pwd": self._q_change_admin_pwd,
         }
         for cmd in _WHITELIST_CMDS:
             self._handlers[cmd] = self._q_whitelist
@@ -101,6 +102,11 @@ class Commands:
         # authorization (docs/authorization.md): the app sets both; authorizer None = authorization is off
         self.authorizer = None  # sessions/auth.Authorizer
         self.whitelist = None   # callable -> sessions/whitelist.Whitelist, loaded on first use
+
+    def add_command(self, name, fn):
+        """A command that lives in its own module (fn(args, payload) -> result), e.g. modbus (api/modbus_cmd.py):
+        every transport gets it through execute()."""
+        self._handlers[name] = fn
 
     # ---- typed commands (Modbus and internal callers)
 
@@ -203,7 +209,10 @@ class Commands:
     def execute(self, query, body=None):
         """query: 'cmd=...&k=v'; body: POST/MQTT payload (str or bytes) or None. -> JSON-able result.
         Raises CommandError with a message that names what was wrong."""
-        args = parse_query(query)
+        return self.run(parse_query(query), body)
+
+    def run(self, args, body=None):
+        """execute() of a query already parsed with parse_query (HTTP parses it once for its login)."""
         cmd = args.get("cmd")
         fn = self._handlers.get(cmd)
         if fn is None:
@@ -282,6 +291,18 @@ class Commands:
         its length() and then its parts() (MQTT: one api_res publish written chunk by chunk)."""
         h = self._history("export_sessions")
         return h.CsvExport(self.sessions.journal, self._wall(), _arg_int(args, "days", 1, 45, 30))
+    def _q_change_admin_pwd(self, args, payload):
+        """old_pwd must be the current password (a box that never had one set: the factory password)."""
+        from loadpilot.config.schema import FACTORY_ADMIN_PWD
+        old = args.get("old_pwd", "")
+        new = args.get("new_pwd", "")
+        if old != (self.store.secret("admin_pwd") or FACTORY_ADMIN_PWD):
+            raise CommandError("change_admin_pwd: old_pwd is not the current admin password")
+        if not 8 <= len(new) <= 64 or new == FACTORY_ADMIN_PWD:
+            raise CommandError("change_admin_pwd: new_pwd must be 8 to 64 characters and not the factory password")
+        self.set_params({"admin_pwd": new})
+        self.store.flush()  # a new password must survive a power cut right after it was set
+        return {"ok": True}
 
     # ---- devices (dev_id addressed)
 

@@ -21,6 +21,7 @@ SECRET_URL = 2
 
 VERSION = 2  # version of the stored file format; migrate.py brings older files up to this
 
+FACTORY_ADMIN_PWD = "JuiCeMeUP!"  # seed 004's operator access; a box still using it warns on every answer
 _MA_MAX = 1000000  # 1000 A: above any house connection this controller will see
 
 FIELDS = (
@@ -97,7 +98,8 @@ FIELDS = (
     ("mqtt_publish_s", "int", 10, 1, 3600, 0),       # get/... publish interval
     ("http_input_timeout_s", "int", 60, 1, 3600, 0),  # a pushed device's push_timeout when it sets none (0)
     # access
-    ("admin_pwd", "str", "", 0, 64, SECRET),
+    ("admin_pwd", "str", FACTORY_ADMIN_PWD, 0, 64, SECRET),  # write-only; HTTP login (docs/http.md)
+    ("http_port", "int", 0, 0, 65535, 0),  # HTTP /cnf API (docs/http.md), usually 80; 0: off
     # authorization (seed: AUTHORIZATION; docs/authorization.md); a wallbox requires it with "auth_required"
     ("free_charging", "bool", False, 0, 0, 0),
     ("free_charging_tag", "id_tag", "FREECHARGING", 0, 0, 0),  # seed "freecharging"; tags compare uppercase
@@ -473,7 +475,7 @@ _PROXY_RELATED = ("modbus_proxy", "modbus_id", "modbus_rtu_port", "slave_rtu_por
 
 # ---- the socket budget (docs/configuration.md "Sockets"): every socket the settings open on the board
 _BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
-_SOCKET_RELATED = ("modbus_enabled", "modbus_tcp_port", "pb_tcp_port", "omcci_tcp_port", "mqtt_url",
+_SOCKET_RELATED = ("modbus_enabled", "modbus_tcp_port", "pb_tcp_port", "omcci_tcp_port", "http_port", "mqtt_url",
                    "devices") + _BROKER_KEYS
 SERVER_MOST = (4, 4)  # max_clients, max_pending of a Modbus TCP server when the budget has room
 SERVER_LEAST = (1, 1)  # one served master, one connection waiting for its first byte (modbus/tcp_server.py)
@@ -520,6 +522,7 @@ def socket_plan(get, budget):
         for i in range(budget.get("s0_ports", 0)):
             listen.append(("pb_tcp_port+%d" % (i + 1), pb + 1 + i if pb else 0))
         listen.append(("omcci_tcp_port", get("omcci_tcp_port")))
+    listen.append(("http_port", get("http_port")))  # the listener, its clients, one waiting (http/server.py)
     for key, port in listen:
         if port and port not in seen:  # the app serves a port once (the second setting is logged, not served)
             seen.append(port)
