@@ -15,7 +15,7 @@ import threading
 import time
 
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action, RegistrationStatus
 from websockets.asyncio.server import serve
 
@@ -141,6 +141,9 @@ class Backend:
             if self._server is not None:
                 self._server.close()
                 await self._server.wait_closed()
+            for t in asyncio.all_tasks():  # relays of the Proxy and handlers still waiting on dead sockets
+                if t is not asyncio.current_task():
+                    t.cancel()
         try:
             self.run(go(), 10)
         finally:

@@ -229,7 +229,7 @@ class OcppService:
                 if op != ws_mod.OP_TEXT:  # OCPP-J is text only
                     await self._send(core.error("-1", "FormationViolation", "binary frame"))
                     continue
-                await self._on_text(bytes(ws.rbuf[:n]))
+                await self._on_text(ws.message(n))
         except asyncio.CancelledError:
             raise
         except Exception as e:

@@ -10,6 +10,7 @@ import asyncio
 import binascii
 import hashlib
 from micropython import const
+from random import getrandbits
 
 OP_CONT = const(0)
 OP_TEXT = const(1)
@@ -71,12 +72,14 @@ def mask_into(buf, start, n, key_at):
 
 def _random_into(buf, at, n):
     # the masking key must be unpredictable to intermediaries (RFC 6455 5.3); 16 bits at a time stay small ints
-    import random
-    for i in range(at, at + n, 2):
-        r = random.getrandbits(16)
+    i = at
+    end = at + n
+    while i < end:
+        r = getrandbits(16)
         buf[i] = r & 0xFF
-        if i + 1 < at + n:
+        if i + 1 < end:
             buf[i + 1] = r >> 8
+        i += 2
 
 
 def accept_key(key):
@@ -135,7 +138,6 @@ class WebSocket:
         self._wbuf = bytearray(min(max_message, send_buffer) + 8)
         self._wmv = memoryview(self._wbuf)
         self._stream = None
-        self._wlock = asyncio.Lock()
         self.closing = False
         self.pongs = 0
         self.rx_frames = 0  # bumped on every complete frame: the session's "link alive" evidence
@@ -237,6 +239,11 @@ class WebSocket:
             if fin:
                 return op, got
 
+    def message(self, n):
+        """The last message as a memoryview of the receive buffer (json.loads takes it without a copy); valid
+        until the next recv()."""
+        return self._rmv[:n]
+
     async def _fail(self, code, why):
         try:
             await self.close(code)
@@ -252,24 +259,29 @@ class WebSocket:
         n = len(data)
         if n > self.max_message:
             raise ValueError("message of %d bytes over the limit %d" % (n, self.max_message))
-        async with self._wlock:
-            b = self._wbuf
-            if n + 8 > len(b):
-                b = bytearray(n + 8)
-            b[0] = 0x80 | op
-            if n < 126:
-                b[1] = 0x80 | n
-                k = 2
-            else:  # max_message stays below 64 KB, so the 16-bit length always fits
-                b[1] = 0x80 | 126
-                b[2] = n >> 8
-                b[3] = n & 0xFF
-                k = 4
-            _random_into(b, k, 4)
-            mv = self._wmv if b is self._wbuf else memoryview(b)
-            mv[k + 4:k + 4 + n] = data
-            mask_into(b, k + 4, n, k)
-            await self._write_locked(mv[:k + 4 + n])
+        # no lock: each frame is one stream write, which the stream sends or queues whole, in order, and
+        # copies what the socket did not take, so the buffer is free again when write() returns
+        b = self._wbuf
+        if n + 8 > len(b):
+            b = bytearray(n + 8)
+        b[0] = 0x80 | op
+        if n < 126:
+            b[1] = 0x80 | n
+            k = 2
+        else:  # max_message stays below 64 KB, so the 16-bit length always fits
+            b[1] = 0x80 | 126
+            b[2] = n >> 8
+            b[3] = n & 0xFF
+            k = 4
+        _random_into(b, k, 4)
+        mv = self._wmv if b is self._wbuf else memoryview(b)
+        mv[k + 4:k + 4 + n] = data
+        mask_into(b, k + 4, n, k)
+        st = self._stream
+        if st is None:
+            raise WsClosed(1006, "not connected")
+        st.write(mv[:k + 4 + n])
+        await self._drain(st)
 
     async def ping(self, payload=b""):
         await self.send(payload, OP_PING)
@@ -289,19 +301,21 @@ class WebSocket:
         await self._send_close(code)
 
     async def _write(self, buf):
-        async with self._wlock:
-            await self._write_locked(buf)
-
-    async def _write_locked(self, buf):
         st = self._stream
         if st is None:
             raise WsClosed(1006, "not connected")
         st.write(buf)
+        await self._drain(st)
+
+    def _drain(self, st):
+        # a plain function returning an awaitable: no coroutine object per frame when the socket took it all
+        if not getattr(st, "out_buf", True):
+            return asyncio.sleep_ms(0)
+        return self._drain_slow(st)
+
+    async def _drain_slow(self, st):
         try:
-            if getattr(st, "out_buf", True):  # only a write the socket did not take at once needs a timeout task
-                await asyncio.wait_for_ms(st.drain(), self.io_timeout_ms)
-            else:
-                await asyncio.sleep_ms(0)
+            await asyncio.wait_for_ms(st.drain(), self.io_timeout_ms)
         except asyncio.TimeoutError:
             raise WsClosed(1006, "write timed out after %d ms" % self.io_timeout_ms)
 
