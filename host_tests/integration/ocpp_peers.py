@@ -273,3 +273,79 @@ def make_pki(dirname):
     return {k: os.path.join(dirname, k.replace("_", "-") + (".pem" if not k.endswith("key") else ""))
             for k in ("ca", "other_ca", "server", "client")} | {
         "server_key": os.path.join(dirname, "server.key"), "client_key": os.path.join(dirname, "client.key")}
+
+
+class RawWsServer:
+    """A WebSocket server written out by hand, to send what no library sends: it completes the upgrade, sends
+    `frame` (raw bytes) and records the close code the client answers with (None if it only hung up)."""
+
+    def __init__(self, frame):
+        import hashlib
+        self.frame = frame
+        self.close_codes = []
+        self.connections = 0
+        self._hashlib = hashlib
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self.connections += 1
+            try:
+                self._one(c)
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    def _recv_exact(self, c, n):
+        out = b""
+        while len(out) < n:
+            d = c.recv(n - len(out))
+            if not d:
+                raise OSError("closed")
+            out += d
+        return out
+
+    def _one(self, c):
+        c.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(1024)
+            if not d:
+                return
+            head += d
+        key = [ln.split(b":", 1)[1].strip() for ln in head.split(b"\r\n")
+               if ln.lower().startswith(b"sec-websocket-key")][0]
+        acc = base64.b64encode(self._hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Accept: " + acc + b"\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n")
+        c.sendall(self.frame)
+        # the client's frames until its close frame (its BootNotification may come first)
+        while True:
+            b0, b1 = self._recv_exact(c, 2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._recv_exact(c, 2))[0]
+            mask = self._recv_exact(c, 4) if b1 & 0x80 else b"\0\0\0\0"
+            payload = bytes(x ^ mask[i & 3] for i, x in enumerate(self._recv_exact(c, n)))
+            if b0 & 0x0F == 8:
+                self.close_codes.append(struct.unpack(">H", payload[:2])[0] if len(payload) >= 2 else None)
+                return
+
+    def stop(self):
+        self._stop = True
+        self.sock.close()

@@ -10,7 +10,7 @@ import pytest
 from firmware_proc import Firmware, free_port, wait_for
 from ocpp.v16 import call
 
-from ocpp_peers import Backend, DnsServer, Proxy, make_pki
+from ocpp_peers import Backend, DnsServer, Proxy, RawWsServer, make_pki
 
 pytestmark = pytest.mark.mp
 PASSWORD = "pw-Xq7#secret"
@@ -218,6 +218,25 @@ def test_oversized_message_closes_with_1009_and_reconnects(backend):
                    for m in backend.frames if json.loads(m)[0] == 3)
 
 
+@pytest.mark.parametrize("frame,code", [
+    (b"\x81\x7f" + (2 ** 40).to_bytes(8, "big"), 1009),   # a text frame announcing a terabyte
+    (b"\x81\x83abcd" + bytes(x ^ y for x, y in zip(b"abc", b"abcd")), 1002),  # masked by the server
+    (b"\xc1\x02[]", 1002),                                 # a reserved bit set
+    (b"\x89\x7e\x00\xc8" + b"p" * 200, 1002),             # a ping over 125 bytes
+    (b"\x80\x02[]", 1002),                                 # a continuation with nothing to continue
+])
+def test_protocol_violations_close_with_the_right_code(frame, code):
+    srv = RawWsServer(frame)
+    try:
+        with Firmware(config=_config("ws://127.0.0.1:%d/ocpp" % srv.port)) as fw:
+            assert wait_for(lambda: srv.close_codes, 10)
+            assert srv.close_codes[0] == code
+            assert wait_for(lambda: _ocpp(fw)["last_error"], 5)
+            assert fw.proc.poll() is None and _ocpp(fw)["state"] != "connected"
+    finally:
+        srv.stop()
+
+
 def test_wrong_password_gets_401_logged_without_the_secret_and_backoff(backend):
     wrong = "wrong-Password-42"
     with Firmware(config=_config("ws://127.0.0.1:%d/ocpp" % backend.port, ocpp_password=wrong)) as fw:
@@ -228,6 +247,15 @@ def test_wrong_password_gets_401_logged_without_the_secret_and_backoff(backend):
         out = fw.read_output()
         assert "401" in out and wrong not in out
         assert wrong not in json.dumps(fw.ctl("config_get")) + json.dumps(_ocpp(fw))
+        # the right password is used at once, not after the backoff (now 10 s or more)
+        fw.ctl("config_set", key="ocpp_password", value=PASSWORD)
+        t0 = time.monotonic()
+        assert _connected(fw)
+        assert time.monotonic() - t0 < 4
+        # a new URL (here: the Client ID in the path) takes effect on a live connection too
+        fw.ctl("config_set", key="ocpp_client_id", value="CP2")
+        assert wait_for(lambda: backend.paths[-1] == "/ocpp/CP2" and _ocpp(fw)["connects"] == 2, 5)
+        assert PASSWORD not in fw.read_output()
 
 
 @pytest.fixture(scope="module")

@@ -236,7 +236,7 @@ class Hal:
     def set_clock(self, epoch_s):
         """Set the RTC (UTC) from a backend's time when nothing better (NTP) has set it."""
         import time
-        t = time.gmtime(epoch_s)
+        t = time.gmtime(epoch_s - (946684800 if time.gmtime(0)[0] == 2000 else 0))  # the port's epoch
         machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
 
     def reset(self):

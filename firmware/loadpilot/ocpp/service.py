@@ -26,6 +26,8 @@ BACKOFF_MAX_MS = const(300000)
 _STABLE_MS = const(60000)        # a connection that lived this long resets the backoff
 _DEFAULT_HEARTBEAT_S = const(300)  # when neither the backend nor the settings give one
 _BOOT_RETRY_S = const(60)        # BootNotification again after an error or an interval of 0
+_LINK_KEYS = ("ocpp_url", "ocpp_client_id", "ocpp_password", "ocpp_tls_ca", "ocpp_tls_cert", "ocpp_tls_key")
+_EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000 (time.gmtime(0) says which)
 
 
 class OcppError(Exception):
@@ -76,7 +78,15 @@ class OcppService:
         self._rx_frames = 0
         self._ping_ms = None
         self._reset = None
+        self._relink = False      # a connection setting changed: reconnect now, without backoff
+        self._wake = asyncio.Event()
         self._apply_availability()
+        config.subscribe(self._config_changed)
+
+    def _config_changed(self, key):
+        if key in _LINK_KEYS:
+            self._relink = True
+            self._wake.set()  # cuts a backoff wait short
 
     # ---- views --------------------------------------------------------------------------------------------
     def client_id(self):
@@ -102,6 +112,7 @@ class OcppService:
         import random
         while True:
             up = None
+            self._relink = False  # the settings this attempt reads are the newest
             try:
                 await self._connect()
                 up = time.ticks_ms()
@@ -112,10 +123,18 @@ class OcppService:
             except Exception as e:  # every way a link fails ends here; nothing reboots
                 self._note(e)
             self._close()
+            if self._relink:  # new settings: use them now; the backoff is for failures
+                self._relink = False
+                self.failures = 0
+                continue
             if up is not None and time.ticks_diff(time.ticks_ms(), up) >= _STABLE_MS:
                 self.failures = 0
             self.failures += 1
-            await asyncio.sleep_ms(backoff_ms(self.failures, random.getrandbits(16)))
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), backoff_ms(self.failures, random.getrandbits(16)))
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
 
     def _note(self, e):
         msg = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
@@ -188,6 +207,8 @@ class OcppService:
                 await asyncio.sleep_ms(_TICK_MS)
                 if reader.done():
                     raise OcppError(self._reader_error or "connection closed")
+                if self._relink:
+                    raise OcppError("connection settings changed: reconnecting")
                 now = time.ticks_ms()
                 self._check_link(now)
                 if self._ping_ms is None:
@@ -291,7 +312,7 @@ class OcppService:
             t = core.parse_time(text)
         except (ValueError, TypeError):
             return
-        self.clock_offset_s = t - time.time()
+        self.clock_offset_s = t - time.time() - (_EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0)
         if abs(self.clock_offset_s) > 2 and hasattr(self.hal, "set_clock"):
             self.hal.set_clock(t)  # the board has no NTP client: the backend's time is the best there is
 

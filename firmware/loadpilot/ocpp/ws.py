@@ -23,6 +23,7 @@ CLOSE_GOING_AWAY = const(1001)
 CLOSE_PROTOCOL = const(1002)
 CLOSE_TOO_BIG = const(1009)
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+_TOO_BIG = const(0x3FFFFFFF)  # a length over 16 MB: more than any limit here
 _HEAD_MAX = const(2048)  # the server's handshake answer; more is not a WebSocket server
 
 
@@ -186,9 +187,9 @@ class WebSocket:
         if n == 127:
             await self._readn(self._cmv, 8)
             c = self._cbuf
-            if c[0] or c[1] or c[2] or c[3] or c[4] & 0x80:
-                return 1 << 31  # over every limit; never built as a big integer
-            return (c[4] << 24) | (c[5] << 16) | (c[6] << 8) | c[7]
+            if c[0] or c[1] or c[2] or c[3] or c[4]:
+                return _TOO_BIG  # over every limit; a 32-bit port's small ints end at 2**30
+            return (c[5] << 16) | (c[6] << 8) | c[7]
         return n
 
     async def recv(self):
