@@ -125,6 +125,46 @@ def test_boot_heartbeat_status_configuration_and_bad_input(backend):
         _no_secret_anywhere(fw)
 
 
+def test_the_car_and_faults_reach_the_backend_as_status(backend):
+    with Firmware(config=_config("ws://127.0.0.1:%d/ocpp" % backend.port)) as fw:
+        assert _connected(fw)
+        assert wait_for(lambda: (1, "Available", "NoError") in backend.statuses, 10)
+
+        def last():
+            ours = [s for s in backend.statuses if s[0] == 1]
+            return ours[-1] if ours else None
+        fw.ctl("set_adc", name="cp", mv=9000)  # a car plugged in: B
+        assert wait_for(lambda: last() == (1, "Preparing", "NoError"), 5)
+        time.sleep(0.2)
+        fw.ctl("set_adc", name="cp", mv=6000)  # it asks for power: C
+        assert wait_for(lambda: last() == (1, "Charging", "NoError"), 5)
+        fw.ctl("set_input", name="rcd_trip", value=1)  # residual current: the EVSE opens and latches
+        assert wait_for(lambda: last() == (1, "Faulted", "GroundFailure"), 5)
+        fw.ctl("set_input", name="rcd_trip", value=0)
+        fw.ctl("set_adc", name="cp", mv=12000)  # unplugged: the fault clears
+        assert wait_for(lambda: last() == (1, "Available", "NoError"), 5)
+        assert _ocpp(fw)["status"] == "Available"
+
+
+def test_bad_input_does_not_grow_the_heap(backend):
+    with Firmware(config=_config("ws://127.0.0.1:%d/ocpp" % backend.port, ocpp_ws_ping_s=0)) as fw:
+        assert _connected(fw) and wait_for(lambda: backend.boots, 10)
+        bad = ['nonsense %d', '[2,"x%d","NoSuchAction",{}]', '[2,"y%d","Reset",{"type":"Medium"}]',
+               '[2,"z%d","GetConfiguration",{"key":[1,2]}]']
+
+        def round_(n):
+            for i in range(n):
+                for b in bad:
+                    backend.run(backend.cp()._connection.send(b % i if "%d" in b else b))
+            time.sleep(1)
+            return fw.ctl("status", gc=True)["heap"]["alloc"]
+        round_(20)  # warm up: first-use allocations (answers' strings, the reader's state)
+        before = round_(20)
+        after = round_(100)
+        assert after - before < 1024, (before, after)
+        assert _ocpp(fw)["call_errors"] >= 560 and _ocpp(fw)["connects"] == 1
+
+
 def test_availability_persists_across_a_reset(backend):
     url = "ws://127.0.0.1:%d/ocpp/" % backend.port
     fs = tempfile.mkdtemp(prefix="loadpilot-ocpp-")
