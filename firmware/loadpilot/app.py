@@ -103,7 +103,7 @@ class App:
         if self.mqtt is not None:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
         if self.ocpp is not None:
-            self.ctl_handlers["ocpp"] = lambda req: self.ocpp.view()
+            self.ctl_handlers["ocpp"] = self.ocpp.ctl
         if self.proxy is not None:
             self.ctl_handlers["proxy"] = lambda req: self.proxy.view()
         if self.evse is not None:

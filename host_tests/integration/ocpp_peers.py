@@ -44,6 +44,11 @@ class CentralSystemCP(ChargePoint):
         self.backend.heartbeats.append(time.monotonic())
         return call_result.Heartbeat(current_time=self.backend.now_text())
 
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id, **kw):
+        self.backend.data_transfers.append(dict(kw, vendor_id=vendor_id))
+        return call_result.DataTransfer(status="Accepted", data="pong")
+
     @on(Action.status_notification)
     def on_status(self, connector_id, error_code, status, **kw):
         self.backend.statuses.append((connector_id, status, error_code))
@@ -64,6 +69,7 @@ class Backend:
         self.boots = []
         self.heartbeats = []
         self.statuses = []
+        self.data_transfers = []
         self.frames = []
         self.auth_headers = []  # every Authorization header received
         self.refused = 0

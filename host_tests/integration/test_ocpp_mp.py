@@ -96,6 +96,14 @@ def test_boot_heartbeat_status_configuration_and_bad_input(backend):
         assert backend.call(call.UnlockConnector(connector_id=1)).status == "NotSupported"
         assert backend.call(call.ClearCache()).status == "Accepted"
 
+        # a DataTransfer of the box's own (the control op queues it; the answer shows in the view)
+        fw.ctl("ocpp", data_transfer={"vendorId": "com.example", "messageId": "ping", "data": "hello"})
+        assert wait_for(lambda: _ocpp(fw)["data_transfer"]["status"] == "Accepted", 5)
+        assert _ocpp(fw)["data_transfer"]["data"] == "pong"
+        assert backend.data_transfers[-1] == {"vendor_id": "com.example", "message_id": "ping", "data": "hello"}
+        with pytest.raises(RuntimeError):
+            fw.ctl("ocpp", data_transfer={"vendorId": "", "data": "x"})
+
         # unknown and not-yet-built actions, malformed frames: the right CALLERROR, within 1 s, nothing changed
         cases = [('[2,"u1","FlyToTheMoon",{}]', "u1", "NotImplemented"),
                  ('[2,"u2","RemoteStartTransaction",{"idTag":"A"}]', "u2", "NotSupported"),

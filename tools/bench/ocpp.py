@@ -70,6 +70,9 @@ def main():
                "within" if f["total_bytes"] <= BAR_32_FROZEN else "OVER"))
         print("  (%s was built from this tree's firmware when `make firmware` last ran: rebuild after changes)"
               % os.path.relpath(frozen32, ROOT))
+        mods = run(os.path.join(scratch, "none"), scratch, "modules", binary=frozen32)
+        print("  per module (import, 32-bit frozen): " + ", ".join("%s %d B" % (m["module"].split(".")[-1],
+                                                                              m["bytes"]) for m in mods))
     else:
         print("No 32-bit frozen build (make firmware MICROPY_DIR=...): the 32-bit figure below is an estimate")
     h = run(mpy, scratch, "heap")[0]

@@ -162,11 +162,27 @@ def bench_dns(port):
     asyncio.run(main())
 
 
+def bench_modules():
+    # each module's own share, imported in dependency order after what the app has loaded anyway
+    from loadpilot.config.store import Store  # noqa: F401
+    from loadpilot.site import Site  # noqa: F401
+    import ssl  # noqa: F401 (the port's TLS module, loaded by wss connections)
+    for m in ("loadpilot.ocpp", "loadpilot.ocpp.url", "loadpilot.ocpp.tls", "loadpilot.ocpp.dns",
+              "loadpilot.ocpp.ws", "loadpilot.ocpp.core", "loadpilot.ocpp.service"):
+        gc.collect()
+        f = gc.mem_free()
+        __import__(m)
+        gc.collect()
+        out(figure="module", module=m, bytes=f - gc.mem_free())
+
+
 part = sys.argv[3]
 if part == "mask":
     bench_mask()
     bench_send()
 elif part == "heap":
     bench_heap()
+elif part == "modules":
+    bench_modules()
 elif part == "dns":
     bench_dns(int(sys.argv[4]))

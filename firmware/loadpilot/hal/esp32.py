@@ -228,6 +228,11 @@ class Hal:
 
     def dns_server(self):
         """The DNS server DHCP gave the connected interface (ocpp/dns.py asks it without blocking), or None."""
+        if network is not None and hasattr(network, "ipconfig"):  # MicroPython 1.24+: one DNS for all NICs
+            try:
+                return network.ipconfig("dns")
+            except (OSError, ValueError):
+                pass
         for nic in (self._wlan(), self.lan):
             if nic is not None and nic.isconnected():
                 return nic.ifconfig()[3]

@@ -235,6 +235,22 @@ class Core:
         return "Available", "NoError"
 
 
+def data_transfer_payload(vendor_id, message_id=None, data=None):
+    """A DataTransfer request (OCPP 1.6 6.17: vendorId CiString255, messageId CiString50, data text)."""
+    if not isinstance(vendor_id, str) or not 0 < len(vendor_id) <= 255:
+        raise ValueError("vendorId: 1..255 characters")
+    p = {"vendorId": vendor_id}
+    if message_id is not None:
+        if not isinstance(message_id, str) or len(message_id) > 50:
+            raise ValueError("messageId: at most 50 characters")
+        p["messageId"] = message_id
+    if data is not None:
+        if not isinstance(data, str) or len(data) > 2048:
+            raise ValueError("data: text of at most 2048 characters")
+        p["data"] = data
+    return p
+
+
 def boot_payload(model, serial, firmware):
     return {"chargePointVendor": VENDOR_ID, "chargePointModel": model[:20], "chargePointSerialNumber": serial[:25],
             "chargeBoxSerialNumber": serial[:25], "firmwareVersion": firmware[:50]}

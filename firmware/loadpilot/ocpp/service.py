@@ -26,6 +26,7 @@ BACKOFF_MAX_MS = const(300000)
 _STABLE_MS = const(60000)        # a connection that lived this long resets the backoff
 _DEFAULT_HEARTBEAT_S = const(300)  # when neither the backend nor the settings give one
 _BOOT_RETRY_S = const(60)        # BootNotification again after an error or an interval of 0
+_MAX_REQUESTS = const(4)
 _LINK_KEYS = ("ocpp_url", "ocpp_client_id", "ocpp_password", "ocpp_tls_ca", "ocpp_tls_cert", "ocpp_tls_key")
 _EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000 (time.gmtime(0) says which)
 
@@ -72,6 +73,8 @@ class OcppService:
         self._uid = 0
         self._pending = None      # [uid, action, sent_ms] of our one outstanding CALL
         self._triggers = []       # (action, connector) asked by TriggerMessage
+        self._requests = []       # (action, payload) the box asks of the backend (DataTransfer)
+        self.last_data_transfer = None
         self._sent_status = [None, None]  # last (status, errorCode) sent for connector 0 and ours
         self._last_call_ms = 0
         self._rx_ms = 0
@@ -87,6 +90,26 @@ class OcppService:
         if key in _LINK_KEYS:
             self._relink = True
             self._wake.set()  # cuts a backoff wait short
+
+    # ---- requests from the box ---------------------------------------------------------------------------
+    def data_transfer(self, vendor_id, message_id=None, data=None):
+        """Queue a DataTransfer to the backend; it goes in turn with the other CALLs once the boot is accepted,
+        and its answer shows in the view (data_transfer). Raises ValueError for a bad field or a full queue."""
+        p = core.data_transfer_payload(vendor_id, message_id, data)
+        if len(self._requests) >= _MAX_REQUESTS:
+            raise ValueError("%d requests are waiting already" % _MAX_REQUESTS)
+        self._requests.append(("DataTransfer", p))
+        self.last_data_transfer = {"status": "queued"}
+
+    def ctl(self, req):
+        """The control op: {"op": "ocpp"} -> the view; with "data_transfer": {vendorId, messageId, data} it
+        queues one first."""
+        dt = req.get("data_transfer")
+        if dt is not None:
+            if not isinstance(dt, dict):
+                raise ValueError("data_transfer: an object with vendorId, messageId, data")
+            self.data_transfer(dt.get("vendorId"), dt.get("messageId"), dt.get("data"))
+        return self.view()
 
     # ---- views --------------------------------------------------------------------------------------------
     def client_id(self):
@@ -105,6 +128,7 @@ class OcppService:
                 "status": st[0] if st else None, "error_code": st[1] if st else None,
                 "clock_offset_s": self.clock_offset_s, "calls_in": self.calls_in, "calls_out": self.calls_out,
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
+                "data_transfer": self.last_data_transfer,
                 "not_built": "transactions, authorization, local list, smart charging (sessions round)"}
 
     # ---- the connection task ------------------------------------------------------------------------------
@@ -287,6 +311,8 @@ class OcppService:
         self._pending = None
         if kind == core.CALLERROR:
             self.log.warn("ocpp", "%s refused: %s %s" % (p[1], frame[2], frame[3]))
+            if p[1] == "DataTransfer":
+                self.last_data_transfer = {"status": "CALLERROR " + frame[2]}
             if p[1] == "BootNotification":
                 self._boot_at = time.ticks_add(time.ticks_ms(), _BOOT_RETRY_S * 1000)
             return
@@ -306,6 +332,10 @@ class OcppService:
             self.log.info("ocpp", "BootNotification %s (interval %d s)" % (self.boot, interval))
         elif action == "Heartbeat":
             self._set_clock(payload.get("currentTime"))
+        elif action == "DataTransfer":
+            d = payload.get("data")
+            self.last_data_transfer = {"status": str(payload.get("status")),
+                                       "data": d[:256] if isinstance(d, str) else None}
 
     def _set_clock(self, text):
         try:
@@ -373,6 +403,8 @@ class OcppService:
                 self._boot_at = time.ticks_add(now, _BOOT_RETRY_S * 1000)
             elif p[1] == "StatusNotification":
                 self._sent_status = [None, None]
+            elif p[1] == "DataTransfer":
+                self.last_data_transfer = {"status": "no answer"}
         if self.boot != "Accepted":
             if self._triggers and self.boot == "Pending":  # the backend may ask while it decides
                 pass
@@ -395,6 +427,10 @@ class OcppService:
                 await self._send_status(now)
             return
         if await self._send_status(now):
+            return
+        if self._requests:
+            action, payload = self._requests.pop(0)
+            await self._call(action, payload, now)
             return
         if time.ticks_diff(now, self._last_call_ms) >= self.heartbeat_s() * 1000:
             await self._call("Heartbeat", {}, now)
