@@ -149,6 +149,7 @@ class OcppService:
             self._close()
             if self._relink:  # new settings: use them now; the backoff is for failures
                 self._relink = False
+                self._wake.clear()
                 self.failures = 0
                 continue
             if up is not None and time.ticks_diff(time.ticks_ms(), up) >= _STABLE_MS:
