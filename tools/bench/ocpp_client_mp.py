@@ -1,4 +1,5 @@
-# Runs on the MicroPython binary for tools/bench/ocpp.py (argv: firmware dir or .mpy tree, scratch dir, part).
+# Runs on the MicroPython binary for tools/bench/ocpp_client.py (argv: firmware dir or .mpy tree, scratch dir,
+# part).
 # Prints one JSON line per figure.
 import asyncio
 import gc

@@ -1,4 +1,4 @@
-"""OCPP client benchmark on the MicroPython unix binary: `python tools/bench/ocpp.py`.
+"""OCPP client benchmark on the MicroPython unix binary: `python tools/bench/ocpp_client.py`.
 
 Prints, each figure beside the baseline measured in the same run:
 - WebSocket masking: us and bytes allocated per KB for our in-place loop (ocpp/ws.py mask_into), for the
@@ -36,7 +36,8 @@ RATIO_64_MPY_TO_32_FROZEN = 4  # docs/firmware.md: core profile 64-bit .mpy / 32
 
 
 def run(*args, binary=None):
-    p = subprocess.run([binary or firmware_proc.micropython_binary(), os.path.join(HERE, "ocpp_mp.py")] + list(args),
+    script = os.path.join(HERE, "ocpp_client_mp.py")
+    p = subprocess.run([binary or firmware_proc.micropython_binary(), script] + list(args),
                        capture_output=True, text=True, timeout=120)
     if p.returncode:
         raise SystemExit(p.stdout + p.stderr)
@@ -124,8 +125,6 @@ def _reconnect_stall(fw):
 
 
 def link():
-    # this file is named like the `ocpp` package the central system needs: take its folder off the path
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
     from ocpp_peers import Backend, Proxy, make_pki
     import ssl
     print("The client on the binary against the ocpp central system (bars: loop stall %d ms, answer 1 s):" % BAR_MS)
