@@ -95,6 +95,15 @@ class App:
         self.http = None  # HTTP /cnf API (docs/http.md); http/ is imported only when http_port is set
         if self.config.get("http_port"):
             self._init_http()
+        self.ocpp = None
+        if self.config.get("ocpp_url"):  # no backend named: the OCPP package is not even imported
+            try:
+                from loadpilot.ocpp.service import OcppService
+                self.ocpp = OcppService(self.config, self.site, self.log, self.hal, self.evse, self.hal.serial(),
+                                        VERSION)
+            except Exception as e:  # a bad OCPP setting must not stop the charge point and the Modbus servers
+                self.ocpp = None
+                self.log.error("ocpp", "OCPP disabled: %s: %s" % (type(e).__name__, e))
         from loadpilot.devices.service import DeviceService
         self.device_service = DeviceService(self.config, self.site, self.setpoints, self.hal, self.log,
                                             self.supervisor, self._devices_prepare, self._devices_applied,
@@ -108,6 +117,8 @@ class App:
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
             self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
+        if self.ocpp is not None:
+            self.ctl_handlers["ocpp"] = self.ocpp.ctl
         if self.proxy is not None:
             self.ctl_handlers["proxy"] = lambda req: self.proxy.view()
         if self.http is not None:
@@ -289,6 +300,8 @@ class App:
         self._start_rtu_slaves()
         self.device_service.start()
         sup.spawn("device_config", self.device_service.run, critical=False)
+        if self.ocpp is not None:
+            sup.spawn("ocpp", self.ocpp.run, critical=False)
         if self.mqtt is not None:
             self.mqtt.start(lambda name, factory: sup.spawn(name, factory, critical=False))
         if self.http is not None:

@@ -97,6 +97,19 @@ FIELDS = (
     ("mqtt_ha_discovery", "bool", False, 0, 0, 0),  # Home Assistant discovery on the dev_info broker
     ("mqtt_publish_s", "int", 10, 1, 3600, 0),       # get/... publish interval
     ("http_input_timeout_s", "int", 60, 1, 3600, 0),  # a pushed device's push_timeout when it sets none (0)
+    # OCPP 1.6J client (docs/ocpp.md); off, and not even imported, while ocpp_url is ""
+    ("ocpp_url", "ws_url", "", 0, 256, 0),  # ws[s]://host[:port][/path]; the Client ID is appended
+    ("ocpp_password", "str", "", 0, 64, SECRET),  # HTTP Basic auth with the Client ID as user
+    ("ocpp_client_id", "ocpp_id", "", 0, 48, 0),  # "" = the board's serial number
+    ("ocpp_connector_id", "int", 1, 1, 99, 0),
+    ("ocpp_heartbeat_s", "int", 0, 0, 86400, 0),  # 0 = the backend's interval (BootNotification)
+    ("ocpp_meter_interval_s", "int", 60, 0, 86400, 0),  # MeterValueSampleInterval (used with sessions)
+    ("ocpp_ws_ping_s", "int", 30, 0, 3600, 0),  # WebSocketPingInterval; 0 = no pings
+    ("ocpp_available", "bool", True, 0, 0, 0),  # ChangeAvailability, persisted
+    # TLS (wss://): CA list -> server verified (profile 2); client cert + key -> presented (profile 3)
+    ("ocpp_tls_ca", "pem", "", 0, 8192, SECRET),
+    ("ocpp_tls_cert", "pem", "", 0, 4096, SECRET),
+    ("ocpp_tls_key", "pem", "", 0, 4096, SECRET),
     # access
     ("admin_pwd", "str", FACTORY_ADMIN_PWD, 0, 64, SECRET),  # write-only; HTTP login (docs/http.md)
     ("http_port", "int", 0, 0, 65535, 0),  # HTTP /cnf API (docs/http.md), usually 80; 0: off
@@ -282,6 +295,39 @@ def _ident(value, row, path):
     for ch in value:
         if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "_"):
             raise ConfigError(path, "only a-z, 0-9 and _ allowed, got %r" % (value,))
+    return value
+
+
+def _ws_url(value, row, path):
+    _str(value, row, path)
+    if value:
+        if not url_chars_ok(value):
+            raise ConfigError(path, "bad OCPP URL: percent-encode spaces, quotes and control characters")
+        from loadpilot.ocpp import url  # imported only once OCPP is being configured
+        try:
+            url.parse(value, "")
+        except ValueError as e:
+            raise ConfigError(path, "bad OCPP URL: %s" % e)
+    return value
+
+
+def _ocpp_id(value, row, path):
+    # the Client ID is a URL path segment and the Basic auth user name: no '/', ':' or '%'
+    _str(value, row, path)
+    for ch in value:
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "-_.~"):
+            raise ConfigError(path, "only letters, digits and - _ . ~ allowed")
+    return value
+
+
+def _pem(value, row, path):
+    _str(value, row, path)
+    if value:
+        from loadpilot.ocpp import tls
+        try:
+            tls.pem_blocks(value)
+        except ValueError as e:  # the text never holds the data
+            raise ConfigError(path, str(e))
     return value
 
 
@@ -476,7 +522,7 @@ _PROXY_RELATED = ("modbus_proxy", "modbus_id", "modbus_rtu_port", "slave_rtu_por
 # ---- the socket budget (docs/configuration.md "Sockets"): every socket the settings open on the board
 _BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
 _SOCKET_RELATED = ("modbus_enabled", "modbus_tcp_port", "pb_tcp_port", "omcci_tcp_port", "http_port", "mqtt_url",
-                   "devices") + _BROKER_KEYS
+                   "devices", "ocpp_url") + _BROKER_KEYS
 SERVER_MOST = (4, 4)  # max_clients, max_pending of a Modbus TCP server when the budget has room
 SERVER_LEAST = (1, 1)  # one served master, one connection waiting for its first byte (modbus/tcp_server.py)
 
@@ -560,6 +606,8 @@ def socket_plan(get, budget):
             devs.append(d["dev_id"])
     for n in names:
         uses.append(("MQTT broker of %s" % ", ".join(n), 1))
+    if get("ocpp_url"):  # one WebSocket to the backend (its DNS lookup's UDP socket is closed before it opens)
+        uses.append(("OCPP backend%s" % (" (TLS)" if ocpp_tls(get) else ""), 1))
     need = 0
     for _, n in uses:
         need += n
@@ -586,6 +634,11 @@ def socket_plan(get, budget):
                     spare -= 1
                     grew = True
     return need, uses, servers, own
+
+
+def ocpp_tls(get):
+    """1 when the OCPP client holds a TLS session (a wss:// URL), else 0: for the board's TLS budget."""
+    return 1 if get("ocpp_url").strip().startswith("wss://") else 0
 
 
 def socket_error(need, uses, budget):
@@ -822,7 +875,8 @@ _CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": 
            "mqtt_broker": _mqtt_broker, "json_object": _json_object,
            "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
            "modbus_proxy": _modbus_proxy, "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits,
-           "number": _number, "setpoint": _setpoint, "cm_var": _cm_var, "id_tag": _id_tag}
+           "number": _number, "setpoint": _setpoint, "cm_var": _cm_var, "id_tag": _id_tag, "ws_url": _ws_url,
+           "ocpp_id": _ocpp_id, "pem": _pem}
 
 
 def validate(key, value, path=None):

@@ -226,6 +226,24 @@ class Hal:
             return None
         return network.WLAN(network.STA_IF)
 
+    def dns_server(self):
+        """The DNS server DHCP gave the connected interface (ocpp/dns.py asks it without blocking), or None."""
+        if network is not None and hasattr(network, "ipconfig"):  # MicroPython 1.24+: one DNS for all NICs
+            try:
+                return network.ipconfig("dns")
+            except (OSError, ValueError):
+                pass
+        for nic in (self._wlan(), self.lan):
+            if nic is not None and nic.isconnected():
+                return nic.ifconfig()[3]
+        return None
+
+    def set_clock(self, epoch_s):
+        """Set the RTC (UTC) from a backend's time when nothing better (NTP) has set it."""
+        import time
+        t = time.gmtime(epoch_s - (946684800 if time.gmtime(0)[0] == 2000 else 0))  # the port's epoch
+        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+
     def reset(self):
         machine.reset()
 

@@ -246,6 +246,25 @@ class Hal:
     def serial(self):
         return _env("LOADPILOT_SERIAL") or "unix-sim"
 
+    def dns_server(self):
+        """LOADPILOT_DNS=ip[:port] (tests run their own DNS server), else the first nameserver in resolv.conf."""
+        v = _env("LOADPILOT_DNS")
+        if v:
+            return v
+        try:
+            with open("/etc/resolv.conf") as f:
+                for line in f:
+                    w = line.split()
+                    if len(w) >= 2 and w[0] == "nameserver" and "." in w[1]:
+                        return w[1]
+        except OSError:
+            pass
+        return None
+
+    def set_clock(self, epoch_s):
+        # the host's clock is not ours to set: the OCPP view reports the backend's time offset instead
+        pass
+
     def reset(self):
         raise SystemExit(0)
 

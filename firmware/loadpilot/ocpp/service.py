@@ -1,0 +1,464 @@
+# The OCPP 1.6J client task: connection, supervision and the message flow around the pure core (core.py).
+#
+# run() keeps one connection: resolve (dns.py, never blocking), TCP, TLS (tls.py), the WebSocket upgrade with
+# HTTP Basic auth (ws.py), then a session: a reader task answers every incoming CALL at once from the core and
+# matches answers to our one outstanding CALL; a 200 ms housekeeping loop sends the next CALL (BootNotification
+# until accepted, triggered messages, StatusNotification on change, Heartbeat), pings and judges the link. A
+# link with no frame for 2 x the heartbeat interval, or a ping unanswered for PONG_TIMEOUT_MS, is dead: close,
+# reconnect after a backoff from 5 s to 5 min plus jitter, resolving the host again. Nothing here reboots.
+import asyncio
+import socket
+import time
+from micropython import const
+
+from loadpilot.ocpp import core, dns, tls, url as url_mod, ws as ws_mod
+
+DISCONNECTED = "disconnected"
+CONNECTING = "connecting"
+CONNECTED = "connected"
+MAX_MESSAGE = const(4096)     # a larger incoming message is refused with close 1009
+_TICK_MS = const(200)
+_CONNECT_TIMEOUT_MS = const(10000)
+CALL_TIMEOUT_MS = const(20000)   # our CALL unanswered this long is given up (and retried where it matters)
+PONG_TIMEOUT_MS = const(10000)   # the read deadline after a ping
+BACKOFF_MIN_MS = const(5000)
+BACKOFF_MAX_MS = const(300000)
+_STABLE_MS = const(60000)        # a connection that lived this long resets the backoff
+_DEFAULT_HEARTBEAT_S = const(300)  # when neither the backend nor the settings give one
+_BOOT_RETRY_S = const(60)        # BootNotification again after an error or an interval of 0
+_MAX_REQUESTS = const(4)
+_LINK_KEYS = ("ocpp_url", "ocpp_client_id", "ocpp_password", "ocpp_tls_ca", "ocpp_tls_cert", "ocpp_tls_key")
+_EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000 (time.gmtime(0) says which)
+
+
+class OcppError(Exception):
+    pass
+
+
+def backoff_ms(failures, rnd):
+    """The wait before reconnect attempt number failures (1, 2, ...): 5 s doubling to 5 min, plus up to a
+    quarter more at random (rnd in 0..65535), so that many boxes behind one backend do not return at once."""
+    d = BACKOFF_MIN_MS << min(failures - 1, 7)
+    if d > BACKOFF_MAX_MS:
+        d = BACKOFF_MAX_MS
+    return d + (d // 4) * rnd // 65536
+
+
+class OcppService:
+    def __init__(self, config, site, log, hal, evse=None, serial="", version="", model="LoadPilot"):
+        self.config = config
+        self.site = site
+        self.log = log
+        self.hal = hal
+        self.evse = evse
+        self.serial = serial
+        self.version = version
+        self.model = model
+        self.core = core.Core(config.get, config.get("ocpp_connector_id"), config.get("ocpp_available"))
+        self.state = DISCONNECTED
+        self.last_error = None
+        self.connects = 0
+        self.failures = 0
+        self.boot = None          # None until answered, then "Accepted" | "Pending" | "Rejected"
+        self._boot_at = 0         # ticks_ms when the next BootNotification is due
+        self.backend_heartbeat_s = 0
+        self.clock_offset_s = None  # backend time minus our clock, from the last BootNotification/Heartbeat
+        self.calls_in = 0
+        self.calls_out = 0
+        self.call_errors = 0      # CALLERRORs we answered
+        self.call_timeouts = 0
+        self.tls_mode = tls.NONE
+        self._ws = ws_mod.WebSocket(MAX_MESSAGE)
+        self._sock = None
+        self._uid = 0
+        self._pending = None      # [uid, action, sent_ms] of our one outstanding CALL
+        self._triggers = []       # (action, connector) asked by TriggerMessage
+        self._requests = []       # (action, payload) the box asks of the backend (DataTransfer)
+        self.last_data_transfer = None
+        self._sent_status = [None, None]  # last (status, errorCode) sent for connector 0 and ours
+        self._last_call_ms = 0
+        self._rx_ms = 0
+        self._rx_frames = 0
+        self._ping_ms = None
+        self._reset = None
+        self._relink = False      # a connection setting changed: reconnect now, without backoff
+        self._wake = asyncio.Event()
+        self._apply_availability()
+        config.subscribe(self._config_changed)
+
+    def _config_changed(self, key):
+        if key in _LINK_KEYS:
+            self._relink = True
+            self._wake.set()  # cuts a backoff wait short
+
+    # ---- requests from the box ---------------------------------------------------------------------------
+    def data_transfer(self, vendor_id, message_id=None, data=None):
+        """Queue a DataTransfer to the backend; it goes in turn with the other CALLs once the boot is accepted,
+        and its answer shows in the view (data_transfer). Raises ValueError for a bad field or a full queue."""
+        p = core.data_transfer_payload(vendor_id, message_id, data)
+        if len(self._requests) >= _MAX_REQUESTS:
+            raise ValueError("%d requests are waiting already" % _MAX_REQUESTS)
+        self._requests.append(("DataTransfer", p))
+        self.last_data_transfer = {"status": "queued"}
+
+    def ctl(self, req):
+        """The control op: {"op": "ocpp"} -> the view; with "data_transfer": {vendorId, messageId, data} it
+        queues one first."""
+        dt = req.get("data_transfer")
+        if dt is not None:
+            if not isinstance(dt, dict):
+                raise ValueError("data_transfer: an object with vendorId, messageId, data")
+            self.data_transfer(dt.get("vendorId"), dt.get("messageId"), dt.get("data"))
+        return self.view()
+
+    # ---- views --------------------------------------------------------------------------------------------
+    def client_id(self):
+        return self.config.get("ocpp_client_id") or self.serial
+
+    def heartbeat_s(self):
+        s = self.config.get("ocpp_heartbeat_s") or self.backend_heartbeat_s
+        return s if s > 0 else _DEFAULT_HEARTBEAT_S
+
+    def view(self):
+        quiet = time.ticks_diff(time.ticks_ms(), self._rx_ms) if self.state == CONNECTED else None
+        st = self._sent_status[1]
+        return {"url": self.config.get("ocpp_url"), "client_id": self.client_id(), "state": self.state,
+                "tls": self.tls_mode, "boot": self.boot, "connects": self.connects, "last_error": self.last_error,
+                "heartbeat_s": self.heartbeat_s(), "quiet_ms": quiet, "operative": self.core.operative,
+                "status": st[0] if st else None, "error_code": st[1] if st else None,
+                "clock_offset_s": self.clock_offset_s, "calls_in": self.calls_in, "calls_out": self.calls_out,
+                "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
+                "data_transfer": self.last_data_transfer,
+                "not_built": "transactions, authorization, local list, smart charging (sessions round)"}
+
+    # ---- the connection task ------------------------------------------------------------------------------
+    async def run(self):
+        import random
+        while True:
+            up = None
+            self._relink = False  # the settings this attempt reads are the newest
+            try:
+                await self._connect()
+                up = time.ticks_ms()
+                await self._session()
+            except asyncio.CancelledError:
+                self._close()
+                raise
+            except Exception as e:  # every way a link fails ends here; nothing reboots
+                self._note(e)
+            self._close()
+            if self._relink:  # new settings: use them now; the backoff is for failures
+                self._relink = False
+                self._wake.clear()
+                self.failures = 0
+                continue
+            if up is not None and time.ticks_diff(time.ticks_ms(), up) >= _STABLE_MS:
+                self.failures = 0
+            self.failures += 1
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), backoff_ms(self.failures, random.getrandbits(16)))
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    def _note(self, e):
+        msg = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+        if msg != self.last_error:  # the URL holds no password (ocpp_password is its own setting)
+            self.log.warn("ocpp", "%s: %s" % (self.config.get("ocpp_url"), msg))
+        self.last_error = msg
+
+    def _close(self):
+        if self.state == CONNECTED:
+            self.log.info("ocpp", "disconnected")
+        self.state = DISCONNECTED
+        self._ws.detach()
+        self._pending = None
+        s = self._sock
+        self._sock = None
+        if s is not None:
+            try:
+                s.close()
+            except Exception:
+                pass
+
+    async def _connect(self):
+        self.state = CONNECTING
+        cfg = self.config
+        cid = self.client_id()
+        is_tls, host, port, path = url_mod.parse(cfg.get("ocpp_url"), cid)
+        server = self.hal.dns_server() if hasattr(self.hal, "dns_server") else None
+        family, addr = await dns.resolve(host, port, server)  # every reconnect: backends move
+        s = socket.socket(family, socket.SOCK_STREAM)
+        self._sock = s
+        s.setblocking(False)
+        try:
+            s.connect(addr)
+        except OSError as e:
+            if e.args[0] not in (115, 119):  # EINPROGRESS (Linux 115, lwIP 119)
+                raise
+        try:
+            await asyncio.wait_for_ms(_wait_writable(s), _CONNECT_TIMEOUT_MS)
+        except asyncio.TimeoutError:
+            raise OcppError("TCP connect timed out")
+        if is_tls:
+            ca, cert, key = (cfg.secret("ocpp_tls_ca"), cfg.secret("ocpp_tls_cert"), cfg.secret("ocpp_tls_key"))
+            s = tls.wrap(s, host, ca, cert, key)
+            self._sock = s
+            self.tls_mode = tls.mode(ca, cert, key)
+        else:
+            self.tls_mode = tls.NONE
+        pwd = cfg.secret("ocpp_password")
+        auth = url_mod.basic_auth(cid, pwd) if pwd else None
+        try:
+            await self._ws.handshake(asyncio.StreamWriter(s), host, port, is_tls, path, auth, _CONNECT_TIMEOUT_MS)
+        except ValueError as e:  # MicroPython's TLS layer reports certificate failures as ValueError
+            raise OcppError("TLS: %s" % (str(e).strip() or "handshake failed"))
+        except asyncio.TimeoutError:
+            raise OcppError("no WebSocket answer within %d ms" % _CONNECT_TIMEOUT_MS)
+        del auth
+        self.state = CONNECTED
+        self.connects += 1
+        self.last_error = None
+        self._rx_ms = self._last_call_ms = time.ticks_ms()
+        self._rx_frames = self._ws.rx_frames
+        self._ping_ms = None
+        self._sent_status = [None, None]  # the backend hears the present state after every reconnect
+        self.log.info("ocpp", "connected to %s as %s (TLS: %s)" % (host, cid, self.tls_mode))
+
+    async def _session(self):
+        reader = asyncio.create_task(self._reader())
+        try:
+            while True:
+                await asyncio.sleep_ms(_TICK_MS)
+                if reader.done():
+                    raise OcppError(self._reader_error or "connection closed")
+                if self._relink:
+                    raise OcppError("connection settings changed: reconnecting")
+                now = time.ticks_ms()
+                self._check_link(now)
+                if self._ping_ms is None:
+                    ping_s = self.config.get("ocpp_ws_ping_s")
+                    if ping_s and time.ticks_diff(now, self._rx_ms) >= ping_s * 1000:
+                        self._ping_ms = now
+                        await self._ws.ping()
+                await self._next_call(now)
+                if self._reset is not None:
+                    await self._do_reset()
+        finally:
+            reader.cancel()
+            try:
+                await self._ws.close(ws_mod.CLOSE_GOING_AWAY)
+            except Exception:
+                pass
+
+    def _check_link(self, now):
+        ws = self._ws
+        if ws.rx_frames != self._rx_frames:  # any frame (a pong too) proves the link alive
+            self._rx_frames = ws.rx_frames
+            self._rx_ms = now
+            self._ping_ms = None
+        limit = 2 * self.heartbeat_s() * 1000
+        if time.ticks_diff(now, self._rx_ms) >= limit:
+            raise OcppError("no traffic for %d s (2 x heartbeat interval): link dead" % (limit // 1000))
+        if self._ping_ms is not None and time.ticks_diff(now, self._ping_ms) >= PONG_TIMEOUT_MS:
+            raise OcppError("no answer to a WebSocket ping within %d s: link dead" % (PONG_TIMEOUT_MS // 1000))
+
+    # ---- incoming -----------------------------------------------------------------------------------------
+    _reader_error = None
+
+    async def _reader(self):
+        self._reader_error = None
+        ws = self._ws
+        try:
+            while True:
+                op, n = await ws.recv()
+                if op != ws_mod.OP_TEXT:  # OCPP-J is text only
+                    await self._send(core.error("-1", "FormationViolation", "binary frame"))
+                    continue
+                await self._on_text(ws.message(n))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._reader_error = "%s: %s" % (type(e).__name__, e)
+
+    async def _on_text(self, text):
+        try:
+            frame = core.parse(text)
+        except core.FrameError as e:
+            self.call_errors += 1
+            await self._send(core.error(e.uid, e.code, str(e)))
+            return
+        kind, uid = frame[0], frame[1]
+        if kind == core.CALL:
+            self.calls_in += 1
+            try:
+                answer, effects = self.core.answer(frame[2], frame[3])
+            except core.FrameError as e:
+                self.call_errors += 1
+                await self._send(core.error(uid, e.code, str(e)))
+                return
+            except Exception as e:  # a bug must still get an answer, and change nothing more
+                self.call_errors += 1
+                self.log.error("ocpp", "%s failed: %s: %s" % (frame[2], type(e).__name__, e))
+                await self._send(core.error(uid, "InternalError", type(e).__name__))
+                return
+            await self._send(core.result(uid, answer))  # the answer first: effects may take time (flash)
+            for e in effects:
+                self._apply(e)
+            return
+        p = self._pending
+        if p is None or p[0] != uid:
+            return  # an answer to a CALL we gave up on
+        self._pending = None
+        if kind == core.CALLERROR:
+            self.log.warn("ocpp", "%s refused: %s %s" % (p[1], frame[2], frame[3]))
+            if p[1] == "DataTransfer":
+                self.last_data_transfer = {"status": "CALLERROR " + frame[2]}
+            if p[1] == "BootNotification":
+                self._boot_at = time.ticks_add(time.ticks_ms(), _BOOT_RETRY_S * 1000)
+            return
+        self._on_result(p[1], frame[2])
+
+    def _on_result(self, action, payload):
+        if action == "BootNotification":
+            status = payload.get("status")
+            interval = payload.get("interval")
+            interval = interval if isinstance(interval, int) and interval > 0 else 0
+            self._set_clock(payload.get("currentTime"))
+            self.boot = status if status in ("Accepted", "Pending", "Rejected") else "Rejected"
+            if self.boot == "Accepted":
+                self.backend_heartbeat_s = interval
+            else:  # Pending/Rejected: interval is when to try again (OCPP 1.6 4.2)
+                self._boot_at = time.ticks_add(time.ticks_ms(), (interval or _BOOT_RETRY_S) * 1000)
+            self.log.info("ocpp", "BootNotification %s (interval %d s)" % (self.boot, interval))
+        elif action == "Heartbeat":
+            self._set_clock(payload.get("currentTime"))
+        elif action == "DataTransfer":
+            d = payload.get("data")
+            self.last_data_transfer = {"status": str(payload.get("status")),
+                                       "data": d[:256] if isinstance(d, str) else None}
+
+    def _set_clock(self, text):
+        try:
+            t = core.parse_time(text)
+        except (ValueError, TypeError):
+            return
+        self.clock_offset_s = t - time.time() - (_EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0)
+        if abs(self.clock_offset_s) > 2 and hasattr(self.hal, "set_clock"):
+            self.hal.set_clock(t)  # the board has no NTP client: the backend's time is the best there is
+
+    def _apply(self, e):
+        what = e[0]
+        if what == core.E_AVAILABILITY:
+            self.config.set("ocpp_available", e[1])
+            self.config.flush()  # persisted at once: a reboot right after must not forget it
+            self._apply_availability()
+            self.log.info("ocpp", "availability: %s" % ("Operative" if e[1] else "Inoperative"))
+        elif what == core.E_CONFIG:
+            self.config.set(e[1], e[2])
+        elif what == core.E_RESET:
+            self._reset = e[1]
+        elif what == core.E_TRIGGER:
+            self._triggers.append((e[1], e[2]))
+        elif what == core.E_CLEAR_CACHE:
+            self.log.info("ocpp", "ClearCache: no authorization cache yet")
+
+    def _apply_availability(self):
+        # Inoperative: the local charge point offers no current (its OCPP limit, evse/effective.py)
+        ev = self.evse
+        if ev is not None:
+            ev.limits.ocpp_ma = None if self.core.operative else 0
+
+    async def _do_reset(self):
+        kind = self._reset
+        self._reset = None
+        self.log.warn("ocpp", "%s reset asked by the backend: restarting" % kind)
+        await asyncio.sleep_ms(500)  # the CALLRESULT is on its way before the socket closes
+        await self._ws.close(ws_mod.CLOSE_NORMAL)
+        self.config.flush()
+        self.hal.reset()
+
+    # ---- outgoing -----------------------------------------------------------------------------------------
+    async def _send(self, text):
+        await self._ws.send(text)
+
+    async def _call(self, action, payload, now):
+        self._uid = (self._uid + 1) & 0xFFFFFF
+        uid = "%x" % self._uid
+        self._pending = [uid, action, now]
+        self._last_call_ms = now
+        self.calls_out += 1
+        await self._send(core.call(uid, action, payload))
+
+    async def _next_call(self, now):
+        """One CALL at a time (OCPP-J 4.1.1), in order: BootNotification until accepted, triggered messages,
+        status changes, Heartbeat."""
+        p = self._pending
+        if p is not None:
+            if time.ticks_diff(now, p[2]) < CALL_TIMEOUT_MS:
+                return
+            self.call_timeouts += 1
+            self.log.warn("ocpp", "%s: no answer within %d s" % (p[1], CALL_TIMEOUT_MS // 1000))
+            self._pending = None
+            if p[1] == "BootNotification":
+                self._boot_at = time.ticks_add(now, _BOOT_RETRY_S * 1000)
+            elif p[1] == "StatusNotification":
+                self._sent_status = [None, None]
+            elif p[1] == "DataTransfer":
+                self.last_data_transfer = {"status": "no answer"}
+        if self.boot != "Accepted":
+            if self._triggers and self.boot == "Pending":  # the backend may ask while it decides
+                pass
+            elif time.ticks_diff(now, self._boot_at) >= 0:
+                await self._call("BootNotification", core.boot_payload(self.model, self.serial, self.version), now)
+                return
+            else:
+                return
+        if self._triggers:
+            action, cid = self._triggers.pop(0)
+            if action == "BootNotification":
+                await self._call(action, core.boot_payload(self.model, self.serial, self.version), now)
+            elif action == "Heartbeat":
+                await self._call(action, {}, now)
+            else:  # StatusNotification: forget what was sent for that connector (None: both), so it goes again
+                if cid is None or cid == 0:
+                    self._sent_status[0] = None
+                if cid is None or cid:
+                    self._sent_status[1] = None
+                await self._send_status(now)
+            return
+        if await self._send_status(now):
+            return
+        if self._requests:
+            action, payload = self._requests.pop(0)
+            await self._call(action, payload, now)
+            return
+        if time.ticks_diff(now, self._last_call_ms) >= self.heartbeat_s() * 1000:
+            await self._call("Heartbeat", {}, now)
+
+    def _local_status(self):
+        d = self.site.device(self.site.local_id) if self.site.local_id else None
+        state = d.status if d is not None else 1
+        fault = None
+        if self.evse is not None:
+            from loadpilot.evse.state_machine import ERROR_NAMES
+            fault = ERROR_NAMES[self.evse.sm.error]
+        return self.core.status(state, fault)
+
+    async def _send_status(self, now):
+        """A StatusNotification for the first connector whose status changed since it was last sent: 0 (the
+        whole charge point) or ours. -> True if one was sent."""
+        ours = self._local_status()
+        whole = ("Available", "NoError") if self.core.operative else ("Unavailable", "NoError")
+        for i, st in ((0, whole), (1, ours)):
+            if self._sent_status[i] != st:
+                self._sent_status[i] = st
+                await self._call("StatusNotification", {"connectorId": 0 if i == 0 else self.core.connector,
+                                                        "status": st[0], "errorCode": st[1]}, now)
+                return True
+        return False
+
+
+def _wait_writable(s):
+    from asyncio import core as acore
+    yield acore._io_queue.queue_write(s)
