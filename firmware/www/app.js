@@ -123,6 +123,8 @@ function changed(form) {
 }
 // a refusal names the setting first ("max_total_current: out of range ...", "devices[1].address: ...")
 function showError(msg) {
+  var dm = /^devices\[(\d+)\]\./.exec(msg), list = document.querySelector('[data-key="devices"]');
+  if (dm && list && list.openEditor) list.openEditor(Number(dm[1]));  // the refused device's fields, to show it there
   var rows = document.querySelectorAll("[data-key]"), best = null, i, k;
   [].forEach.call(document.querySelectorAll(".f .err, #form-err"), function (e) { e.textContent = ""; });
   for (i = 0; i < rows.length; i++) {
@@ -281,8 +283,11 @@ function whitelists(m) {
   var qf = h("input", {id: "wl-q", placeholder: "Search for Id ...", oninput: refresh});
   var idf = h("input", {id: "wl-id", placeholder: "Id"}), file = h("input", {type: "file", id: "wl-file", accept: ".csv,text/csv", hidden: true});
   function fail(e) { err.textContent = e.message; }
+  var seq = 0;
   function refresh() {
+    var mine = ++seq;
     api("cmd=whitelist_search&" + q({q: qf.value})).then(function (r) {
+      if (mine !== seq) return;  // an older search answered late (one request per keystroke)
       list.innerHTML = "";
       r.ids.forEach(function (x) {
         list.appendChild(h("tr", {}, [h("td", {text: x.id}), h("td", {text: x.type}), h("td", {}, [h("button", {"class": "del",
@@ -477,7 +482,7 @@ function devices(form, list) {
         h("td", {}, [h("button", {"class": "sec", text: "Edit", onclick: function () { draw(i); }}), " ",
           h("button", {"class": "del", text: "Remove", onclick: function () { devs.splice(i, 1); draw(); }})])]));
     });
-    box.appendChild(h("table", {}, [h("thead", {}, [h("tr", {}, ["Id", "Name", "Driver", "Address", "", ""].map(function (t) {
+    box.appendChild(h("table", {}, [h("thead", {}, [h("tr", {}, ["Id", "Name", "Driver", "Address", "Priority / role", ""].map(function (t) {
       return h("th", {text: t}); }))]), tb]));
     box.appendChild(h("div", {"class": "row"}, [h("button", {"class": "sec", id: "add-wallbox", text: "Add wallbox",
       onclick: function () { devs.push(newDev("E")); draw(devs.length - 1); }}),
@@ -493,6 +498,7 @@ function devices(form, list) {
       {dev_id: "M" + n, driver: "meter_sdm630", name: "", address: "", id: 1, role: 3, wiring: "123"};
   }
   draw();
+  box.openEditor = function (i) { if (i < devs.length) draw(i); };
   return box;
 }
 function devEditor(devs, i, draw) {

@@ -183,6 +183,15 @@ def test_change_the_house_connection_and_a_refusal_next_to_the_field(box, browse
     until(d, lambda: fw.ctl("config_get", key="max_total_current") == 40000)
     assert fw.ctl("config_get", key="reserve_current") == 2000
     assert "Saved" in text_of(d, "save-res")
+    # the schedule (seed: at least two entries): one entry is refused next to the schedule, two are taken
+    click(d, until(d, lambda: by_id(d, "sched-add")))
+    click(d, by_id(d, "save"))
+    until(d, lambda: "at least 2 entries" in field_error(d, "cm_schedule"))
+    click(d, by_id(d, "sched-add"))
+    set_value(d.find_elements("css selector", "#sched input")[0], "10")
+    click(d, by_id(d, "save"))
+    until(d, lambda: len(fw.ctl("config_get", key="cm_schedule")) == 2)
+    assert [(e["hour"], e["l1"]) for e in fw.ctl("config_get", key="cm_schedule")] == [(0, 10000), (1, 16000)]
 
 
 def test_add_a_wallbox(box, browser):
@@ -198,14 +207,12 @@ def test_add_a_wallbox(box, browser):
     set_value(by_id(d, "d-max_charging_cur"), "20")
     click(d, by_id(d, "dev-done"))
     click(d, by_id(d, "save"))
-    # the box refuses the address; the message stands next to the device list
-    err = until(d, lambda: "address" in by_id(d, "form-err").text + d.find_element(
-        "css selector", '[data-key="devices"] > .err').text and d.page_source)
-    assert "devices[2].address" in err
+    # the box refuses the address; the device's editor opens with the message next to its address field
+    err = until(d, lambda: field_error(d, "devices[2].address"))
+    assert err.startswith("devices[2].address: address 'nohost': expected IP:port"), err
     assert [x["dev_id"] for x in fw.ctl("config_get", key="devices")] == ["E2", "M1"]
     shot(d, "4-device-refused")
     rows = d.find_elements("css selector", "#dev-list tr")
-    click(d, rows[2].find_element("xpath", ".//button[text()='Edit']"))
     set_value(by_id(d, "d-address"), "127.0.0.1:1")
     click(d, by_id(d, "dev-done"))
     click(d, by_id(d, "save"))
