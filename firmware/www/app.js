@@ -245,16 +245,17 @@ function drawPlot(c) {
   if (H.length < 2) { g.fillText("collecting figures...", 40, 20); return; }
   var lo = 0, hi = 1000, t0 = H[0][0], t1 = H[H.length - 1][0], i, s;
   H.forEach(function (r) { for (i = 1; i < 4; i++) if (r[i] != null) { lo = Math.min(lo, r[i]); hi = Math.max(hi, r[i]); } });
+  var step = Math.max(500, Math.ceil((hi - lo) / 4 / 500) * 500);  // gridlines on round kW
+  lo = Math.floor(lo / step) * step; hi = Math.max(lo + step, Math.ceil(hi / step) * step);
   var L = 44, B = hh - 18, X = function (t) { return L + (w - L - 6) * (t - t0) / Math.max(1, t1 - t0); },
     Y = function (v) { return 6 + (B - 6) * (hi - v) / (hi - lo); };
   g.strokeStyle = "#ddd"; g.fillStyle = "#666"; g.font = "11px sans-serif";
-  for (i = 0; i <= 4; i++) {
-    var v = lo + (hi - lo) * i / 4;
+  for (var v = lo; v <= hi; v += step) {
     g.beginPath(); g.moveTo(L, Y(v)); g.lineTo(w, Y(v)); g.stroke();
     g.fillText((v / 1000).toFixed(1) + " kW", 2, Y(v) + 4);
   }
   [t0, (t0 + t1) / 2, t1].forEach(function (t, j) {
-    g.fillText(new Date(t).toTimeString().slice(0, 5), Math.min(X(t) - (j ? 14 : 0), w - 32), hh - 4);
+    g.fillText(new Date(t).toTimeString().slice(0, t1 - t0 < 600000 ? 8 : 5), Math.min(X(t) - (j ? 20 : 0), w - 48), hh - 4);
   });
   ["", "#c0392b", "#e6a100", "#1d4e89"].forEach(function (col, k) {
     if (!k) return;
