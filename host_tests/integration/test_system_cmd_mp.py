@@ -60,6 +60,13 @@ def test_the_names_registered_by_the_app_are_the_modules_commands():
     assert names("app.py", "_SYSTEM_CMDS") == names("api/system_cmd.py", "NAMES")
 
 
+def test_the_module_is_imported_with_the_first_system_command(box):
+    fw, port = box
+    assert "loadpilot.api.system_cmd" not in fw.ctl("modules")
+    assert call(port, "cmd=get_log")[0] == 200
+    assert "loadpilot.api.system_cmd" in fw.ctl("modules")
+
+
 def test_get_status_has_what_the_system_page_and_dashboard_show(box):
     fw, port = box
     status, body, _ = call(port, "cmd=get_status")

@@ -5,8 +5,10 @@ connection (and see a refusal next to the field), add a wallbox, add, delete and
 session CSV, read the System page, change the factory password (the warning goes), restart the box.
 
 Screenshots of every page land in a temporary directory (printed; kept with LOADPILOT_SHOTS=DIR)."""
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -14,19 +16,15 @@ import pytest
 
 from firmware_proc import Firmware, free_port, wait_for
 
-sys_path_tools = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools")
-import sys  # noqa: E402
-sys.path.insert(0, sys_path_tools)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools"))
 import www  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-try:
-    import selenium  # noqa: F401
-    _missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
-    _why = "Debian chromium / chromium-driver not installed (%s): run tools/setup_host.sh" % ", ".join(_missing)
-except ImportError:
-    _missing = ["selenium"]
+_missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+_why = "Debian chromium / chromium-driver not installed (%s): run tools/setup_host.sh" % ", ".join(_missing)
+if importlib.util.find_spec("selenium") is None:
+    _missing.append("selenium")
     _why = "selenium not installed: run tools/setup_host.sh"
 # CI installs both (tools/setup_host.sh): there a missing browser is a failure, not a skip
 pytestmark = [pytest.mark.mp, pytest.mark.skipif(bool(_missing) and not os.environ.get("CI"), reason=_why)]
@@ -212,7 +210,6 @@ def test_add_a_wallbox(box, browser):
     assert err.startswith("devices[2].address: address 'nohost': expected IP:port"), err
     assert [x["dev_id"] for x in fw.ctl("config_get", key="devices")] == ["E2", "M1"]
     shot(d, "4-device-refused")
-    rows = d.find_elements("css selector", "#dev-list tr")
     set_value(by_id(d, "d-address"), "127.0.0.1:1")
     click(d, by_id(d, "dev-done"))
     click(d, by_id(d, "save"))
