@@ -144,3 +144,24 @@ def test_restart_ends_the_process_and_the_next_boot_has_every_change(box):
         assert again.ctl("config_get", key="count_restart") == count + 1
     finally:
         again.stop()
+
+
+def test_the_same_commands_over_mqtt_api():
+    from mqtt_peers import Mosquitto, Observer
+    from test_mqtt_topics import api, wait_subscribed
+    broker = Mosquitto().start()
+    fw = Firmware(config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "mqtt_api_url": "mqtt",
+                          "mqtt_url": "mqtt://lp:%s@127.0.0.1:%d" % (MQTT_SECRET, broker.port)}).start()
+    obs = Observer(broker.port)
+    try:
+        wait_subscribed(obs)
+        st = api(obs, "cmd=get_status")
+        assert st["version"] and "manager" in [t["name"] for t in st["tasks"]]
+        assert any("ready on board" in line[4] for line in api(obs, "cmd=get_log&level=INFO")["lines"])
+        exp = api(obs, "cmd=export_config")
+        assert "mqtt_url" in exp["omitted"] and MQTT_SECRET not in json.dumps(exp)
+        assert "level must be" in api(obs, "cmd=get_log&level=LOUD")["error"]
+    finally:
+        obs.close()
+        fw.stop()
+        broker.close()
