@@ -9,6 +9,13 @@ var ROLES = [[0, "display only"], [1, "consumption"], [2, "generation (PV)"], [3
 var WB_DRIVERS = ["evse_powerbrain", "evse_loadpilot", "evse_omcci", "http_input", "mqtt_input"];
 var METER_DRIVERS = ["meter_sdm630", "meter_sdm72", "meter_dts353", "meter_dem4a", "meter_abb_b23", "meter_sunspec",
   "meter_modbus", "meter_mqtt", "http_input", "mqtt_input"];
+// manager/model.py REASON_NAMES, in words
+var REASONS = {ok: "granted what it asks", own_max: "its own max. current", fuse: "house connection limit",
+  evse_total: "max. total wallbox current", imbalance: "phase imbalance limit", group: "charging group limit",
+  pv: "PV surplus", schedule: "current schedule", shedding: "load shedding", overdraw: "reduced after an overdraw",
+  failsafe: "fail-safe (no communication)", priority_pause: "paused: higher priorities first",
+  pause_hold: "paused (minimum pause time)", disabled: "disabled", no_car: "no car", observe: "observation mode",
+  car_draw: "what the car draws", ramp: "ramping up", operator: "operator limit", auth: "waiting for authorization"};
 var WIRING = ["123", "231", "312", "132", "213", "321"];
 var RFID_HELP = "Please enter a valid rfid (4, 7 or 10 byte hex number + optional postfix _1 or _2), a special tag " +
   "(INPUT_AUTH) or a valid mac address.";
@@ -227,7 +234,7 @@ function drawStatus(st, budget, devs) {
   st.devices.forEach(function (d) {
     var ev = d.dev_id[0] === "E", rows = [["Current L1/L2/L3", d.current_ma.map(amps).join(" / ") + " A"],
       ["Power", kw(d.power_w)], ["Energy", (d.import_wh / 1000).toFixed(2) + " kWh"]];
-    if (ev) rows.push(["Allocation", amps(d.alloc_ma) + " A"], ["Reason", d.reason || "-"]);
+    if (ev) rows.push(["Allocation", amps(d.alloc_ma) + " A"], ["Reason", d.reason ? REASONS[d.reason] || d.reason : "-"]);
     devs.appendChild(h("div", {"class": "card dev", id: "dev-" + d.dev_id}, [
       h("span", {"class": "st s" + (d.state || 0), text: ev ? STATES[d.state] || "-" : "meter"}),
       h("h4", {text: d.dev_id + " " + devName(d.dev_id)}), kv(rows)]));

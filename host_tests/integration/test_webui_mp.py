@@ -156,10 +156,10 @@ def test_a_charging_car_appears_on_the_dashboard_with_its_current(box, browser):
     time.sleep(0.3)
     fw.ctl("set_adc", name="cp", mv=6000)  # ... asks for power
     card = until(d, lambda: "charging" in by_id(d, "dev-E1").text and by_id(d, "dev-E1").text)
-    assert "6.0 / 6.0 / 6.0 A" in card or "Current L1/L2/L3\n" in card
-    cur = card.split("Current L1/L2/L3\n")[1].split(" A")[0]
-    assert [float(x) for x in cur.split(" / ")][0] >= 6.0, card  # the car draws at least the minimum current
-    assert "Allocation" in card and "Reason" in card
+    shown = [float(x) for x in card.split("Current L1/L2/L3\n")[1].split(" A")[0].split(" / ")]
+    assert len(shown) == 3 and min(shown) >= 6.0, card  # a 3-phase car draws at least the minimum on each phase
+    alloc = float(card.split("Allocation\n")[1].split(" A")[0])
+    assert alloc >= 6.0 and "\nReason\n" in card, card
     until(d, lambda: "Grid now\n9.0 / 8.0 / 7.0 A" in by_id(d, "budget").text)
     time.sleep(4.5)  # a few polls for the plot
     shot(d, "2-dashboard-charging")
