@@ -353,7 +353,7 @@ function whitelists(m) {
     h("div", {"class": "row"}, [idf, h("button", {id: "wl-add", onclick: add, text: "Add entry"})]),
     h("p", {"class": "help", text: RFID_HELP + " You can add a rfid by holding the card to the scanner of your wallbox: " +
       "the last card read at each wallbox shows on the dashboard's device data (get_dev_info rfid). Import: a .csv file " +
-      "with one Id per line; export: the same format."}), err, info,
+      "with one Id per line (a header line and more columns are fine); export: id,type lines, which import reads back."}), err, info,
     h("table", {}, [h("thead", {}, [h("tr", {}, [h("th", {text: "Id"}), h("th", {text: "Type"}), h("th")])]), list])]));
   m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "OCPP whitelist"}),
     h("p", {"class": "help", text: "Comes with the OCPP client, which this firmware version does not have yet."})]));
@@ -407,25 +407,33 @@ function load(m, p) {
   var form = newForm();
   m.appendChild(h("h2", {text: "Load management"}));
   m.appendChild(section(form, "House connection", HOUSE, p));
-  m.appendChild(schedule(form, p.cm_schedule));
+  m.appendChild(phaseTable(form, {key: "cm_schedule", id: "sched", first: "hour", head: "Hour", entries: p.cm_schedule,
+    choices: range(0, 23, function (i) { return i + ":00"; }), title: "Maximum current schedule",
+    help: "From each hour on, the max. total current per phase is the entry's L1/L2/L3 [A] until the next entry. It " +
+      "needs at least two entries (for example 8:00 10/10/10 and 22:00 63/63/63); no entries: off."}));
   m.appendChild(section(form, "Load shedding", SHED, p));
   m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "PV surplus"}), h("p", {"class": "help",
     text: "PV surplus charging needs a grid meter (role: grid) and, for the PV figure, a generation meter. Each wallbox " +
       "charges by its PV mode (device list): off = as much as the budget allows, pv_only = only from surplus, min_pv = " +
       "minimum current plus surplus, now = full current at once."})]));
+  m.appendChild(phaseTable(form, {key: "group_limits", id: "groups", first: "group", head: "Group", entries: p.group_limits,
+    choices: range(1, 16, String), title: "Charging groups",
+    help: "The wallboxes and meters of a group (device field 'Charging group') together stay below its L1/L2/L3 [A], " +
+      "for example a sub-distribution with its own fuse."}));
   m.appendChild(devices(form, p.devices));
   saveBar(form).forEach(function (e) { m.appendChild(e); });
 }
-function schedule(form, entries) {
-  var rows = entries.map(function (e) { return [e.hour, e.l1, e.l2, e.l3]; }), body = h("tbody", {id: "sched"});
-  form.extra.push({k: "cm_schedule", orig: entries, get: function () {
-    return rows.map(function (r) { return {hour: Number(r[0]), l1: r[1], l2: r[2], l3: r[3]}; });
+// a list of {<first>: n, l1, l2, l3} in mA (cm_schedule by hour, group_limits by group), edited as rows in A
+function phaseTable(form, o) {
+  var rows = o.entries.map(function (e) { return [e[o.first], e.l1, e.l2, e.l3]; }), body = h("tbody", {id: o.id});
+  form.extra.push({k: o.key, orig: o.entries, get: function () {
+    return rows.map(function (r) { var e = {l1: r[1], l2: r[2], l3: r[3]}; e[o.first] = Number(r[0]); return e; });
   }});
   function draw() {
     body.innerHTML = "";
     rows.forEach(function (r, i) {
-      var hs = h("select", {onchange: function () { r[0] = Number(hs.value); }}, Array.apply(null, Array(24)).map(function (_, k) {
-        return h("option", {value: k, text: k + ":00"});
+      var hs = h("select", {onchange: function () { r[0] = Number(hs.value); }}, o.choices.map(function (c) {
+        return h("option", {value: c[0], text: c[1]});
       }));
       hs.value = r[0];
       var cells = [h("td", {}, [hs])];
@@ -439,14 +447,14 @@ function schedule(form, entries) {
     });
   }
   draw();
-  return h("div", {"class": "card", "data-key": "cm_schedule"}, [h("h3", {text: "Maximum current schedule"}),
-    h("p", {"class": "help", text: "From each hour on, the max. total current per phase is the entry's L1/L2/L3 [A] until " +
-      "the next entry. It needs at least two entries (for example 8:00 10/10/10 and 22:00 63/63/63); no entries: off."}),
-    h("table", {}, [h("thead", {}, [h("tr", {}, ["Hour", "L1 [A]", "L2 [A]", "L3 [A]", ""].map(function (t) { return h("th", {text: t}); }))]), body]),
-    h("button", {"class": "sec", id: "sched-add", text: "Add entry", onclick: function () {
-      rows.push([rows.length ? Math.min(23, rows[rows.length - 1][0] + 1) : 0, 16000, 16000, 16000]); draw();
+  return h("div", {"class": "card", "data-key": o.key}, [h("h3", {text: o.title}), h("p", {"class": "help", text: o.help}),
+    h("table", {}, [h("thead", {}, [h("tr", {}, [o.head, "L1 [A]", "L2 [A]", "L3 [A]", ""].map(function (t) { return h("th", {text: t}); }))]), body]),
+    h("button", {"class": "sec", id: o.id + "-add", text: "Add entry", onclick: function () {
+      var last = rows.length ? rows[rows.length - 1][0] : o.choices[0][0] - 1;
+      rows.push([Math.min(o.choices[o.choices.length - 1][0], last + 1), 16000, 16000, 16000]); draw();
     }}), h("div", {"class": "err"})]);
 }
+function range(a, b, fmt) { var out = []; for (var i = a; i <= b; i++) out.push([i, fmt(i)]); return out; }
 
 // the device list: edited here as a copy, saved with the page's Save as one devices list (checked whole by the box)
 var DEV_FIELDS = [

@@ -190,6 +190,10 @@ def test_change_the_house_connection_and_a_refusal_next_to_the_field(box, browse
     click(d, by_id(d, "save"))
     until(d, lambda: len(fw.ctl("config_get", key="cm_schedule")) == 2)
     assert [(e["hour"], e["l1"]) for e in fw.ctl("config_get", key="cm_schedule")] == [(0, 10000), (1, 16000)]
+    until(d, lambda: "Saved" in by_id(d, "save-res").text)  # the page is drawn anew from the box
+    click(d, by_id(d, "groups-add"))  # a charging group's limits
+    click(d, by_id(d, "save"))
+    until(d, lambda: fw.ctl("config_get", key="group_limits") == [{"group": 1, "l1": 16000, "l2": 16000, "l3": 16000}])
 
 
 def test_add_a_wallbox(box, browser):
@@ -244,6 +248,13 @@ def test_add_delete_and_import_rfids(box, browser, tmp_path):
     until(d, lambda: "07A47731" not in by_id(d, "wl-list").text and "3 entries" in by_id(d, "wl-info").text)
     set_value(by_id(d, "wl-q"), "04D")
     until(d, lambda: by_id(d, "wl-list").text.strip() == "04D5E6F7 RFID Delete")
+    click(d, by_id(d, "wl-export"))
+    path = os.path.join(d.downloads, "whitelist.csv")
+    until(d, lambda: os.path.exists(path) and os.path.getsize(path) > 0)
+    assert open(path).read().splitlines() == ["id,type", "04A1B2C3,RFID", "04D5E6F7,RFID", "0A0B0C0D0E0F11,RFID"]
+    click(d, by_id(d, "wl-clear"))
+    d.switch_to.alert.accept()
+    until(d, lambda: "0 entries" in by_id(d, "wl-info").text)
 
 
 def test_export_the_session_csv(box, browser):
