@@ -9,6 +9,9 @@ need_debs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_debs+=(mosquitto)
 command -v socat >/dev/null 2>&1 || need_debs+=(socat)
 command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
+# the web pages' browser tests (host_tests/integration/test_webui_mp.py): Debian's Chromium and its driver
+[ -x /usr/bin/chromium ] || need_debs+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_debs+=(chromium-driver)
 if [ ${#need_debs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

@@ -6,13 +6,16 @@ EV at the local charge point E1 plugs into the firmware's control pilot on the v
 the CP voltage the car would produce and reads back the current the firmware offers. The Charging Manager
 allocates against the 35 A house connection from the virtual grid meter; E2 and E3 (pushed devices) draw
 what it allocates them. The SunSpec server listens on 127.0.0.1:1502 (scan it with pysunspec2 while the sim
-runs).
+runs), the web pages on http://127.0.0.1:8080/ (docs/webui.md): at the default speed the dashboard's plot shows
+the simulated day passing, one simulated hour per real minute. A restart from the System page ends the
+firmware process, as a reset ends a board's program; the sim boots it again, as the board would.
 
 The device filesystem is ./sim-state (kept between runs, like a board's flash). Options:
   --board NAME   a board file from boards/ (default unix_sim)
   --fs DIR       the directory that stands for the device's filesystem
   --speed N      simulated seconds per real second (default 60: a day in 24 minutes)
   --start HH     time of day the simulation starts at (default 16)
+  --http-port N  the web pages' port (default 8080; 0: off)
   --once         run a few steps, print one status screen and exit (used by the tests)
 """
 import argparse
@@ -25,10 +28,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "host_tests"))
 sys.path.insert(0, HERE)
 from firmware_proc import ROOT, Firmware  # noqa: E402
 from site_model import SiteModel  # noqa: E402
+import www  # noqa: E402
 
 SIM_CONFIG = {
     "title": "LoadPilot sim",
     "modbus_tcp_port": 1502,
+    "http_port": 8080,
     "max_total_current": 35000,
     "devices": [
         {"dev_id": "E1", "driver": "evse_local", "name": "Carport", "address": "evse", "publish_modbus": True},
@@ -111,12 +116,20 @@ def main():
     ap.add_argument("--fs", default=os.path.join(ROOT, "sim-state"))
     ap.add_argument("--speed", type=int, default=60)
     ap.add_argument("--start", type=int, default=16)
+    ap.add_argument("--http-port", type=int, default=8080)
     ap.add_argument("--once", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.fs, exist_ok=True)
-    fw = Firmware(board=args.board, fs_dir=args.fs, config=SIM_CONFIG)
+    www.build(os.path.join(args.fs, "www"))  # the pages as `make deploy` puts them on a board
+    fw = Firmware(board=args.board, fs_dir=args.fs, config=dict(SIM_CONFIG, http_port=args.http_port))
     fw.start()
+    if fw.ctl("config_get", key="http_port") != args.http_port:  # a sim-state from before the pages existed
+        fw.ctl("config_set", key="http_port", value=args.http_port)
+        fw.ctl("config_flush")
+        fw.stop()
+        fw.start()  # HTTP starts at boot
     sim = Sim(fw, args.speed, args.start)
+    web = "web pages on http://127.0.0.1:%d/ (user operator)" % args.http_port if args.http_port else "web pages off"
     try:
         if args.once:
             for _ in range(3):
@@ -125,9 +138,13 @@ def main():
             print(render(fw.ctl("status", gc=True), sim))
             return 0
         while True:
+            if fw.proc.poll() is not None:  # restarted from the System page (or crashed): boot it again
+                fw.stop()
+                fw.start()
+                sim.cp = None
             sim.step()
             screen = render(fw.ctl("status", gc=True), sim)
-            sys.stdout.write("\x1b[2J\x1b[H" + screen + "\n\nSunSpec on 127.0.0.1:1502   Ctrl-C to stop\n")
+            sys.stdout.write("\x1b[2J\x1b[H" + screen + "\n\nSunSpec on 127.0.0.1:1502   %s   Ctrl-C to stop\n" % web)
             sys.stdout.flush()
             time.sleep(1.0)
     except KeyboardInterrupt:

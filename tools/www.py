@@ -39,5 +39,8 @@ def build(out_dir=None, src=SRC):
 
 
 if __name__ == "__main__":
+    total = 0
     for remote, local in build(sys.argv[1] if len(sys.argv) > 1 else None):
+        total += os.path.getsize(local)
         print("%s  %d bytes" % (remote, os.path.getsize(local)))
+    print("page bundle: %d bytes gzip in total (bar 61440)" % total)

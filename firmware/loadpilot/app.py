@@ -16,6 +16,8 @@ from loadpilot.modbus.pdu import Router
 from loadpilot.site import Site
 from loadpilot.supervisor import Supervisor
 
+# the System page's commands (api/system_cmd.py NAMES; a unit test keeps the two equal)
+_SYSTEM_CMDS = ("get_status", "get_log", "restart", "export_config", "import_config")
 _OPEN_AUTH = ("", AUTH_OPEN)  # a session where authorization is off: no idTag, every car may charge
 
 
@@ -49,6 +51,9 @@ class App:
         self.authorizer = None  # sessions/auth.Authorizer while authorization has something to do (else None)
         self.manager = None
         self.commands.whitelist = self.whitelist
+        self._system = None  # api/system_cmd.py, imported on the first of its commands (docs/webui.md)
+        for name in _SYSTEM_CMDS:
+            self.commands.add_command(name, lambda args, payload, n=name: self._system_cmd(n, args, payload))
         self._authorization()
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
@@ -135,6 +140,12 @@ class App:
             from loadpilot.sessions.whitelist import Whitelist
             self._whitelist = Whitelist(self.fs_root, self.log)
         return self._whitelist
+
+    def _system_cmd(self, name, args, payload):
+        if self._system is None:
+            from loadpilot.api.system_cmd import SystemCommands
+            self._system = SystemCommands(self)
+        return self._system.run(name, args, payload)
 
     def _auth_changed(self, key):
         if key in ("devices", "free_charging") and self.authorizer is None:

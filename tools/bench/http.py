@@ -239,7 +239,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="lp-http-mpy-")
     compile_tree(os.path.join(ROOT, "firmware", "loadpilot"), os.path.join(tmp, "lp"))
     compile_tree(os.path.join(fetch_microdot(), "microdot"), os.path.join(tmp, "md"))
-    bundle = sum(os.path.getsize(p) for _, p in www.build(os.path.join(tmp, "www")))
+    pages = [(r[4:-3], os.path.getsize(p)) for r, p in www.build(os.path.join(tmp, "www"))]  # the web pages
+    bundle = sum(n for _, n in pages)
     rows = run_sides(firmware_proc.micropython_binary(), os.path.join(tmp, "lp") + ":" + os.path.join(tmp, "md"))
     table("HTTP server, 64-bit MicroPython unix binary, .mpy files; 25 wallboxes + 8 meters; 2 client slots", rows)
     ours, md = rows
@@ -257,7 +258,7 @@ def main():
         print("(no 32-bit frozen build: `make firmware` makes one; figures below are estimates)")
     print("32-bit frozen (%s): resident %d B (bar %d), per /cnf request %d B (bar %d)" % (
         how, heap32, BAR_HEAP_32, req32, BAR_REQ_32))
-    print("page bundle: %d B gzip (bar 61440)" % bundle)
+    print("page bundle: %d B gzip (bar 61440): %s" % (bundle, ", ".join("%s %d B" % p for p in pages)))
     print("worst loop stall under the flood: %d ms (bar 20)" % ours[7])
     ok = heap32 <= BAR_HEAP_32 and req32 <= BAR_REQ_32 and bundle <= 61440 and ours[7] <= 20
     print("PASS" if ok else "FAIL")

@@ -59,6 +59,7 @@ class Request:
         self.if_none_match = None
         self.gzip_ok = False
         self.expect_continue = False
+        self.xhr = False  # X-Requested-With: the pages' own requests (a 401 then asks for no browser dialog)
         self.body = None
         self.peer = None   # the client's address without its port (a login-delay key)
 
@@ -387,7 +388,7 @@ class HttpServer:
 
 
 # the headers we read, by name length: a line whose name has another length is skipped without a copy
-_NAME_LENGTHS = (6, 10, 13, 14, 15, 17)
+_NAME_LENGTHS = (6, 10, 13, 14, 15, 16, 17)
 
 
 def _parse(req, buf, end):
@@ -416,6 +417,7 @@ def _parse(req, buf, end):
     req.if_none_match = None
     req.gzip_ok = False
     req.expect_continue = False
+    req.xhr = False
     pos = eol + 2
     while pos < end:
         eol = buf.find(b"\r\n", pos, end)
@@ -431,7 +433,7 @@ def _parse(req, buf, end):
 
 def _header(req, name, mv, a, b):
     if name not in (b"content-length", b"authorization", b"connection", b"if-none-match", b"accept-encoding",
-                    b"expect", b"transfer-encoding"):
+                    b"expect", b"transfer-encoding", b"x-requested-with"):
         return
     try:
         value = str(mv[a:b], "utf-8").strip()
@@ -453,6 +455,8 @@ def _header(req, name, mv, a, b):
         req.if_none_match = value
     elif name == b"accept-encoding":
         req.gzip_ok = "gzip" in value
+    elif name == b"x-requested-with":
+        req.xhr = True
     elif name == b"expect":
         req.expect_continue = value.lower() == "100-continue"
     else:

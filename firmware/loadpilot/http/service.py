@@ -88,7 +88,8 @@ class HttpService:
                     self.server.hold(slot)  # waiting holds no one up: the slot may be taken meanwhile
                     await asyncio.sleep_ms(delay)
                     self.server.hold(slot, False)
-                await resp.send(401, '{"error":"login required"}', headers=REALM)
+                # the pages ask with X-Requested-With and show their own login form: no browser dialog
+                await resp.send(401, '{"error":"login required"}', headers=None if req.xhr else REALM)
                 return
             self.login.succeeded(req.peer)
         body = req.body if req.method == "POST" and req.body else None

@@ -1,0 +1,644 @@
+// LoadPilot pages (docs/webui.md). Plain JavaScript, no framework: every figure comes from the /cnf?cmd=...
+// commands of the one command layer (docs/http.md), polled as JSON. Currents are mA in the API, A on the pages.
+"use strict";
+var S = {auth: sessionStorage.getItem("lp_auth"), params: null, timers: [], hist: [], page: null};
+var HIST_MS = 4 * 3600 * 1000;  // the plot keeps the last 4 hours of polled figures, in this browser tab only
+var STATES = {1: "waiting", 2: "plugged in", 3: "charging", 4: "charging (vent.)", 5: "error", 6: "offline"};
+var ROLES = [[0, "display only"], [1, "consumption"], [2, "generation (PV)"], [3, "grid (house connection)"],
+  [4, "EV"], [5, "storage (home)"], [6, "storage (all)"]];
+var WB_DRIVERS = ["evse_powerbrain", "evse_loadpilot", "evse_omcci", "http_input", "mqtt_input"];
+var METER_DRIVERS = ["meter_sdm630", "meter_sdm72", "meter_dts353", "meter_dem4a", "meter_abb_b23", "meter_sunspec",
+  "meter_modbus", "meter_mqtt", "http_input", "mqtt_input"];
+// manager/model.py REASON_NAMES, in words
+var REASONS = {ok: "granted what it asks", own_max: "its own max. current", fuse: "house connection limit",
+  evse_total: "max. total wallbox current", imbalance: "phase imbalance limit", group: "charging group limit",
+  pv: "PV surplus", schedule: "current schedule", shedding: "load shedding", overdraw: "reduced after an overdraw",
+  failsafe: "fail-safe (no communication)", priority_pause: "paused: higher priorities first",
+  pause_hold: "paused (minimum pause time)", disabled: "disabled", no_car: "no car", observe: "observation mode",
+  car_draw: "what the car draws", ramp: "ramping up", operator: "operator limit", auth: "waiting for authorization"};
+var WIRING = ["123", "231", "312", "132", "213", "321"];
+var RFID_HELP = "Please enter a valid rfid (4, 7 or 10 byte hex number + optional postfix _1 or _2), a special tag " +
+  "(INPUT_AUTH) or a valid mac address.";
+
+function $(id) { return document.getElementById(id); }
+function h(tag, attrs, kids) {
+  var e = document.createElement(tag), k;
+  for (k in attrs || {}) {
+    if (k === "text") e.textContent = attrs[k];
+    else if (k.slice(0, 2) === "on") e.addEventListener(k.slice(2), attrs[k]);
+    else if (attrs[k] !== null && attrs[k] !== false) e.setAttribute(k, attrs[k] === true ? "" : attrs[k]);
+  }
+  (kids || []).forEach(function (c) { if (c != null) e.appendChild(typeof c === "string" ? document.createTextNode(c) : c); });
+  return e;
+}
+function amps(ma) { return ma == null ? "-" : (ma / 1000).toFixed(1); }
+function kw(w) { return w == null ? "-" : (w / 1000).toFixed(2) + " kW"; }
+function every(ms, fn) { fn(); S.timers.push(setInterval(fn, ms)); }
+function q(obj) {
+  return Object.keys(obj).map(function (k) { return k + "=" + encodeURIComponent(obj[k]); }).join("&");
+}
+
+// ---- the one way to the box: /cnf?cmd=..., the login in a header of our own, JSON back
+function api(query, body, ctype) {
+  var o = {method: body == null ? "GET" : "POST", headers: {"X-Requested-With": "XMLHttpRequest"}};
+  if (S.auth) o.headers.Authorization = "Basic " + S.auth;
+  if (body != null) {
+    o.body = typeof body === "string" ? body : JSON.stringify(body);
+    o.headers["Content-Type"] = ctype || "application/json";
+  }
+  return fetch("/cnf?" + query, o).then(function (r) {
+    $("pwwarn").hidden = !(r.headers.get("Warning") || "").match(/factory default/);
+    if (r.status === 401) { showLogin("The box asks for the login."); throw new Error("login required"); }
+    var ct = r.headers.get("Content-Type") || "";
+    return (ct.indexOf("json") >= 0 ? r.json() : r.text()).then(function (d) {
+      if (!r.ok) throw new Error(typeof d === "string" ? d : d.error || ("HTTP " + r.status));
+      $("conn").textContent = "";
+      return d;
+    });
+  }, function (e) { $("conn").textContent = "no connection"; throw e; });
+}
+function download(name, text, type) {
+  var a = h("a", {href: URL.createObjectURL(new Blob([text], {type: type})), download: name});
+  document.body.appendChild(a); a.click(); a.remove();
+}
+
+// ---- login
+function showLogin(msg) {
+  S.timers.forEach(clearInterval); S.timers = [];
+  $("main").hidden = true; $("login").hidden = false; $("login-err").textContent = msg || "";
+}
+$("login").addEventListener("submit", function (ev) {
+  ev.preventDefault();
+  var f = ev.target;
+  S.auth = btoa(f.user.value + ":" + f.pwd.value);
+  api("cmd=get_params").then(function (p) {
+    sessionStorage.setItem("lp_auth", S.auth);
+    S.params = p; $("login").hidden = true; $("main").hidden = false; f.pwd.value = "";
+    route();
+  }, function (e) { $("login-err").textContent = e.message === "login required" ? "Wrong user or password." : e.message; });
+});
+
+// ---- settings forms: one field list per section; Save sends the changed keys in one set_params (all or nothing)
+// f: {k: key, l: label, t: "A" (mA shown in A) | "int" | "bool" | "str" | "sel" | "A3" (3 phases), o: options, help}
+function field(f, val, form) {
+  var inp, row = h("div", {"class": "f", "data-key": f.k});
+  if (f.t === "bool") {
+    inp = h("select", {id: "f-" + f.k}, [h("option", {value: "1", text: "On"}), h("option", {value: "0", text: "Off"})]);
+    inp.value = val ? "1" : "0";
+  } else if (f.t === "sel") {
+    inp = h("select", {id: "f-" + f.k}, f.o.map(function (o) { return h("option", {value: String(o[0]), text: o[1]}); }));
+    inp.value = String(val);
+  } else if (f.t === "A3") {
+    inp = h("span", {id: "f-" + f.k}, [0, 1, 2].map(function (i) {
+      return h("input", {type: "number", step: "0.1", min: "0", style: "width:5em", value: amps(val[i]), title: "L" + (i + 1)});
+    }));
+  } else {
+    inp = h("input", {id: "f-" + f.k, type: f.t === "str" || f.t === "url" ? "text" : "number",
+      step: f.t === "A" ? "0.1" : "1", value: f.t === "A" ? amps(val) : (val == null ? "" : val)});
+  }
+  row.appendChild(h("label", {"for": "f-" + f.k, text: f.l}));
+  row.appendChild(inp);
+  row.appendChild(h("div", {"class": "help", text: f.help}));
+  row.appendChild(h("div", {"class": "err"}));
+  form.fields.push({f: f, inp: inp, orig: val});
+  return row;
+}
+function readField(x) {
+  var f = x.f, v = x.inp.value;
+  if (f.t === "bool") return v === "1";
+  if (f.t === "sel") return typeof f.o[0][0] === "number" ? Number(v) : v;
+  if (f.t === "A") return Math.round(parseFloat(v) * 1000);
+  if (f.t === "A3") return [].map.call(x.inp.children, function (i) { return Math.round(parseFloat(i.value) * 1000); });
+  if (f.t === "int") return v === "" ? NaN : Number(v);
+  return v;
+}
+function newForm() { return {fields: [], extra: []}; }
+function section(form, title, fields, values, note) {
+  var box = h("div", {"class": "card"}, [h("h3", {text: title})]);
+  if (note) box.appendChild(h("p", {"class": "help", text: note}));
+  fields.forEach(function (f) { box.appendChild(field(f, values[f.k], form)); });
+  return box;
+}
+function changed(form) {
+  var out = {};
+  form.fields.forEach(function (x) {
+    var v = readField(x);
+    if (JSON.stringify(v) !== JSON.stringify(x.orig)) out[x.f.k] = v;
+  });
+  form.extra.forEach(function (x) { var v = x.get(); if (JSON.stringify(v) !== JSON.stringify(x.orig)) out[x.k] = v; });
+  return out;
+}
+// a refusal names the setting first ("max_total_current: out of range ...", "devices[1].address: ...")
+function showError(msg) {
+  var dm = /^devices\[(\d+)\]\./.exec(msg), list = document.querySelector('[data-key="devices"]');
+  if (dm && list && list.openEditor) list.openEditor(Number(dm[1]));  // the refused device's fields, to show it there
+  var rows = document.querySelectorAll("[data-key]"), best = null, i, k;
+  [].forEach.call(document.querySelectorAll(".f .err, #form-err"), function (e) { e.textContent = ""; });
+  for (i = 0; i < rows.length; i++) {
+    k = rows[i].getAttribute("data-key");
+    if (msg.indexOf(k + ":") === 0 || msg.indexOf(k + ".") === 0 || msg.indexOf(k + "[") === 0) best = rows[i];
+  }
+  var el = best ? best.querySelector(".err") : $("form-err");
+  el.textContent = msg;
+  (best || el).scrollIntoView({block: "center"});
+}
+function saveBar(form, after) {
+  var res = h("span", {id: "save-res"});
+  function save() {
+    var c = changed(form);
+    res.textContent = ""; $("form-err").textContent = "";
+    [].forEach.call(document.querySelectorAll(".f .err"), function (e) { e.textContent = ""; });
+    for (var k in c) {
+      if (typeof c[k] === "number" && isNaN(c[k])) { showError(k + ": enter a number"); return; }
+      if (JSON.stringify(c[k]).indexOf("***") >= 0) { showError(k + ": a hidden password (***) cannot be saved: type it in full"); return; }
+    }
+    if (!Object.keys(c).length) { res.textContent = "Nothing changed."; return; }
+    api("cmd=set_params", c).then(function () {
+      return api("cmd=get_params");
+    }).then(function (p) { S.params = p; route(); setTimeout(function () { $("save-res").textContent = "Saved."; }, 0); },
+      function (e) { showError(e.message); });
+  }
+  return [h("p", {"class": "err", id: "form-err"}),
+    h("div", {"class": "bar"}, [res, h("button", {"class": "sec", onclick: route, text: "Reset all changes"}),
+      h("button", {id: "save", onclick: save, text: "Save"}),
+      h("button", {"class": "sec", onclick: restart, text: "Restart"})])];
+}
+function restart() {
+  if (!confirm("Restart the controller now? Charging pauses for a few seconds.")) return;
+  api("cmd=restart").then(function () {
+    var m = $("main"); m.innerHTML = "";
+    m.appendChild(h("div", {"class": "card", id: "restarting", text: "Restarting: this page reconnects when the box is back."}));
+    setTimeout(function () { every(2000, function () { api("cmd=get_status").then(function () { route(); }, function () {}); }); }, 2000);
+  }, function (e) { alert(e.message); });
+}
+
+// ---- pages
+var PAGES = {dashboard: dashboard, whitelists: whitelists, authorization: authorization, load: load, backend: backend,
+  system: system};
+function route() {
+  S.timers.forEach(clearInterval); S.timers = [];
+  var name = (location.hash || "#dashboard").slice(1);
+  if (!PAGES[name]) name = "dashboard";
+  [].forEach.call(document.querySelectorAll("nav a"), function (a) { a.className = a.hash === "#" + name ? "on" : ""; });
+  $("nav").className = "";
+  if (!S.auth) { showLogin(); return; }
+  var m = $("main"); m.innerHTML = "";
+  if (!S.params) {
+    api("cmd=get_params").then(function (p) { S.params = p; route(); }, function () {});
+    return;
+  }
+  $("title").textContent = S.params.title || "LoadPilot";
+  PAGES[name](m, S.params);
+}
+function devName(id) {
+  var d = (S.params.devices || []).filter(function (x) { return x.dev_id === id; })[0];
+  return d ? d.name : (id === "E1" ? "this box" : "");
+}
+
+function dashboard(m, p) {
+  m.appendChild(h("h2", {text: "Dashboard"}));
+  var budget = h("div", {"class": "card", id: "budget"}), devs = h("div", {"class": "grid", id: "devices"});
+  var plot = h("canvas", {id: "plot", width: 800, height: 260}), figs = h("div", {"class": "card", id: "sessions"});
+  m.appendChild(budget);
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "Grid, PV and wallboxes"}), plot,
+    h("div", {"class": "legend"}, [legend("#c0392b", "grid (import +)"), legend("#e6a100", "PV"), legend("#1d4e89", "wallboxes")]),
+    h("p", {"class": "help", text: "Kept in this browser from polling every 2 s (the last 4 hours while the page is open); " +
+      "the box itself stores no history of power."})]));
+  m.appendChild(h("h3", {text: "Devices"}));
+  m.appendChild(devs);
+  m.appendChild(figs);
+  every(2000, function () {
+    api("cmd=get_status").then(function (st) { drawStatus(st, budget, devs); record(st); drawPlot(plot); }, function () {});
+  });
+  every(15000, function () { api("cmd=get_sessions&n=5").then(function (s) { drawSessions(s, figs); }, function () {}); });
+}
+function legend(c, t) { return h("span", {}, [h("i", {style: "background:" + c}), t]); }
+function kv(pairs) {
+  var d = h("div", {"class": "kv"});
+  pairs.forEach(function (p) { d.appendChild(h("span", {text: p[0]})); d.appendChild(h("span", {text: p[1]})); });
+  return d;
+}
+function drawStatus(st, budget, devs) {
+  var b = st.budget, t = st.totals, lim = Math.round(b.max_total_current * b.max_total_cur_prc / 100) - b.reserve_current;
+  budget.innerHTML = "";
+  budget.appendChild(h("h3", {text: "House connection"}));
+  budget.appendChild(kv([
+    ["Budget per phase", amps(lim) + " A (" + amps(b.max_total_current) + " A x " + b.max_total_cur_prc + " % - reserve " +
+      amps(b.reserve_current) + " A)"],
+    ["Grid now", t.grid ? t.grid.current_ma.map(amps).join(" / ") + " A, " + kw(t.grid.power_w) : "no grid meter"],
+    ["PV now", t.generators ? kw(t.generators.power_w) : "no PV meter"],
+    ["Wallboxes use", t.evse_used ? kw(t.evse_used.power_w) : "-"],
+    ["Available for wallboxes", b.avail_evse_w == null ? "-" : kw(b.avail_evse_w)],
+    ["Load management", b.lb_enabled ? "on" : "off (observation mode)"]]));
+  devs.innerHTML = "";
+  st.devices.forEach(function (d) {
+    var ev = d.dev_id[0] === "E", rows = [["Current L1/L2/L3", d.current_ma.map(amps).join(" / ") + " A"],
+      ["Power", kw(d.power_w)], ["Energy", (d.import_wh / 1000).toFixed(2) + " kWh"]];
+    if (ev) rows.push(["Allocation", amps(d.alloc_ma) + " A"], ["Reason", d.reason ? REASONS[d.reason] || d.reason : "-"]);
+    devs.appendChild(h("div", {"class": "card dev", id: "dev-" + d.dev_id}, [
+      h("span", {"class": "st s" + (d.state || 0), text: ev ? STATES[d.state] || "-" : "meter"}),
+      h("h4", {text: d.dev_id + " " + devName(d.dev_id)}), kv(rows)]));
+  });
+}
+function record(st) {
+  var t = st.totals, now = Date.now();
+  S.hist.push([now, t.grid ? t.grid.power_w : null, t.generators ? t.generators.power_w : null,
+    t.evse_used ? t.evse_used.power_w : 0]);
+  while (S.hist.length && S.hist[0][0] < now - HIST_MS) S.hist.shift();
+}
+function drawPlot(c) {
+  var w = c.width = c.clientWidth || 800, hh = c.height = c.clientHeight || 260, g = c.getContext("2d"), H = S.hist;
+  g.clearRect(0, 0, w, hh);
+  if (H.length < 2) { g.fillText("collecting figures...", 40, 20); return; }
+  var lo = 0, hi = 1000, t0 = H[0][0], t1 = H[H.length - 1][0], i, s;
+  H.forEach(function (r) { for (i = 1; i < 4; i++) if (r[i] != null) { lo = Math.min(lo, r[i]); hi = Math.max(hi, r[i]); } });
+  var step = Math.max(500, Math.ceil((hi - lo) / 4 / 500) * 500);  // gridlines on round kW
+  lo = Math.floor(lo / step) * step; hi = Math.max(lo + step, Math.ceil(hi / step) * step);
+  var L = 44, B = hh - 18, X = function (t) { return L + (w - L - 6) * (t - t0) / Math.max(1, t1 - t0); },
+    Y = function (v) { return 6 + (B - 6) * (hi - v) / (hi - lo); };
+  g.strokeStyle = "#ddd"; g.fillStyle = "#666"; g.font = "11px sans-serif";
+  for (var v = lo; v <= hi; v += step) {
+    g.beginPath(); g.moveTo(L, Y(v)); g.lineTo(w, Y(v)); g.stroke();
+    g.fillText((v / 1000).toFixed(1) + " kW", 2, Y(v) + 4);
+  }
+  [t0, (t0 + t1) / 2, t1].forEach(function (t, j) {
+    g.fillText(new Date(t).toTimeString().slice(0, t1 - t0 < 600000 ? 8 : 5), Math.min(X(t) - (j ? 20 : 0), w - 48), hh - 4);
+  });
+  ["", "#c0392b", "#e6a100", "#1d4e89"].forEach(function (col, k) {
+    if (!k) return;
+    g.strokeStyle = col; g.lineWidth = 2; g.beginPath(); s = false;
+    H.forEach(function (r) { if (r[k] == null) { s = false; return; } if (s) g.lineTo(X(r[0]), Y(r[k])); else g.moveTo(X(r[0]), Y(r[k])); s = true; });
+    g.stroke();
+  });
+  g.lineWidth = 1;
+}
+function drawSessions(s, box) {
+  box.innerHTML = "";
+  box.appendChild(h("h3", {text: "Charging sessions"}));
+  box.appendChild(kv([["Total charging sessions", s.sessions + " sessions"],
+    ["Average duration per session", (s.avg_duration_s / 60).toFixed(1) + " minutes"],
+    ["Average kWh per session", (s.avg_energy_wh / 1000).toFixed(2) + " kWh"],
+    ["Last " + s.last_days.days + " days", s.last_days.sessions + " sessions, " + (s.last_days.energy_wh / 1000).toFixed(2) + " kWh"],
+    ["Charging now", s.open.length ? s.open.map(function (o) { return o.dev_id + " " + (o.energy_wh / 1000).toFixed(2) + " kWh"; }).join(", ") : "-"]]));
+  box.appendChild(h("div", {"class": "row"}, [h("button", {"class": "sec", id: "export-sessions", text: "Export the last 30 days (CSV)",
+    onclick: function () {
+      api("cmd=export_sessions&days=30").then(function (t) { download("sessions.csv", t, "text/csv"); }, function (e) { alert(e.message); });
+    }})]));
+}
+
+function whitelists(m) {
+  var list = h("tbody", {id: "wl-list"}), info = h("p", {id: "wl-info"}), err = h("p", {"class": "err", id: "wl-err"});
+  var qf = h("input", {id: "wl-q", placeholder: "Search for Id ...", oninput: refresh});
+  var idf = h("input", {id: "wl-id", placeholder: "Id"}), file = h("input", {type: "file", id: "wl-file", accept: ".csv,text/csv", hidden: true});
+  function fail(e) { err.textContent = e.message; }
+  var seq = 0;
+  function refresh() {
+    var mine = ++seq;
+    api("cmd=whitelist_search&" + q({q: qf.value})).then(function (r) {
+      if (mine !== seq) return;  // an older search answered late (one request per keystroke)
+      list.innerHTML = "";
+      r.ids.forEach(function (x) {
+        list.appendChild(h("tr", {}, [h("td", {text: x.id}), h("td", {text: x.type}), h("td", {}, [h("button", {"class": "del",
+          text: "Delete", "data-id": x.id, onclick: function () {
+            api("cmd=whitelist_delete&" + q({id: x.id})).then(refresh, fail);
+          }})])]));
+      });
+      info.textContent = r.entries + " entries" + (r.more ? " (showing the first " + r.ids.length + ": search to narrow)" : "");
+    }, fail);
+  }
+  function add() {
+    err.textContent = "";
+    api("cmd=whitelist_add&" + q({id: idf.value})).then(function (r) {
+      err.textContent = ""; idf.value = "";
+      info.textContent = (r.added ? "Added " : "Already there: ") + r.id; refresh();
+    }, fail);
+  }
+  function exportList() {
+    var out = "";
+    (function page(off) {
+      api("cmd=whitelist_export&offset=" + off).then(function (r) {
+        out += r.csv;
+        if (r.next != null) page(r.next); else download("whitelist.csv", out, "text/csv");
+      }, fail);
+    })(0);
+  }
+  file.addEventListener("change", function () {
+    var fr = new FileReader();
+    fr.onload = function () {  // parts of <= 6 KB at line ends: the box takes at most 8 KB per request
+      var text = fr.result, parts = [], i = 0;
+      while (i < text.length) {
+        var j = Math.min(text.length, i + 6000);
+        if (j < text.length) j = text.lastIndexOf("\n", j) + 1 || j;
+        parts.push(text.slice(i, j)); i = j;
+      }
+      if (!parts.length) parts.push("");
+      (function send(n) {
+        var last = n === parts.length - 1 ? 1 : 0;
+        api("cmd=whitelist_import&part=" + (n + 1) + "&last=" + last, parts[n], "text/csv").then(function (r) {
+          if (!last) send(n + 1);
+          else { info.textContent = "Imported: " + r.added + " new, " + r.entries + " entries"; refresh(); }
+        }, fail);
+      })(0);
+      file.value = "";
+    };
+    fr.readAsText(file.files[0]);
+  });
+  m.appendChild(h("h2", {text: "Whitelists"}));
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "Local whitelist"}),
+    h("div", {"class": "row"}, [qf, h("button", {"class": "sec", onclick: function () { file.click(); }, text: "Import list", id: "wl-import"}), file,
+      h("button", {"class": "sec", onclick: exportList, text: "Export list", id: "wl-export"}),
+      h("button", {"class": "del", id: "wl-clear", text: "Delete whole list", onclick: function () {
+        if (confirm("Delete every entry of the local whitelist?")) api("cmd=whitelist_clear").then(refresh, fail);
+      }})]),
+    h("div", {"class": "row"}, [idf, h("button", {id: "wl-add", onclick: add, text: "Add entry"})]),
+    h("p", {"class": "help", text: RFID_HELP + " You can add a rfid by holding the card to the scanner of your wallbox: " +
+      "the last card read at each wallbox shows on the dashboard's device data (get_dev_info rfid). Import: a .csv file " +
+      "with one Id per line (a header line and more columns are fine); export: id,type lines, which import reads back."}), err, info,
+    h("table", {}, [h("thead", {}, [h("tr", {}, [h("th", {text: "Id"}), h("th", {text: "Type"}), h("th")])]), list])]));
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "OCPP whitelist"}),
+    h("p", {"class": "help", text: "Comes with the OCPP client, which this firmware version does not have yet."})]));
+  refresh();
+}
+
+function authorization(m, p) {
+  var form = newForm();
+  m.appendChild(h("h2", {text: "Authorization"}));
+  m.appendChild(section(form, "Free charging", [
+    {k: "free_charging", l: "Free Charging", t: "bool", help: "On: every car charges without an RFID or PIN, also at " +
+      "wallboxes that require authorization."},
+    {k: "free_charging_tag", l: "RFID tag for free charging", t: "str", help: "The idTag sessions started by free " +
+      "charging carry (seed: freecharging). Tags compare in upper case."},
+    {k: "auth_if_in_doubt", l: "If in doubt allow charging", t: "bool", help: "On: an ID that cannot be checked " +
+      "(whitelist unreadable) is allowed to charge instead of refused."}], p));
+  m.appendChild(section(form, "General", [
+    {k: "vehicle_connection_timeout_s", l: "Vehicle connection timeout [s]", t: "int", help: "How long an " +
+      "authorization waits for the car to be plugged in (and a plugged car for its authorization) before it lapses."}], p,
+    "A wallbox requires authorization when its device entry has 'Authorization required' on (Load management, devices)."));
+  saveBar(form).forEach(function (e) { m.appendChild(e); });
+}
+
+var HOUSE = [
+  {k: "lb_enabled", l: "Load management", t: "bool", help: "On: the Charging Manager sets every wallbox's current. " +
+    "Off: observation mode, the wallboxes are only watched (MQTT ctl may set them)."},
+  {k: "max_total_current", l: "Max. total current [A]", t: "A", help: "The house connection's fuse per phase: grid " +
+    "current (house load plus wallboxes) stays below this."},
+  {k: "reserve_current", l: "Reserve current [A]", t: "A", help: "Kept free per phase below the max. total current, " +
+    "for loads the meters see late."},
+  {k: "max_total_cur_prc", l: "Percent of max. total current [%]", t: "int", help: "Operator's share of the max. total " +
+    "current (SunSpec 60000+16). Not saved: back to 100 % at every restart."},
+  {k: "max_imbalance_current", l: "Current imbalance limit [A]", t: "A", help: "Largest difference between the phases " +
+    "(unbalanced load; mostly single-phase cars). Check the rules of your grid operator."},
+  {k: "imbalance_add_home", l: "Imbalance includes house load", t: "bool", help: "On: the imbalance limit applies to " +
+    "the grid currents, not only to the wallboxes' own."},
+  {k: "max_total_evse_current", l: "Max. total wallbox current [A]", t: "A", help: "All wallboxes together per phase; 0: " +
+    "no limit beyond the max. total current."},
+  {k: "grid_fail_safe_current", l: "Disconnected limit [A]", t: "A", help: "The wallboxes' budget per phase while the " +
+    "grid meter is silent. For safety keep this as low as possible."},
+  {k: "meter_timeout_s", l: "Meter timeout [s]", t: "int", help: "A meter or wallbox silent this long counts as failed."}];
+var SHED = [
+  {k: "shedding_enabled", l: "Load shedding", t: "bool", help: "On: the load-shedding input takes the offsets below off " +
+    "the budget while it is active (a ripple-control receiver, for example)."},
+  {k: "shedding_active_level", l: "Input active when", t: "sel", o: [[1, "closed / high"], [0, "open / low"]],
+    help: "Polarity of the load-shedding input."},
+  {k: "shedding_offsets", l: "Reduce by L1/L2/L3 [A]", t: "A3", help: "Current taken off each phase's budget while " +
+    "shedding is active."}];
+
+function load(m, p) {
+  var form = newForm();
+  m.appendChild(h("h2", {text: "Load management"}));
+  m.appendChild(section(form, "House connection", HOUSE, p));
+  m.appendChild(phaseTable(form, {key: "cm_schedule", id: "sched", first: "hour", head: "Hour", entries: p.cm_schedule,
+    choices: range(0, 23, function (i) { return i + ":00"; }), title: "Maximum current schedule",
+    help: "From each hour on, the max. total current per phase is the entry's L1/L2/L3 [A] until the next entry. It " +
+      "needs at least two entries (for example 8:00 10/10/10 and 22:00 63/63/63); no entries: off."}));
+  m.appendChild(section(form, "Load shedding", SHED, p));
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "PV surplus"}), h("p", {"class": "help",
+    text: "PV surplus charging needs a grid meter (role: grid) and, for the PV figure, a generation meter. Each wallbox " +
+      "charges by its PV mode (device list): off = as much as the budget allows, pv_only = only from surplus, min_pv = " +
+      "minimum current plus surplus, now = full current at once."})]));
+  m.appendChild(phaseTable(form, {key: "group_limits", id: "groups", first: "group", head: "Group", entries: p.group_limits,
+    choices: range(1, 16, String), title: "Charging groups",
+    help: "The wallboxes and meters of a group (device field 'Charging group') together stay below its L1/L2/L3 [A], " +
+      "for example a sub-distribution with its own fuse."}));
+  m.appendChild(devices(form, p.devices));
+  saveBar(form).forEach(function (e) { m.appendChild(e); });
+}
+// a list of {<first>: n, l1, l2, l3} in mA (cm_schedule by hour, group_limits by group), edited as rows in A
+function phaseTable(form, o) {
+  var rows = o.entries.map(function (e) { return [e[o.first], e.l1, e.l2, e.l3]; }), body = h("tbody", {id: o.id});
+  form.extra.push({k: o.key, orig: o.entries, get: function () {
+    return rows.map(function (r) { var e = {l1: r[1], l2: r[2], l3: r[3]}; e[o.first] = Number(r[0]); return e; });
+  }});
+  function draw() {
+    body.innerHTML = "";
+    rows.forEach(function (r, i) {
+      var hs = h("select", {onchange: function () { r[0] = Number(hs.value); }}, o.choices.map(function (c) {
+        return h("option", {value: c[0], text: c[1]});
+      }));
+      hs.value = r[0];
+      var cells = [h("td", {}, [hs])];
+      [1, 2, 3].forEach(function (j) {
+        var inp = h("input", {type: "number", step: "0.1", min: "0", style: "width:5em", value: amps(r[j]),
+          oninput: function () { r[j] = Math.round(parseFloat(inp.value) * 1000); }});
+        cells.push(h("td", {}, [inp]));
+      });
+      cells.push(h("td", {}, [h("button", {"class": "del", text: "Delete", onclick: function () { rows.splice(i, 1); draw(); }})]));
+      body.appendChild(h("tr", {}, cells));
+    });
+  }
+  draw();
+  return h("div", {"class": "card", "data-key": o.key}, [h("h3", {text: o.title}), h("p", {"class": "help", text: o.help}),
+    h("table", {}, [h("thead", {}, [h("tr", {}, [o.head, "L1 [A]", "L2 [A]", "L3 [A]", ""].map(function (t) { return h("th", {text: t}); }))]), body]),
+    h("button", {"class": "sec", id: o.id + "-add", text: "Add entry", onclick: function () {
+      var last = rows.length ? rows[rows.length - 1][0] : o.choices[0][0] - 1;
+      rows.push([Math.min(o.choices[o.choices.length - 1][0], last + 1), 16000, 16000, 16000]); draw();
+    }}), h("div", {"class": "err"})]);
+}
+function range(a, b, fmt) { var out = []; for (var i = a; i <= b; i++) out.push([i, fmt(i)]); return out; }
+
+// the device list: edited here as a copy, saved with the page's Save as one devices list (checked whole by the box)
+var DEV_FIELDS = [
+  {k: "name", l: "Name", t: "str", kind: "EM", help: "Shown on the dashboard and in get_dev_info."},
+  {k: "driver", l: "Driver", t: "driver", kind: "EM", help: "How the box talks to the device (docs/devices.md). " +
+    "http_input / mqtt_input: the device pushes its figures."},
+  {k: "address", l: "Address", t: "str", kind: "EM", help: "IP:port (Modbus TCP), COMn,baud,bits,parity,stop " +
+    "(RS485), evse / meter1 / meter2 for this box's own hardware, empty for pushed devices."},
+  {k: "id", l: "Modbus ID", t: "int", kind: "EM", help: "1..247."},
+  {k: "device_enabled", l: "Enabled", t: "bool", kind: "EM", help: "Off: the device is not polled or controlled."},
+  {k: "role", l: "Role", t: "sel", o: ROLES, kind: "M", help: "What the meter measures: the grid meter is the house " +
+    "connection the load management keeps below its limit."},
+  {k: "attach", l: "Measures wallbox", t: "str", kind: "M", help: "A meter inside a wallbox: that wallbox's Id (e.g. E2)."},
+  {k: "min_charging_cur", l: "Min. charging current [A]", t: "A", kind: "E", help: "Below this the wallbox pauses."},
+  {k: "max_charging_cur", l: "Max. charging current [A]", t: "A", kind: "E", help: "The wallbox's own limit (cable, fuse)."},
+  {k: "prio", l: "Priority", t: "int", kind: "E", help: "1..10: higher priorities get their current first."},
+  {k: "pv_mode", l: "PV mode", t: "sel", o: [["off", "off"], ["pv_only", "PV only"], ["min_pv", "min + PV"], ["now", "now"]],
+    kind: "E", help: "See PV surplus above."},
+  {k: "phases", l: "Phases", t: "sel", o: [[1, "1"], [2, "2"], [3, "3"]], kind: "E", help: "Phases the wallbox is wired for."},
+  {k: "wiring", l: "Wiring", t: "sel", o: WIRING.map(function (w) { return [w, w]; }), kind: "EM", help: "Grid phase of " +
+    "the device's L1, L2, L3: 231 = device L1 on grid L2, ..."},
+  {k: "group", l: "Charging group", t: "int", kind: "EM", help: "0: the site; 1..16: a group with its own limits."},
+  {k: "fail_safe_current", l: "Fail-safe current [A]", t: "A", kind: "E", help: "What the wallbox falls back to when " +
+    "the manager is silent."},
+  {k: "auth_required", l: "Authorization required", t: "bool", kind: "E", help: "Charging only after an RFID/PIN on the " +
+    "whitelist (or free charging)."},
+  {k: "publish_modbus", l: "Publish via Modbus", t: "bool", kind: "EM", help: "Listed in the SunSpec device map (ID+1)."},
+  {k: "publish_mqtt", l: "Publish via MQTT", t: "bool", kind: "EM", help: "Its figures on get/<dev_id>."}];
+function devices(form, list) {
+  var devs = JSON.parse(JSON.stringify(list)), box = h("div", {"class": "card", "data-key": "devices"});
+  form.extra.push({k: "devices", orig: list, get: function () { return devs; }});
+  function draw(edit) {
+    box.innerHTML = "";
+    box.appendChild(h("h3", {text: "Devices"}));
+    box.appendChild(h("p", {"class": "help", text: "Wallboxes (E1..E25) and meters (M1..) this box manages. E1 is this " +
+      "box's own charge point unless E1 is listed with another address. Changes apply when saved, without a restart."}));
+    var tb = h("tbody", {id: "dev-list"});
+    devs.forEach(function (d, i) {
+      tb.appendChild(h("tr", {}, [h("td", {text: d.dev_id}), h("td", {text: d.name}), h("td", {text: d.driver}),
+        h("td", {text: d.address}), h("td", {text: d.dev_id[0] === "E" ? "prio " + d.prio : (ROLES[d.role] || [0, ""])[1]}),
+        h("td", {}, [h("button", {"class": "sec", text: "Edit", onclick: function () { draw(i); }}), " ",
+          h("button", {"class": "del", text: "Remove", onclick: function () { devs.splice(i, 1); draw(); }})])]));
+    });
+    box.appendChild(h("table", {}, [h("thead", {}, [h("tr", {}, ["Id", "Name", "Driver", "Address", "Priority / role", ""].map(function (t) {
+      return h("th", {text: t}); }))]), tb]));
+    box.appendChild(h("div", {"class": "row"}, [h("button", {"class": "sec", id: "add-wallbox", text: "Add wallbox",
+      onclick: function () { devs.push(newDev("E")); draw(devs.length - 1); }}),
+      h("button", {"class": "sec", id: "add-meter", text: "Add meter", onclick: function () { devs.push(newDev("M")); draw(devs.length - 1); }})]));
+    if (edit != null) box.appendChild(devEditor(devs, edit, draw));
+    box.appendChild(h("div", {"class": "err"}));
+  }
+  function newDev(kind) {
+    var n = 1;
+    while (devs.some(function (d) { return d.dev_id === kind + n; }) || (kind === "E" && n === 1)) n++;
+    return kind === "E" ? {dev_id: "E" + n, driver: "evse_powerbrain", name: "", address: "", id: 1, prio: 1,
+      min_charging_cur: 6000, max_charging_cur: 16000, phases: 3, pv_mode: "off", wiring: "123"} :
+      {dev_id: "M" + n, driver: "meter_sdm630", name: "", address: "", id: 1, role: 3, wiring: "123"};
+  }
+  draw();
+  box.openEditor = function (i) { if (i < devs.length) draw(i); };
+  return box;
+}
+function devEditor(devs, i, draw) {
+  var d = devs[i], kind = d.dev_id[0], ed = h("div", {"class": "card", id: "dev-editor"}, [h("h3", {text: "Device " + d.dev_id})]);
+  var inputs = [];
+  DEV_FIELDS.forEach(function (f) {
+    if (f.kind.indexOf(kind) < 0) return;
+    var key = "devices[" + i + "]." + f.k, val = d[f.k], row = h("div", {"class": "f", "data-key": key}), inp;
+    if (f.t === "driver") {
+      var names = kind === "E" ? WB_DRIVERS : METER_DRIVERS;
+      if (val && names.indexOf(val) < 0) names = names.concat([val]);
+      inp = h("select", {id: "d-driver"}, names.map(function (n) { return h("option", {value: n, text: n}); }));
+      inp.value = val;
+    } else {
+      var tmp = {fields: []};
+      field({k: f.k, t: f.t, o: f.o}, val == null ? (f.t === "bool" ? f.k !== "auth_required" && f.k.slice(0, 7) !== "publish" : f.t === "str" ? "" : val) : val, tmp);
+      inp = tmp.fields[0].inp; inp.id = "d-" + f.k;
+      inputs.push({f: f, x: tmp.fields[0]});
+    }
+    if (f.t === "driver") inputs.push({f: f, x: {f: {t: "str"}, inp: inp}});
+    row.appendChild(h("label", {"for": inp.id, text: f.l})); row.appendChild(inp);
+    row.appendChild(h("div", {"class": "help", text: f.help})); row.appendChild(h("div", {"class": "err"}));
+    ed.appendChild(row);
+  });
+  ed.appendChild(h("div", {"class": "row"}, [h("button", {id: "dev-done", text: "Done", onclick: function () {
+    inputs.forEach(function (x) { var v = readField(x.x); if (typeof v !== "number" || !isNaN(v)) d[x.f.k] = v; });
+    draw();
+  }}), h("span", {"class": "help", text: "then Save below"})]));
+  return ed;
+}
+
+function backend(m, p) {
+  var form = newForm(), U = " A broker URL mqtt://user:password@host:port, \"mqtt\" for the default broker, empty: off.";
+  m.appendChild(h("h2", {text: "Backend"}));
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "OCPP"}), h("p", {"class": "help",
+    text: "The OCPP 1.6 client settings come with OCPP support, which this firmware version does not have yet."})]));
+  m.appendChild(section(form, "MQTT", [
+    {k: "mqtt_enabled", l: "MQTT enabled", t: "bool", help: "Publish SunSpec-style figures and take set-points on the default broker."},
+    {k: "mqtt_url", l: "Default broker", t: "url", help: "mqtt[s]://user:password@host:port. The password shows as ***: " +
+      "leave the field as it is to keep it, or type the whole URL to change it."},
+    {k: "mqtt_topic_root", l: "Topic root", t: "str", help: "Every topic starts with this (default cfos_mqtt)."},
+    {k: "mqtt_topic_serial", l: "Serial in the root", t: "bool", help: "On: the root becomes <root>_<serial number>, for several boxes on one broker."},
+    {k: "mqtt_api_url", l: "API topics (api/, ctl)", t: "url", help: "Commands on api/<query>, answers on api_res." + U},
+    {k: "mqtt_dev_info_url", l: "Device topics (get/...)", t: "url", help: "get/dev_info, get/params, get/<dev_id>." + U},
+    {k: "mqtt_log_url", l: "Log topic", t: "url", help: "The log lines." + U},
+    {k: "mqtt_ta_log_url", l: "Transaction log topic", t: "url", help: "ta_log: a message per charging session." + U},
+    {k: "mqtt_ctl_enabled", l: "ctl topic", t: "bool", help: "Set-points by MQTT, only in observation mode."},
+    {k: "mqtt_ha_discovery", l: "Home Assistant discovery", t: "bool", help: "Announce the devices to Home Assistant."},
+    {k: "mqtt_publish_s", l: "Publish interval [s]", t: "int", help: "How often get/... is published."}], p,
+    "Changes to the brokers take effect after a restart."));
+  saveBar(form).forEach(function (e) { m.appendChild(e); });
+}
+
+function system(m) {
+  var st = h("div", {"class": "card", id: "sys-status"}), log = h("pre", {"class": "log", id: "log"}), since = 0;
+  var lv = h("select", {id: "log-level", onchange: function () { since = 0; log.textContent = ""; pollLog(); }},
+    ["DEBUG", "INFO", "WARN", "ERROR"].map(function (n) { return h("option", {value: n, text: n}); }));
+  lv.value = "INFO";
+  var msg = h("p", {"class": "err", id: "sys-err"});
+  function pollLog() {
+    api("cmd=get_log&level=" + lv.value + "&since=" + since).then(function (r) {
+      r.lines.forEach(function (l) {
+        log.appendChild(h("div", {"class": "lv-" + l[2], text: "#" + l[0] + " " + (l[1] / 1000).toFixed(1) + " s " + l[2] + " " + l[3] + ": " + l[4]}));
+      });
+      since = r.count;
+      log.scrollTop = log.scrollHeight;
+    }, function () {});
+  }
+  m.appendChild(h("h2", {text: "System"}));
+  m.appendChild(st);
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "Log"}), h("div", {"class": "row"}, ["Level at least ", lv]), log]));
+  var file = h("input", {type: "file", id: "cfg-file", accept: ".json", hidden: true});
+  file.addEventListener("change", function () {
+    var fr = new FileReader();
+    fr.onload = function () {
+      api("cmd=import_config", fr.result).then(function (r) {
+        msg.className = "ok"; msg.textContent = "Imported: " + (r.changed.join(", ") || "nothing changed");
+        api("cmd=get_params").then(function (p) { S.params = p; });
+      }, function (e) { msg.className = "err"; msg.textContent = e.message; });
+      file.value = "";
+    };
+    fr.readAsText(file.files[0]);
+  });
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "Configuration"}),
+    h("p", {"class": "help", text: "Export: every setting as JSON, without passwords (they are listed as omitted). Import: " +
+      "such a file; it is checked whole and applied all or nothing."}),
+    h("div", {"class": "row"}, [h("button", {"class": "sec", id: "cfg-export", text: "Export configuration", onclick: function () {
+      api("cmd=export_config").then(function (r) { download("loadpilot-config.json", JSON.stringify(r, null, 1), "application/json"); });
+    }}), h("button", {"class": "sec", id: "cfg-import", text: "Import configuration", onclick: function () { file.click(); }}), file,
+      h("button", {id: "restart", text: "Restart", onclick: restart})]), msg]));
+  var pw = {old: h("input", {type: "password", id: "pw-old"}), nw: h("input", {type: "password", id: "pw-new"}),
+    rep: h("input", {type: "password", id: "pw-rep"})}, pmsg = h("p", {"class": "err", id: "pw-err"});
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "Admin password"}),
+    h("p", {"class": "help", text: "The login of these pages, the HTTP API and override_device. 8 to 64 characters, not the " +
+      "factory password. Stored in flash at once."}),
+    h("div", {"class": "f"}, [h("label", {text: "Current password"}), pw.old]),
+    h("div", {"class": "f"}, [h("label", {text: "New password"}), pw.nw]),
+    h("div", {"class": "f"}, [h("label", {text: "Repeat new password"}), pw.rep]),
+    h("button", {id: "pw-save", text: "Change password", onclick: function () {
+      if (pw.nw.value !== pw.rep.value) { pmsg.className = "err"; pmsg.textContent = "The new passwords differ."; return; }
+      api("cmd=change_admin_pwd&" + q({old_pwd: pw.old.value, new_pwd: pw.nw.value})).then(function () {
+        S.auth = btoa(atob(S.auth).split(":")[0] + ":" + pw.nw.value); sessionStorage.setItem("lp_auth", S.auth);
+        pmsg.className = "ok"; pmsg.textContent = "Password changed."; pw.old.value = pw.nw.value = pw.rep.value = "";
+        api("cmd=get_status");  // the warning goes with the next answer
+      }, function (e) { pmsg.className = "err"; pmsg.textContent = e.message; });
+    }}), pmsg]));
+  every(3000, function () {
+    api("cmd=get_status").then(function (s) {
+      st.innerHTML = "";
+      st.appendChild(h("h3", {text: "Status"}));
+      var u = Math.floor(s.uptime_ms / 1000);
+      st.appendChild(kv([["Firmware", s.version + " on board " + s.board],
+        ["Uptime", Math.floor(u / 86400) + " d " + Math.floor(u % 86400 / 3600) + " h " + Math.floor(u % 3600 / 60) + " min " + u % 60 + " s"],
+        ["Heap", s.heap.alloc + " B used, " + s.heap.free + " B free (lowest free " + s.heap.min_free + " B)"],
+        ["Loop lag", "worst " + s.loop.worst_ms + " ms, p99 " + s.loop.p99_ms + " ms (" + s.loop.samples + " samples)"]]));
+      st.appendChild(h("table", {id: "tasks"}, [h("thead", {}, [h("tr", {}, ["Task", "State", "Restarts", "Last error"].map(function (t) {
+        return h("th", {text: t}); }))]), h("tbody", {}, s.tasks.map(function (t) {
+        return h("tr", {}, [h("td", {text: t.name}), h("td", {text: t.state}), h("td", {text: String(t.restarts)}), h("td", {text: t.last_error || ""})]);
+      }))]));
+    }, function () {});
+    pollLog();
+  });
+}
+
+window.addEventListener("hashchange", route);
+$("menu-btn").addEventListener("click", function () { $("nav").classList.toggle("open"); });
+route();
