@@ -106,6 +106,7 @@ class App:
                 from loadpilot.ocpp.service import OcppService
                 self.ocpp = OcppService(self.config, self.site, self.log, self.hal, self.evse, self.hal.serial(),
                                         VERSION)
+                self.ocpp.restart = self.restart
             except Exception as e:  # a bad OCPP setting must not stop the charge point and the Modbus servers
                 self.ocpp = None
                 self.log.error("ocpp", "OCPP disabled: %s: %s" % (type(e).__name__, e))
@@ -408,6 +409,19 @@ class App:
             self._serve_tcp("sunspec", "modbus_tcp_port", port, router)
         self.supervisor.spawn("sunspec", lambda: self.sunspec.run(self.sunspec_router))
 
+    def shutdown(self):
+        """A planned stop: changes still inside the commit delay are written and open sessions are journalled as
+        Reboot, not found as a power loss at the next boot. Every planned restart and stop passes here."""
+        self.config.flush()
+        if self.sessions is not None:
+            from loadpilot.codes import STOP_REBOOT
+            self.sessions.stop_all(STOP_REBOOT)
+
+    def restart(self):
+        """restart command, OCPP Reset: shut down, then reset the board (unix port: SystemExit, the process ends)."""
+        self.shutdown()
+        self.hal.reset()
+
     async def run(self):
         self.start()
         gc.collect()
@@ -445,10 +459,7 @@ def main(board_path="board.json", fs_root=""):
     try:
         asyncio.run(app.run())
     except KeyboardInterrupt:
-        app.config.flush()  # a planned stop must not lose changes still inside the commit delay
-        if app.sessions is not None:
-            from loadpilot.codes import STOP_REBOOT
-            app.sessions.stop_all(STOP_REBOOT)  # journalled as a planned stop, not as a power loss at the next boot
+        app.shutdown()
         log.info("app", "stopped")
     finally:
         asyncio.new_event_loop()

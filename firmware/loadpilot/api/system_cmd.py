@@ -81,12 +81,7 @@ class SystemCommands:
 
     async def _reset_later(self):
         await asyncio.sleep_ms(RESTART_DELAY_MS)
-        app = self.app
-        app.config.flush()  # a planned restart loses no change still inside the commit delay
-        if app.sessions is not None:
-            from loadpilot.codes import STOP_REBOOT
-            app.sessions.stop_all(STOP_REBOOT)  # journalled as a planned stop, not as a power loss
-        app.hal.reset()  # ESP32: machine.reset(); unix port: SystemExit, the process ends
+        self.app.restart()  # changes flushed, open sessions journalled as Reboot, then the board resets
 
     def _export_config(self, args, payload):
         view = self.app.config.view()  # public values: URL passwords already ***

@@ -50,6 +50,7 @@ class OcppService:
         self.site = site
         self.log = log
         self.hal = hal
+        self.restart = hal.reset  # the app sets its own restart (App.restart: flush, sessions, then reset)
         self.evse = evse
         self.serial = serial
         self.version = version
@@ -375,8 +376,7 @@ class OcppService:
         self.log.warn("ocpp", "%s reset asked by the backend: restarting" % kind)
         await asyncio.sleep_ms(500)  # the CALLRESULT is on its way before the socket closes
         await self._ws.close(ws_mod.CLOSE_NORMAL)
-        self.config.flush()
-        self.hal.reset()
+        self.restart()  # the app's one planned restart: changes flushed, open sessions journalled as Reboot
 
     # ---- outgoing -----------------------------------------------------------------------------------------
     async def _send(self, text):
