@@ -92,6 +92,10 @@ function field(f, val, form) {
     inp = h("span", {id: "f-" + f.k}, [0, 1, 2].map(function (i) {
       return h("input", {type: "number", step: "0.1", min: "0", style: "width:5em", value: amps(val[i]), title: "L" + (i + 1)});
     }));
+  } else if (f.t === "pwd" || f.t === "pem") {  // write-only: the box never sends it back; empty keeps it
+    inp = h(f.t === "pem" ? "textarea" : "input", {id: "f-" + f.k, type: f.t === "pwd" ? "password" : null,
+      rows: f.t === "pem" ? "3" : null, autocomplete: "new-password",
+      placeholder: val ? "stored (hidden): empty keeps it" : "not set"});
   } else {
     inp = h("input", {id: "f-" + f.k, type: f.t === "str" || f.t === "url" ? "text" : "number",
       step: f.t === "A" ? "0.1" : "1", value: f.t === "A" ? amps(val) : (val == null ? "" : val)});
@@ -110,6 +114,7 @@ function readField(x) {
   if (f.t === "A") return Math.round(parseFloat(v) * 1000);
   if (f.t === "A3") return [].map.call(x.inp.children, function (i) { return Math.round(parseFloat(i.value) * 1000); });
   if (f.t === "int") return v === "" ? NaN : Number(v);
+  if ((f.t === "pwd" || f.t === "pem") && v === "") return x.orig;  // untouched: unchanged
   return v;
 }
 function newForm() { return {fields: [], extra: []}; }
@@ -549,8 +554,30 @@ function devEditor(devs, i, draw) {
 function backend(m, p) {
   var form = newForm(), U = " A broker URL mqtt://user:password@host:port, \"mqtt\" for the default broker, empty: off.";
   m.appendChild(h("h2", {text: "Backend"}));
-  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "OCPP"}), h("p", {"class": "help",
-    text: "The OCPP 1.6 client settings come with OCPP support, which this firmware version does not have yet."})]));
+  var oc = h("p", {"class": "help", id: "ocpp-state", text: "OCPP client: off (no backend URL)."});
+  api("cmd=get_status").then(function (st) {
+    var o = st.ocpp;
+    if (o) oc.textContent = "OCPP client: " + o.state + (o.tls ? ", TLS " + o.tls : "") + ", boot " + o.boot +
+      (o.last_error ? ", last error: " + o.last_error : "") + ".";
+  }, function () {});
+  m.appendChild(section(form, "OCPP 1.6J backend", [
+    {k: "ocpp_url", l: "Backend URL", t: "url", help: "ws://host:port/path or wss://... (TLS); the Client ID is " +
+      "appended as the last path segment unless the URL ends with it. Empty: OCPP off."},
+    {k: "ocpp_client_id", l: "Client ID", t: "str", help: "The charge point's identity at the backend; empty: the " +
+      "board's serial number."},
+    {k: "ocpp_password", l: "Password", t: "pwd", help: "HTTP Basic auth with the Client ID as user (security " +
+      "profile 1/2). Never shown again."},
+    {k: "ocpp_connector_id", l: "Connector ID", t: "int", help: "The box's own charge point at the backend (usually 1)."},
+    {k: "ocpp_heartbeat_s", l: "Heartbeat [s]", t: "int", help: "0: the interval the backend gives at boot."},
+    {k: "ocpp_meter_interval_s", l: "Meter value interval [s]", t: "int", help: "MeterValueSampleInterval."},
+    {k: "ocpp_ws_ping_s", l: "WebSocket ping [s]", t: "int", help: "Finds a dead link between heartbeats; 0: no pings."},
+    {k: "ocpp_tls_ca", l: "CA certificates (PEM)", t: "pem", help: "With CAs the backend's certificate is verified " +
+      "(profile 2); without, wss:// is encrypted but not verified. Write-only."},
+    {k: "ocpp_tls_cert", l: "Client certificate (PEM)", t: "pem", help: "Presented to the backend with the key " +
+      "(profile 3). Write-only."},
+    {k: "ocpp_tls_key", l: "Client key (PEM)", t: "pem", help: "Write-only: never readable through any API."}], p,
+    "Changes reconnect the client; switching OCPP on or off takes effect after a restart."));
+  m.appendChild(oc);
   m.appendChild(section(form, "MQTT", [
     {k: "mqtt_enabled", l: "MQTT enabled", t: "bool", help: "Publish SunSpec-style figures and take set-points on the default broker."},
     {k: "mqtt_url", l: "Default broker", t: "url", help: "mqtt[s]://user:password@host:port. The password shows as ***: " +

@@ -312,7 +312,30 @@ def test_authorization_and_backend_pages(box, browser):
     shot(d, "9-authorization")
     go(d, url, "backend")
     until(d, lambda: by_id(d, "f-mqtt_topic_root"))
-    assert "OCPP" in by_id(d, "main").text and "does not have yet" in by_id(d, "main").text
+    assert "OCPP client: off" in text_of(d, "ocpp-state")
+    # OCPP settings: the password is write-only, a blank field keeps it, and a bad URL is refused at the field
+    set_value(by_id(d, "f-ocpp_url"), "http://backend.example/ocpp")
+    click(d, by_id(d, "save"))
+    until(d, lambda: "ocpp_url" in field_error(d, "ocpp_url"))
+    assert fw.ctl("config_get", key="ocpp_url") == ""
+    set_value(by_id(d, "f-ocpp_url"), "ws://127.0.0.1:1/ocpp")
+    set_value(by_id(d, "f-ocpp_password"), "Ocpp-Secret-42")
+    click(d, by_id(d, "save"))
+    until(d, lambda: fw.ctl("config_get", key="ocpp_url") == "ws://127.0.0.1:1/ocpp")
+    until(d, lambda: "Saved" in by_id(d, "save-res").text)  # the page is drawn anew from the box
+    pw = until(d, lambda: by_id(d, "f-ocpp_password"))
+    assert pw.get_attribute("value") == "" and "stored" in pw.get_attribute("placeholder")
+    assert "Ocpp-Secret-42" not in d.page_source
+
+    def heartbeat_120():  # the page may be drawn anew meanwhile (a stale field): then again
+        set_value(by_id(d, "f-ocpp_heartbeat_s"), "120")
+        click(d, by_id(d, "save"))  # the blank password field keeps the stored one
+        return wait_for(lambda: fw.ctl("config_get", key="ocpp_heartbeat_s") == 120, 2)
+    until(d, heartbeat_120)
+    until(d, lambda: "Saved" in by_id(d, "save-res").text)
+    assert fw.ctl("config_get", key="ocpp_password") != ""
+    fw.ctl("config_set", values={"ocpp_url": ""})
+    shot(d, "10-backend-ocpp")
     set_value(by_id(d, "f-mqtt_url"), "not a url")
     click(d, by_id(d, "save"))
     until(d, lambda: "bad broker URL" in field_error(d, "mqtt_url"))

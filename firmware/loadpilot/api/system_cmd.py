@@ -51,6 +51,7 @@ class SystemCommands:
                         "max_imbalance_current": cfg.get("max_imbalance_current"),
                         "lb_enabled": cfg.get("lb_enabled"), "avail_evse_w": site.avail_evse_w}
         st["log_count"] = app.log.count
+        st["ocpp"] = app.ocpp.view() if app.ocpp is not None else None  # no secret in it: the URL holds none
         return st
 
     def _get_log(self, args, payload):
