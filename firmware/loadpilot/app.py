@@ -10,7 +10,7 @@ from loadpilot.api.commands import Commands
 from loadpilot.codes import local_evse_id
 from loadpilot.config import ctl as config_ctl, schema
 from loadpilot.config.store import Store
-from loadpilot.log import Log
+from loadpilot.log import Log, ring_lines
 from loadpilot.looplag import LoopLagMonitor
 from loadpilot.modbus.pdu import Router
 from loadpilot.site import Site
@@ -23,6 +23,7 @@ class App:
         self.board = board
         self.fs_root = fs_root
         self.log = log or Log()
+        self.log.resize(ring_lines(board["heap_kb"]))
         self.hal = hal_mod.load(board, fs_root)
         from loadpilot.devices.checks import check_devices
         schema.on_new("devices", check_devices)  # drivers, addresses, definitions of a list being set
@@ -88,7 +89,8 @@ class App:
                                             tcp_own=lambda: self._socket_plan()[3])
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
                              "loop_reset": lambda req: self.monitor.reset(),  # measure a phase, not the boot
-                             "modules": lambda req: loaded_modules()}  # features that are off import nothing
+                             "modules": lambda req: loaded_modules(),  # features that are off import nothing
+                             "heap": lambda req: self.heap(req.get("gc", False))}  # status is 2 KB of JSON
         self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
@@ -171,6 +173,14 @@ class App:
             "devices": [self._device_view(d) for d in self.site.devices.values()],
             "device_comm": self.devices.view() if self.devices is not None else [],
         }
+
+    def heap(self, collect=False):
+        """The heap figures of status() alone: what tools/bench/heap.py samples, so the sample itself stays small."""
+        if collect:
+            gc.collect()
+        m = self.monitor
+        m.sample_heap()
+        return {"free": m.heap_free, "alloc": m.heap_alloc, "min_free": m.heap_free_min}
 
     def _device_view(self, d):
         v = d.view()

@@ -46,9 +46,12 @@ class EvseSlaveService:
         for i in range(len(evse.s0)):
             self.pb_s0.append(RegisterImage(pb.BASE, pb.COUNT, functions=(3, 6, 16),
                                             on_write=self._s0_writer(i), on_read=self._pb_read))
-        self.omcci = RegisterImage(omcci.BASE, omcci.COUNT, functions=(3, 4, 6, 16), on_write=self._omcci_write,
-                                   on_read=self._omcci_read)
-        self.omcci.set_u16(141, omcci.DEVICE_ID)
+        # the OMCCI map (1,020 registers: 2 KB) only when something serves it; the servers start once, at boot
+        self.omcci = None
+        if store.get("omcci_tcp_port") or store.get("slave_rtu_map") == "omcci":
+            self.omcci = RegisterImage(omcci.BASE, omcci.COUNT, functions=(3, 4, 6, 16), on_write=self._omcci_write,
+                                       on_read=self._omcci_read)
+            self.omcci.set_u16(141, omcci.DEVICE_ID)
         self.routers = {}  # name -> Router: "pb_evse", "pb_s0_1", "pb_s0_2", "omcci", "rtu"
         self.build_routers()
         self.refresh()
@@ -62,8 +65,9 @@ class EvseSlaveService:
         for i, img in enumerate(self.pb_s0):
             r["pb_s0_%d" % (i + 1)] = Router()
             r["pb_s0_%d" % (i + 1)].add(s.get("pb_s0_%d_id" % (i + 1)), img)
-        r["omcci"].add(s.get("omcci_unit_id"), self.omcci)
-        if s.get("slave_rtu_map") == "omcci":
+        if self.omcci is not None:
+            r["omcci"].add(s.get("omcci_unit_id"), self.omcci)
+        if s.get("slave_rtu_map") == "omcci" and self.omcci is not None:
             r["rtu"].add(s.get("omcci_unit_id"), self.omcci)
         else:
             r["rtu"].add(s.get("pb_evse_id"), self.pb_evse)
@@ -249,6 +253,8 @@ class EvseSlaveService:
             pb.encode_map(img, "meter", vals)
         cp_letter = v["cp"]
         session_wh, session_s = self.session.update(v, ev.s0[0].energy_wh if ev.s0 else 0, time.ticks_ms())
+        if self.omcci is None:
+            return
         dlm = s.get("dlm_operator_limit")
         om = {"firmware_version": ("%d.%02d" % (major, minor))[:4],  # "0.01" for 0.1.x
               "protocol_version": "1.0", "ocpp_status": _ocpp_status(v, c),
