@@ -79,7 +79,7 @@ class App:
             if mqtt_mod.wanted(self.config):  # no broker named: the topics module is not even imported
                 from loadpilot.mqtt.service import MqttApiService
                 self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(),
-                                                  self.evse)
+                                                  self.evse, mqtt_mod.max_packet(board["heap_kb"]))
         except Exception as e:  # a bad MQTT setting must not stop the charge point and the Modbus servers
             self.mqtt = None
             self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))
@@ -193,6 +193,9 @@ class App:
         need, uses, servers, _ = self._sockets
         if need > self.config.budget["sockets"]:  # stored before a board change, or a board's defaults
             self.log.error("app", "sockets: %s" % schema.socket_error(need, uses, self.config.budget))
+        tls, tls_uses = schema.tls_plan(self.config.secret)
+        if tls > self.config.budget["tls_sessions"]:
+            self.log.error("app", "TLS: %s" % schema.tls_error(tls, tls_uses, self.config.budget))
         sup.spawn("looplag", self.monitor.run)
         sup.spawn("config", self.config.flusher)
         wdt = self.hal.watchdog(self.board["watchdog_ms"])

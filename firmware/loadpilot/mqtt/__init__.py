@@ -2,6 +2,15 @@
 # (connections) and duplicate detection for incoming commands (dedup). Topics and commands live elsewhere.
 
 BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
+# The largest packet the box takes in: each broker connection preallocates one receive buffer of this size.
+# A board without PSRAM (heap_kb <= 256, a single box: commands, set/ pushes of a few hundred bytes) keeps
+# 2 KB; a larger message is skipped and answered with its size (docs/mqtt.md, "Bounded input").
+MAX_PACKET = 4096
+MAX_PACKET_SMALL = 2048
+
+
+def max_packet(heap_kb):
+    return MAX_PACKET_SMALL if heap_kb <= 256 else MAX_PACKET
 
 
 def mqtt_inputs(store):
