@@ -51,3 +51,7 @@ def local_evse_id(devices, has_evse):
 def plugged(state):
     """A car is at the wallbox (B, C or D): the one rule sessions, authorization and overrides share."""
     return ST_PLUGGED <= state <= ST_VENTILATION
+
+# A board whose GC heap is at most this (board file "heap_kb"; an ESP32 without PSRAM has about 112) sizes what
+# it preallocates for a single box: the log ring (log.ring_lines) and the MQTT receive buffer (mqtt.max_packet).
+SMALL_HEAP_KB = const(256)

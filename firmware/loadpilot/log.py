@@ -1,6 +1,7 @@
 # System log: a fixed-size ring buffer with levels, echoed to the console and to listeners (MQTT later).
 import time
 
+from loadpilot.codes import SMALL_HEAP_KB
 from loadpilot.redact import redact
 
 DEBUG = 10
@@ -9,13 +10,13 @@ WARN = 30
 ERROR = 40
 _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARN: "WARN", ERROR: "ERROR"}
 # lines the ring keeps: a full line is about 100-130 bytes of heap on a 32-bit build, so 64 lines are 7 KB that
-# a board without PSRAM (heap_kb <= 256) cannot spare; it keeps 16 (console and MQTT log feed see every line)
+# a board without PSRAM (codes.SMALL_HEAP_KB) cannot spare; it keeps 16 (console and MQTT log feed see every line)
 RING_LINES = 64
 RING_LINES_SMALL = 16
 
 
 def ring_lines(heap_kb):
-    return RING_LINES_SMALL if heap_kb <= 256 else RING_LINES
+    return RING_LINES_SMALL if heap_kb <= SMALL_HEAP_KB else RING_LINES
 
 
 class Log:
