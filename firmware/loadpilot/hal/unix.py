@@ -295,8 +295,7 @@ async def _ctl_client(reader, writer, handlers):
                     reply = {"ok": res}
             except Exception as e:  # the control channel answers every line, even a bad one
                 reply = {"error": "%s: %s" % (type(e).__name__, e)}
-            writer.write(json.dumps(reply).encode())  # no "+ newline": a third copy of a 2 KB status
-            writer.write(b"\n")
+            writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
     finally:
         writer.close()
