@@ -25,8 +25,11 @@ BOARDS = os.path.join(ROOT, "boards")
 BUILD = os.path.join(ROOT, "build")
 # the unix port at the ESP32's word size; FFI and btree are off as on the ESP32 (and need no 32-bit libffi)
 UNIX32_VARS = ["MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0"]
-# LoadPilot board -> (MicroPython ESP32 board, variant): the stock board definitions, with our frozen manifest
+# LoadPilot board -> (MicroPython ESP32 board, variant), built with our frozen manifest: a stock board definition
+# of the port, or our own (boards/<board>/ holds mpconfigboard.cmake: the stock settings plus an sdkconfig
+# fragment, sdkconfig.loadpilot, e.g. more lwIP sockets).
 ESP32_BOARDS = {"esp32_devkit": ("ESP32_GENERIC", ""), "esp32s3_psram": ("ESP32_GENERIC_S3", "SPIRAM_OCT")}
+ESP_IDF_SOCKETS = 10  # ESP-IDF's default CONFIG_LWIP_MAX_SOCKETS: what a stock board definition gets
 
 
 class BuildError(Exception):
@@ -89,6 +92,39 @@ def check_idf(board):
     return ESP32_BOARDS[board]
 
 
+def board_dir(board):
+    """Our own MicroPython board definition for a LoadPilot board (boards/<board>/mpconfigboard.cmake), or None
+    when the port's stock definition is used."""
+    d = os.path.join(BOARDS, board)
+    return d if os.path.isfile(os.path.join(d, "mpconfigboard.cmake")) else None
+
+
+def sdkconfig_value(path, key):
+    """The value a sdkconfig fragment sets for key (CONFIG_...), or None."""
+    with open(path) as f:
+        for line in f:
+            k, eq, v = line.strip().partition("=")
+            if eq and k == key:
+                return v
+    return None
+
+
+def check_sockets(board, spec):
+    """The board file's "sockets" must be the image's CONFIG_LWIP_MAX_SOCKETS: the configuration store keeps
+    the board's figure, and lwIP enforces the image's. -> None; BuildError when they differ."""
+    d = board_dir(board)
+    frag = os.path.join(d, "sdkconfig.loadpilot") if d else None
+    image = ESP_IDF_SOCKETS
+    if frag and os.path.isfile(frag):
+        v = sdkconfig_value(frag, "CONFIG_LWIP_MAX_SOCKETS")
+        image = int(v) if v is not None else ESP_IDF_SOCKETS
+    declared = spec.get("sockets", 10)
+    _need(declared == image, "boards/%s.json says \"sockets\": %s but the image gets CONFIG_LWIP_MAX_SOCKETS=%d "
+                             "(%s): make them the same figure" % (board, declared, image,
+                                                                  os.path.relpath(frag, ROOT) if frag else
+                                                                  "ESP-IDF's default, no sdkconfig fragment"))
+
+
 def _stamp_ok(build_dir, mp_dir, manifest):
     """Reuse a build dir only if it was made from the same source tree and manifest (else start clean)."""
     stamp = os.path.join(build_dir, "loadpilot-build.json")
@@ -123,8 +159,9 @@ def build_unix32(mp_dir, frozen=True, quiet=False):
 def build_esp32(mp_dir, board, idf_board, quiet=False):
     mp_board, variant = idf_board
     build_dir = os.path.join(BUILD, "esp32", board)
-    cmd = ["make", "-C", os.path.join(mp_dir, "ports", "esp32"), "BOARD=" + mp_board, "BUILD=" + build_dir,
-           "FROZEN_MANIFEST=" + os.path.join(BOARDS, "manifest_esp32.py")]
+    own = board_dir(board)  # our board definition (its sdkconfig fragment on top of mp_board's settings)
+    cmd = ["make", "-C", os.path.join(mp_dir, "ports", "esp32"), "BOARD_DIR=" + own if own else "BOARD=" + mp_board,
+           "BUILD=" + build_dir, "FROZEN_MANIFEST=" + os.path.join(BOARDS, "manifest_esp32.py")]
     if variant:
         cmd.append("BOARD_VARIANT=" + variant)
     _run(cmd, quiet)
@@ -154,7 +191,10 @@ def main(argv=None):
         board = load_board(a.board)
         mp_dir = check_source(a.micropython_dir)
         check_multilib()
-        idf_board = check_idf(a.board) if board.get("hal") == "esp32" else None
+        idf_board = None
+        if board.get("hal") == "esp32":
+            check_sockets(a.board, board)
+            idf_board = check_idf(a.board)
         mpy_cross_build(mp_dir)
         outputs = [("unix port, 32-bit, frozen", build_unix32(mp_dir, frozen=True))]
         if idf_board:

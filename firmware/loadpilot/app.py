@@ -10,7 +10,7 @@ from loadpilot.api.commands import Commands
 from loadpilot.codes import AUTH_OPEN, local_evse_id
 from loadpilot.config import ctl as config_ctl, schema
 from loadpilot.config.store import Store
-from loadpilot.log import Log
+from loadpilot.log import Log, ring_lines
 from loadpilot.looplag import LoopLagMonitor
 from loadpilot.modbus.pdu import Router
 from loadpilot.site import Site
@@ -26,6 +26,7 @@ class App:
         self.board = board
         self.fs_root = fs_root
         self.log = log or Log()
+        self.log.resize(ring_lines(board["heap_kb"]))
         self.hal = hal_mod.load(board, fs_root)
         from loadpilot.devices.checks import check_devices
         schema.on_new("devices", check_devices)  # drivers, addresses, definitions of a list being set
@@ -93,7 +94,7 @@ class App:
             if mqtt_mod.wanted(self.config):  # no broker named: the topics module is not even imported
                 from loadpilot.mqtt.service import MqttApiService
                 self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(),
-                                                  self.evse)
+                                                  self.evse, mqtt_mod.max_packet(board["heap_kb"]))
         except Exception as e:  # a bad MQTT setting must not stop the charge point and the Modbus servers
             self.mqtt = None
             self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))
@@ -116,7 +117,8 @@ class App:
                                             tcp_own=lambda: self._socket_plan()[3])
         self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
                              "loop_reset": lambda req: self.monitor.reset(),  # measure a phase, not the boot
-                             "modules": lambda req: loaded_modules()}  # features that are off import nothing
+                             "modules": lambda req: loaded_modules(),  # features that are off import nothing
+                             "heap": lambda req: self.heap(req.get("gc", False))}  # status is 2 KB of JSON
         self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
         if self.sessions is not None:
             self.ctl_handlers["sessions"] = self._ctl_sessions
@@ -282,6 +284,14 @@ class App:
             "device_comm": self.devices.view() if self.devices is not None else [],
         }
 
+    def heap(self, collect=False):
+        """The heap figures of status() alone: what tools/bench/heap.py samples, so the sample itself stays small."""
+        if collect:
+            gc.collect()
+        m = self.monitor
+        m.sample_heap()
+        return {"free": m.heap_free, "alloc": m.heap_alloc, "min_free": m.heap_free_min}
+
     def _device_view(self, d):
         v = d.view()
         v.update(self.manager.device_view(d.dev_id))
@@ -293,6 +303,9 @@ class App:
         need, uses, servers, _ = self._sockets
         if need > self.config.budget["sockets"]:  # stored before a board change, or a board's defaults
             self.log.error("app", "sockets: %s" % schema.socket_error(need, uses, self.config.budget))
+        tls, tls_uses = schema.tls_plan(self.config.secret)
+        if tls > self.config.budget["tls_sessions"]:
+            self.log.error("app", "TLS: %s" % schema.tls_error(tls, tls_uses, self.config.budget))
         sup.spawn("looplag", self.monitor.run)
         sup.spawn("config", self.config.flusher)
         wdt = self.hal.watchdog(self.board["watchdog_ms"])

@@ -114,14 +114,15 @@ def validate(board):
 
 def socket_budget(board):
     """What the config store checks a configuration against (schema.check_together): the board's lwIP
-    sockets, and how many S0 ports the Power Brain map opens next to pb_tcp_port (one per S0 meter input)."""
+    sockets and TLS sessions, and how many S0 ports the Power Brain map opens next to pb_tcp_port (one per S0
+    meter input)."""
     s0 = 0
     if board["features"].get("evse") and board["features"].get("s0"):
         for name in ("s0_1", "s0_2"):
             if name in board["inputs"]:
                 s0 += 1
     return {"sockets": board["sockets"], "s0_ports": s0, "evse": board["features"].get("evse", False),
-            "board": board["name"]}
+            "board": board["name"], "tls_sessions": board["tls_sessions"]}
 
 
 def load(path):

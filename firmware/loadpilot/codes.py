@@ -83,3 +83,7 @@ AUTH_NONE = const(0)        # no car, nothing pending
 AUTH_WAITING = const(1)     # a car waits for an RFID/PIN
 AUTH_TIMEOUT = const(2)     # it waited longer than the vehicle connection timeout (still accepts an ID)
 AUTH_AUTHORIZED = const(3)  # authorized (or pre-authorized, waiting for the car)
+
+# A board whose GC heap is at most this (board file "heap_kb"; an ESP32 without PSRAM has about 112) sizes what
+# it preallocates for a single box: the log ring (log.ring_lines) and the MQTT receive buffer (mqtt.max_packet).
+SMALL_HEAP_KB = const(256)

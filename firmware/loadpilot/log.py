@@ -1,6 +1,7 @@
 # System log: a fixed-size ring buffer with levels, echoed to the console and to listeners (MQTT later).
 import time
 
+from loadpilot.codes import SMALL_HEAP_KB
 from loadpilot.redact import redact
 
 DEBUG = 10
@@ -8,15 +9,31 @@ INFO = 20
 WARN = 30
 ERROR = 40
 _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARN: "WARN", ERROR: "ERROR"}
+# lines the ring keeps: a full line is about 100-130 bytes of heap on a 32-bit build, so 64 lines are 7 KB that
+# a board without PSRAM (codes.SMALL_HEAP_KB) cannot spare; it keeps 16 (console and MQTT log feed see every line)
+RING_LINES = 64
+RING_LINES_SMALL = 16
+
+
+def ring_lines(heap_kb):
+    return RING_LINES_SMALL if heap_kb <= SMALL_HEAP_KB else RING_LINES
 
 
 class Log:
-    def __init__(self, size=64, console_level=INFO):
+    def __init__(self, size=RING_LINES, console_level=INFO):
         self._ring = [None] * size
         self._next = 0
         self.count = 0  # total lines ever logged; lets readers detect what they missed
         self.console_level = console_level
         self._listeners = []
+
+    def resize(self, size):
+        """Keep the newest `size` lines (the board's heap decides, ring_lines)."""
+        if size != len(self._ring):
+            lines = [e for e in (self._ring[(self._next + i) % len(self._ring)] for i in range(len(self._ring)))
+                     if e is not None][-size:]
+            self._ring = lines + [None] * (size - len(lines))
+            self._next = len(lines) % size
 
     def add_listener(self, fn):
         self._listeners.append(fn)

@@ -116,33 +116,57 @@ def test_ctl_all_or_nothing_and_only_in_observation_mode(cmds, tmp_path):
     assert "observation mode" in str(e.value)
 
 
+def _stream(info):
+    from loadpilot.api.dev_info_stream import DevInfoStream
+    s = DevInfoStream(info)
+    measured = list(s.measure())
+    return s, measured, b"".join(bytes(x) for x in s.parts())
+
+
 def test_dev_info_streams_in_bounded_chunks_for_25_wallboxes_and_8_meters(tmp_path):
     devs = [{"dev_id": "E%d" % i, "driver": "http_input", "address": "mqtt", "name": "Wallbox %d" % i}
             for i in range(1, 26)]
     devs += [{"dev_id": "M%d" % i, "driver": "http_input", "address": "mqtt"} for i in range(1, 9)]
     cmds = make(tmp_path, devs)
-    parts = cmds.dev_info.snapshot()
-    doc = b"".join(parts)
+    s, measured, doc = _stream(cmds.dev_info)
+    assert len(doc) == s.length  # the length MQTT sends first is the length of what follows
     whole = json.loads(doc)
     assert len(whole["devices"]) == 33 and whole["devices"][24]["name"] == "Wallbox 25"
     assert whole["devices"] == cmds.dev_info.whole()["devices"]
-    biggest = max(len(p) for p in parts)
-    print("dev_info: %d bytes in %d chunks, largest %d" % (len(doc), len(parts), biggest))
-    assert biggest < 1024 < len(doc)  # no chunk is more than one device
+    biggest = max(len(bytes(p)) for p in s.parts())
+    print("dev_info: %d bytes, largest piece %d" % (len(doc), biggest))
+    assert biggest < 1024 < len(doc)  # no piece is more than one device: the document is never held whole
 
 
-def test_each_device_of_the_snapshot_is_one_chunk_at_device_chunk(cmds):
-    # MQTT get/<dev_id> sends that chunk of the dev_info snapshot instead of rendering the device again
-    from loadpilot.api.dev_info import device_chunk
-    parts = cmds.dev_info.snapshot()
+def test_each_device_measured_is_that_device_for_its_get_topic(cmds):
+    # MQTT get/<dev_id> sends the piece the first pass rendered instead of rendering the device a third time
+    s, measured, _ = _stream(cmds.dev_info)
     configs = cmds.dev_info.configs()
     assert [d["dev_id"] for d in configs] == ["E1", "E2", "E3", "M2"]  # the board's own box first
-    for i, d in enumerate(configs):
-        assert json.loads(parts[device_chunk(i)]) == cmds.dev_info.device(d)
+    assert [i for i, _ in measured] == [-1, 0, 1, 2, 3]
+    for i, piece in measured[1:]:
+        assert json.loads(piece) == cmds.dev_info.device(configs[i])
     assert cmds.dev_info.store.peek("devices") is cmds.dev_info.store.peek("devices")  # read without a copy
+
+
+def test_figures_that_grow_between_the_passes_keep_the_announced_length(cmds):
+    from loadpilot.api.dev_info_stream import PAD, DevInfoStream
+    info = cmds.dev_info
+    s = DevInfoStream(info)
+    for _ in s.measure():
+        pass
+    real = info.device
+    grow = {"E2": "x" * (PAD - 10), "E3": "y" * (PAD + 10)}  # within the reservation, and past it
+    info.device = lambda d: dict(real(d), name=grow.get(d["dev_id"], real(d)["name"]))
+    doc = b"".join(bytes(x) for x in s.parts())
+    assert len(doc) == s.length
+    devices = json.loads(doc)["devices"]
+    assert devices[1]["name"] == "x" * (PAD - 10)  # grew within PAD: sent as it is now
+    assert devices[2] is None  # grew past PAD: null keeps the document valid JSON of the announced length
+    assert devices[3]["dev_id"] == "M2"
 
 
 def test_dev_info_redacts_passwords_in_addresses(cmds):
     e3 = cmds.dev_info.device(cmds.dev_info.config_of("E3"))
     assert "topsecret" not in json.dumps(e3) and e3["address"] == "mqtt://u:***@10.0.0.2"
-    assert "topsecret" not in b"".join(cmds.dev_info.snapshot()).decode()
+    assert "topsecret" not in _stream(cmds.dev_info)[2].decode()

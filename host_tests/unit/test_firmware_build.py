@@ -89,3 +89,47 @@ def test_the_manifests_freeze_the_package_and_main():
     for port, base in (("unix", "variants/standard/manifest.py"), ("esp32", "boards/manifest.py")):
         t = open(os.path.join(ROOT, "boards", "manifest_%s.py" % port)).read()
         assert '"$(PORT_DIR)/%s"' % base in t and 'include("manifest.py")' in t
+
+
+def _fake_idf(tmp_path, monkeypatch):
+    idf = tmp_path / "idf"
+    (idf / "bin").mkdir(parents=True)
+    (idf / "bin" / "idf.py").write_text("#!/bin/sh\n")
+    os.chmod(str(idf / "bin" / "idf.py"), 0o755)
+    monkeypatch.setenv("IDF_PATH", str(idf))
+    monkeypatch.setenv("PATH", str(idf / "bin") + os.pathsep + os.environ["PATH"])
+
+
+def test_esp32_devkit_builds_from_its_own_board_definition_with_more_lwip_sockets(fwb, tmp_path, monkeypatch):
+    _fake_idf(tmp_path, monkeypatch)
+    assert fwb.main(["--board", "esp32_devkit", "--micropython-dir", fake_tree(tmp_path)]) == 0
+    esp = fwb.calls[-1]
+    own = os.path.join(ROOT, "boards", "esp32_devkit")
+    assert "BOARD_DIR=" + own in esp and not [a for a in esp if a.startswith("BOARD=")]
+    assert "FROZEN_MANIFEST=" + os.path.join(ROOT, "boards", "manifest_esp32.py") in esp
+    # the stock ESP32_GENERIC settings first, our fragment last (its values win), and it raises the sockets
+    cmake = open(os.path.join(own, "mpconfigboard.cmake")).read()
+    lines = [ln.strip() for ln in cmake.splitlines() if ln.strip().startswith(("boards/", "${"))]
+    assert lines == ["boards/sdkconfig.base", "boards/sdkconfig.ble", "${MICROPY_BOARD_DIR}/sdkconfig.loadpilot"]
+    frag = os.path.join(own, "sdkconfig.loadpilot")
+    assert fwb.sdkconfig_value(frag, "CONFIG_LWIP_MAX_SOCKETS") == "16"
+    assert fwb.load_board("esp32_devkit")["sockets"] == 16
+
+
+def test_a_board_file_whose_sockets_differ_from_the_image_is_refused_before_building(fwb, tmp_path, monkeypatch,
+                                                                                     capsys):
+    _fake_idf(tmp_path, monkeypatch)
+    real = fwb.load_board
+    monkeypatch.setattr(fwb, "load_board", lambda name: dict(real(name), sockets=12))
+    assert fwb.main(["--board", "esp32_devkit", "--micropython-dir", fake_tree(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert '"sockets": 12' in err and "CONFIG_LWIP_MAX_SOCKETS=16" in err and fwb.calls == []
+    # a stock board definition gets ESP-IDF's default: its board file must say 10
+    assert fwb.main(["--board", "esp32s3_psram", "--micropython-dir", fake_tree(tmp_path / "b")]) == 2
+    assert "CONFIG_LWIP_MAX_SOCKETS=10" in capsys.readouterr().err and fwb.calls == []
+
+
+def test_stock_boards_keep_esp_idfs_default_sockets(fwb):
+    for name in ("esp32s3_psram", "esp32_wrover"):
+        assert fwb.board_dir(name) is None
+        assert fwb.load_board(name)["sockets"] == fwb.ESP_IDF_SOCKETS == 10

@@ -1,7 +1,7 @@
 # get_dev_info views (reference/http-api.md): "params" and one object per device, read from the configuration
 # and the Site (readings, comm state, the manager's decision and totals) plus what the command layer recorded.
-# Nothing here recomputes a figure. Shared by HTTP get_dev_info and the MQTT get/... topics. parts() streams the
-# whole document device by device, so 25 wallboxes + 8 meters never exist as one string.
+# Nothing here recomputes a figure. Shared by HTTP get_dev_info and the MQTT get/... topics. dev_info_stream.py
+# streams the whole document device by device, so 25 wallboxes + 8 meters never exist as one string.
 # Fields the box cannot know (label, max_evses, shareware_mode, vsn, ocpp_gateway_*) are left out
 # (docs/mqtt-topics.md).
 import json
@@ -122,28 +122,5 @@ class DevInfo:
         return None if d is None else json.dumps(self.device(d))
 
     def whole(self):
-        """The whole document as one object (for small callers; MQTT uses parts())."""
+        """The whole document as one object (for small callers; MQTT streams it: dev_info_stream.py)."""
         return {"params": self.params(), "devices": [self.device(d) for d in self.configs()]}
-
-    def parts(self):
-        """The document as UTF-8 chunks: the params, then one chunk per device."""
-        yield b'{"params":'
-        yield json.dumps(self.params()).encode()
-        yield b',"devices":['
-        first = True
-        for d in self.configs():
-            if not first:
-                yield b","
-            first = False
-            yield json.dumps(self.device(d)).encode()
-        yield b"]}"
-
-    def snapshot(self):
-        """The chunks as a list (each chunk one device): the total exists once as pieces, never as one string,
-        and a QoS 1 resend repeats exactly what was counted. Device i of configs() is chunks[device_chunk(i)]."""
-        return list(self.parts())
-
-
-def device_chunk(i):
-    """Where device i (in configs() order) is in snapshot(): after the params' three chunks, one "," between."""
-    return 3 + 2 * i

@@ -552,6 +552,32 @@ def _tcp_host(address):
     return (host, port) if port.isdigit() else None
 
 
+def _mqtt_fed(d, a):
+    return d["driver"] == "meter_mqtt" or (d["driver"] == "http_input" and a.strip().lower()[:4] == "mqtt")
+
+
+def _brokers(get):
+    """-> (brokers, names): the broker connections the settings open (_broker_key each, shared as
+    mqtt/connections.py shares them) and, for each, the settings and dev_ids that use it."""
+    brokers = []
+    names = []
+    default = get("mqtt_url")
+    users = [(key, get(key)) for key in _BROKER_KEYS]
+    for d in get("devices"):
+        a = d.get("address", "")
+        if _mqtt_fed(d, a):
+            users.append((d["dev_id"], a.strip() or "mqtt"))
+    for who, text in users:
+        k = _broker_key(text, default)
+        if k is not None:
+            if k not in brokers:
+                brokers.append(k)
+                names.append([who])
+            else:
+                names[brokers.index(k)].append(who)
+    return brokers, names
+
+
 def socket_plan(get, budget):
     """The sockets the settings (get(key) gives them) open on a board with budget (board.socket_budget):
     -> (need, uses, servers, tcp_own). need: sockets with every server at SERVER_LEAST. uses: [(what,
@@ -574,30 +600,12 @@ def socket_plan(get, budget):
             seen.append(port)
             servers.append([key, port, SERVER_LEAST[0], SERVER_LEAST[1]])
             uses.append(("%s %d (listener, clients, waiting)" % (key, port), 1 + SERVER_LEAST[0] + SERVER_LEAST[1]))
-    brokers = []
-    names = []
-    default = get("mqtt_url")
-    for key in _BROKER_KEYS:
-        k = _broker_key(get(key), default)
-        if k is not None:
-            if k not in brokers:
-                brokers.append(k)
-                names.append([key])
-            else:
-                names[brokers.index(k)].append(key)
+    brokers, names = _brokers(get)
     hosts = []
     devs = []
     for d in get("devices"):
         a = d.get("address", "")
-        mqtt_fed = d["driver"] == "meter_mqtt" or (d["driver"] == "http_input" and a.strip().lower()[:4] == "mqtt")
-        if mqtt_fed:
-            k = _broker_key(a.strip() or "mqtt", default)
-            if k is not None:
-                if k not in brokers:
-                    brokers.append(k)
-                    names.append([d["dev_id"]])
-                else:
-                    names[brokers.index(k)].append(d["dev_id"])
+        if _mqtt_fed(d, a):
             continue
         h = _tcp_host(a) if d.get("device_enabled", True) else None
         if h is not None:
@@ -636,9 +644,49 @@ def socket_plan(get, budget):
     return need, uses, servers, own
 
 
+# ---- TLS sessions (board "tls_sessions"): each holds about 20-25 KB outside the GC heap, so the board's figure is
+# a limit the store keeps, like the sockets. Settings holding a URL of their own that opens a TLS session when it
+# is secure (wss://, https://) go in TLS_URL_KEYS, and the check and its error text need nothing else.
+TLS_URL_KEYS = ("ocpp_url",)  # the OCPP central system (docs/ocpp.md)
+_TLS_SCHEMES = ("wss://", "https://")
+_TLS_RELATED = ("mqtt_url", "devices") + _BROKER_KEYS + TLS_URL_KEYS
+
+
+def tls_plan(get):
+    """-> (need, uses): the TLS sessions the settings hold at once: one per mqtts:// broker connection (shared
+    as the sockets are), one per secure URL in TLS_URL_KEYS. uses: [(what, sessions)] for the error text."""
+    uses = []
+    brokers, names = _brokers(get)
+    for i in range(len(brokers)):
+        if brokers[i][0]:  # mqtts
+            uses.append(("mqtts:// broker of %s" % ", ".join(names[i]), 1))
+    for key in TLS_URL_KEYS:
+        v = get(key)
+        if isinstance(v, str) and v.strip().lower().startswith(_TLS_SCHEMES):
+            uses.append((key, 1))
+    return len(uses), uses
+
+
+def tls_error(need, uses, budget):
+    return "the configuration would hold %d TLS sessions at once, board %s has room for %d (each takes about " \
+           "20-25 KB outside the heap): %s. Point the MQTT features at one broker, or use plain mqtt:// (OCPP: " \
+           "ws://)" \
+           % (need, budget.get("board", "?"), budget["tls_sessions"], "; ".join("%s: %d" % u for u in uses))
+
+
+def _check_tls(values, new, budget, whole):
+    blame = _first_set(_TLS_RELATED, new)
+    if blame is None or budget.get("tls_sessions") is None:
+        return
+    need, uses = tls_plan(_merged(values, new))
+    # as with the sockets: a change that frees sessions passes, a whole new configuration must fit
+    if need > budget["tls_sessions"] and (whole or need >= tls_plan(values.get)[0]):
+        raise ConfigError(blame, tls_error(need, uses, budget))
+
+
 def ocpp_tls(get):
     """1 when the OCPP client holds a TLS session (a wss:// URL), else 0: for the board's TLS budget."""
-    return 1 if get("ocpp_url").strip().startswith("wss://") else 0
+    return 1 if get("ocpp_url").strip().lower().startswith(_TLS_SCHEMES) else 0
 
 
 def socket_error(need, uses, budget):
@@ -679,6 +727,7 @@ def check_together(values, new, ports=None, budget=None, whole=False):
     (not known: that rule is skipped). whole: new and the defaults in values are an installer's whole file."""
     if budget is not None:
         _check_sockets(values, new, budget, whole)
+        _check_tls(values, new, budget, whole)
     blame = _first_set(_PROXY_RELATED, new)
     if blame is None:
         return

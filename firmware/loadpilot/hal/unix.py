@@ -35,7 +35,9 @@ class VirtualBoard:
         self.adc_mv = dict(_POWER_ON_ADC)
         self.wdt_feeds = 0
         self.events = []  # (ticks_us, name, value) of output, PWM and ADC changes, bounded, for timing tests
-        self.max_events = 256
+        # LOADPILOT_VB_EVENTS=0 records none: the ESP32 HAL has no such record, and its 256 tuples (about 9 KB on
+        # a 32-bit build) would count in tools/bench/heap.py's figures as if the board held them
+        self.max_events = int(_env("LOADPILOT_VB_EVENTS") or 256)
         self.mirrors = {}  # output -> input that follows it (a healthy contactor's feedback contact)
         for part in (_env("LOADPILOT_VB_ADC") or "").split(","):
             name, _, mv = part.partition("=")
@@ -53,6 +55,8 @@ class VirtualBoard:
                 self.set_input(mirror, v)
 
     def _event(self, name, v):
+        if not self.max_events:
+            return
         if len(self.events) >= self.max_events:
             self.events.pop(0)
         self.events.append((time.ticks_us(), name, v))

@@ -52,20 +52,29 @@ _EVICTED = const(3)
 _SLOW = const(4)
 
 
+_stage = None  # one split-frame stage for every server: filled and emptied with no await in between
+
+
 class _Slot:
-    """Per-connection buffers, allocated once with the server and reused by each connection in the slot."""
+    """Per-connection buffers, allocated when the slot's first connection is admitted and then reused by each
+    connection in the slot: a port no master connects to, or a slot the budget allows but no second master
+    takes, costs no buffers (about 0.9 KB per slot on a 32-bit build)."""
 
     def __init__(self):
-        self.rx = bytearray(_RX_SIZE)
-        self.rx_pdu = memoryview(self.rx)[_MBAP:]
-        self.tx = bytearray(_MAX_FRAME)
-        self.tx_pdu = memoryview(self.tx)[_MBAP:]
+        self.rx = None
         self.busy = False  # a connection owns the slot
         self.reserved = False  # handed over to a waiting new connection once its owner has left
         self.evict = False  # the owner must close at its next poll
         self.in_request = False  # serving a request: never evicted mid-answer
         self.last_ms = 0  # admission, then the end of each complete request: what idleness counts from
         self.served = False  # this connection has completed a request
+
+    def buffers(self):
+        if self.rx is None:
+            self.rx = bytearray(_RX_SIZE)
+            self.rx_pdu = memoryview(self.rx)[_MBAP:]
+            self.tx = bytearray(_MAX_FRAME)
+            self.tx_pdu = memoryview(self.tx)[_MBAP:]
 
 
 class ModbusTcpServer:
@@ -85,7 +94,6 @@ class ModbusTcpServer:
         self._slots = [_Slot() for _ in range(max_clients)]
         self.max_pending = max_pending or max_clients
         self._pending = []  # tasks of new connections waiting for their first byte, oldest first
-        self._stage = bytearray(_RX_SIZE)  # shared: filled and emptied with no await in between
         self._server = None
         self._closing = False
         # counters for the status view
@@ -242,8 +250,12 @@ class ModbusTcpServer:
             await _close(writer)
 
     async def _serve(self, slot, sock, first=-1):
+        global _stage
+        if _stage is None:
+            _stage = bytearray(_RX_SIZE)
+        slot.buffers()
         rx = slot.rx
-        stage = self._stage
+        stage = _stage
         filled = 0
         rx_ms = frame_ms = slot.last_ms = time.ticks_ms()
         slot.served = False

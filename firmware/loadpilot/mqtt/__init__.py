@@ -1,7 +1,17 @@
 # MQTT transport: broker URLs (url), packets (packet), the asyncio client (client), shared connections
 # (connections) and duplicate detection for incoming commands (dedup). Topics and commands live elsewhere.
+from loadpilot.codes import SMALL_HEAP_KB
 
 BROKER_KEYS = ("mqtt_api_url", "mqtt_dev_info_url", "mqtt_log_url", "mqtt_ta_log_url")
+# The largest packet the box takes in: each broker connection preallocates one receive buffer of this size.
+# A board without PSRAM (codes.SMALL_HEAP_KB; a single box: commands, set/ pushes of a few hundred bytes) keeps
+# 2 KB; a larger message is skipped and answered with its size (docs/mqtt.md, "Bounded input").
+MAX_PACKET = 4096
+MAX_PACKET_SMALL = 2048
+
+
+def max_packet(heap_kb):
+    return MAX_PACKET_SMALL if heap_kb <= SMALL_HEAP_KB else MAX_PACKET
 
 
 def mqtt_inputs(store):

@@ -5,7 +5,8 @@ import asyncio
 import json
 import time
 
-from loadpilot.api.dev_info import DevInfo, device_chunk
+from loadpilot.api.dev_info import DevInfo
+from loadpilot.api.dev_info_stream import DevInfoStream
 from loadpilot.api.commands import CommandError, error_answer
 from loadpilot.log import level_name, INFO
 from loadpilot.redact import redact
@@ -34,7 +35,7 @@ from loadpilot.mqtt import BROKER_KEYS, mqtt_inputs, user_meters, wanted  # noqa
 
 
 class MqttApiService:
-    def __init__(self, store, commands, site, log, serial, evse=None):
+    def __init__(self, store, commands, site, log, serial, evse=None, max_packet=4096):
         from loadpilot.mqtt.connections import Connections
         self.store = store
         self.commands = commands
@@ -49,7 +50,7 @@ class MqttApiService:
         commands.site = site
         commands.dev_info = self.dev_info
         self.conns = Connections(default_url=store.secret("mqtt_url") or None, status_topic=root + "/status",
-                                 log=log)
+                                 log=log, max_packet=max_packet)
         self._dedup = {}  # id(client) -> [connects, Dedup]
         self.duplicates = 0
         self._out = []  # (client, topic, payload or None for dev_info, qos)
@@ -129,11 +130,11 @@ class MqttApiService:
             return None
 
     @classmethod
-    def create(cls, store, commands, site, log, serial, evse=None):
+    def create(cls, store, commands, site, log, serial, evse=None, max_packet=4096):
         """The service, or None when no topic group names a broker (no tasks, no sockets)."""
         if not wanted(store):
             return None
-        return cls(store, commands, site, log, serial, evse)
+        return cls(store, commands, site, log, serial, evse, max_packet)
 
     def start(self, spawn):
         """spawn(name, factory): one task per broker connection, the answer sender and the topic task."""
@@ -274,38 +275,31 @@ class MqttApiService:
                                    "msg": redact(str(e[3]))})
                 await self.logc.publish(self.root + "/log", line, 0)
 
-    def _redacted_snapshot(self):
-        chunks = self.dev_info.snapshot()  # one chunk per device: the document never exists as one string
-        n = 0
-        for i in range(len(chunks)):
-            p = chunks[i]
-            if b"://" in p and b"@" in p:  # the one redaction, on every published byte
-                p = chunks[i] = redact(p.decode()).encode()
-            n += len(p)
-        return chunks, n
-
     async def _publish_dev_info(self, client, topic, qos=0):
-        chunks, n = self._redacted_snapshot()
-        return await client.publish_parts(topic, n, lambda: chunks, qos)
+        s = DevInfoStream(self.dev_info)
+        for _ in s.measure():
+            pass
+        return await client.publish_parts(topic, s.length, s.parts, qos)
 
     async def _publish_info(self):
-        """One round of get/...: the peak is the dev_info snapshot (one chunk per device; MQTT needs the length
-        first). get/<dev_id> sends that device's chunk of the same snapshot instead of rendering it again, and
-        the snapshot is let go before the discovery configs (built one at a time) go out."""
+        """One round of get/...: each device's get/<dev_id> goes out as the dev_info stream measures it, then
+        get/dev_info is rendered again piece by piece as it is sent (api/dev_info_stream.py). The peak is one
+        device's JSON, not the document (26 KB for 50 devices); the discovery configs are built one at a time."""
         c = self.info
         if c is None or not c.is_connected():
             return
         root = self.root
-        devs = self.dev_info.configs()  # the list the snapshot below is made of (no await between the two)
-        chunks, n = self._redacted_snapshot()
-        await c.publish_parts(root + "/get/dev_info", n, lambda: chunks, 0)
-        await c.publish(root + "/get/params", redact(json.dumps(self.dev_info.params())))
         ha = self.store.get("mqtt_ha_discovery")
-        for i in range(len(devs)):  # a device list changed meanwhile is published from the next round on
-            dev = devs[i]
-            if dev.get("publish_mqtt") or ha:
-                await c.publish("%s/get/%s" % (root, dev["dev_id"]), chunks[device_chunk(i)])
-        chunks = None  # the whole document need not outlive its round (the discovery below is the next peak)
+        s = DevInfoStream(self.dev_info)
+        for i, piece in s.measure():  # a device list changed meanwhile is published from the next round on
+            if i >= 0:
+                dev = s.devs[i]
+                if dev.get("publish_mqtt") or ha:
+                    await c.publish("%s/get/%s" % (root, dev["dev_id"]), piece)
+        piece = None
+        await c.publish_parts(root + "/get/dev_info", s.length, s.parts, 0)
+        await c.publish(root + "/get/params", redact(json.dumps(self.dev_info.params())))
+        s = None
         if ha and c.connects != self._ha_connects:
             self._ha_connects = c.connects  # again after every reconnect: the broker may have lost them
             await self._publish_discovery(c)

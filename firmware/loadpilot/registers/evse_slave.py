@@ -45,9 +45,12 @@ class EvseSlaveService:
         for i in range(len(evse.s0)):
             self.pb_s0.append(RegisterImage(pb.BASE, pb.COUNT, functions=(3, 6, 16),
                                             on_write=self._s0_writer(i), on_read=self._pb_read))
-        self.omcci = RegisterImage(omcci.BASE, omcci.COUNT, functions=(3, 4, 6, 16), on_write=self._omcci_write,
-                                   on_read=self._omcci_read)
-        self.omcci.set_u16(141, omcci.DEVICE_ID)
+        # the OMCCI map (1,020 registers: 2 KB) only when something serves it; the servers start once, at boot
+        self.omcci = None
+        if store.get("omcci_tcp_port") or store.get("slave_rtu_map") == "omcci":
+            self.omcci = RegisterImage(omcci.BASE, omcci.COUNT, functions=(3, 4, 6, 16), on_write=self._omcci_write,
+                                       on_read=self._omcci_read)
+            self.omcci.set_u16(141, omcci.DEVICE_ID)
         self.routers = {}  # name -> Router: "pb_evse", "pb_s0_1", "pb_s0_2", "omcci", "rtu"
         self.build_routers()
         self.refresh()
@@ -61,8 +64,9 @@ class EvseSlaveService:
         for i, img in enumerate(self.pb_s0):
             r["pb_s0_%d" % (i + 1)] = Router()
             r["pb_s0_%d" % (i + 1)].add(s.get("pb_s0_%d_id" % (i + 1)), img)
-        r["omcci"].add(s.get("omcci_unit_id"), self.omcci)
-        if s.get("slave_rtu_map") == "omcci":
+        if self.omcci is not None:
+            r["omcci"].add(s.get("omcci_unit_id"), self.omcci)
+        if s.get("slave_rtu_map") == "omcci" and self.omcci is not None:
             r["rtu"].add(s.get("omcci_unit_id"), self.omcci)
         else:
             r["rtu"].add(s.get("pb_evse_id"), self.pb_evse)
@@ -247,6 +251,8 @@ class EvseSlaveService:
                 vals["current_l%d_ma" % (p + 1)] = per_phase_ma if mask & (1 << p) else 0
             pb.encode_map(img, "meter", vals)
         cp_letter = v["cp"]
+        if self.omcci is None:  # no OMCCI map served: nothing below has a reader
+            return
         # OMCCI 707-729 from the session tracker: the open session at this box, or the one closed last (held
         # until the next plug-in)
         tracker = self.commands.sessions
