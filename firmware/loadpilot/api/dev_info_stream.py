@@ -63,3 +63,17 @@ class DevInfoStream:
         if len(self.sizes) == 1:
             yield _MID
         yield _TAIL
+
+    def chunks(self):
+        """One pass without a length, for a transport that frames chunks itself (HTTP chunked encoding): the
+        same pieces, no reservation, no padding."""
+        yield _HEAD
+        for i in range(len(self.devs) + 1):
+            if i == 1:
+                yield _MID
+            elif i > 1:
+                yield b","
+            yield self.piece(i)
+        if not self.devs:
+            yield _MID
+        yield _TAIL

@@ -121,8 +121,9 @@ class HttpService:
 
     async def _stream_dev_info(self, resp):
         await resp.start(200, _JSON)
-        for part in self.commands.dev_info.parts():
-            await resp.write(redact(part) if b"://" in part else part)
+        from loadpilot.api.dev_info_stream import DevInfoStream
+        for part in DevInfoStream(self.commands.dev_info).chunks():  # redacted piece by piece
+            await resp.write(part)
 
     # ---- static files
 
