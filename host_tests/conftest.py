@@ -1,5 +1,3 @@
-# the standard library's http, cached before a test puts tools/bench (with its http.py) on sys.path
-import http.client  # noqa: F401
 import os
 import sys
 

@@ -378,7 +378,7 @@ def test_idle_sockets_past_the_limit_and_a_parallel_flood(env):
     assert len(results) == 100 and results.count(200) >= 10
     assert set(results) <= {200, 503, "closed"}
     assert admin(env).get("cmd=get_dev_info")[0] == 200  # still serving
-    assert fw.status()["loop"]["worst_ms"] <= 50  # (the bar is a benchmark's: tools/bench/http.py)
+    assert fw.status()["loop"]["worst_ms"] <= 50  # (the bar is a benchmark's: tools/bench/http_api.py)
 
 
 def test_static_index_gzip_etag_and_304(env):

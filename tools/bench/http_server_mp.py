@@ -1,4 +1,4 @@
-# Benchmark server, run on the MicroPython binary by tools/bench/http.py: the real command layer (store,
+# Benchmark server, run on the MicroPython binary by tools/bench/http_api.py: the real command layer (store,
 # commands, Site, get_dev_info view) with 25 HTTP-input wallboxes and 8 meters, served by LoadPilot's HTTP
 # server ("ours") or by microdot 2.7.0 ("microdot", same command layer, same answers), beside a 10 ms ticker
 # that records the worst loop stall. argv: ours|microdot port fs_dir.

@@ -1,7 +1,7 @@
 """HTTP server benchmark: LoadPilot's HTTP server against microdot 2.7.0, both serving the same command layer
 (25 HTTP-input wallboxes, 8 meters) on the same MicroPython binary in the same run, both as .mpy files.
 
-    .venv/bin/python tools/bench/http.py
+    .venv/bin/python tools/bench/http_api.py
 
 Figures (measured inside the server process, see http_server_mp.py):
   resident heap    gc.mem_alloc() growth from importing and building the server (after gc.collect())
@@ -15,20 +15,17 @@ Figures (measured inside the server process, see http_server_mp.py):
 The bars are the issue's, for the 32-bit frozen build: <= 4 KB per /cnf request and <= 8 KB resident. Those are
 about 1/4 of the 64-bit .mpy figures measured here (docs/firmware.md), so the 64-bit bars are 16 KB and 32 KB.
 """
+import base64
+import hashlib
+import http.client
 import os
+import subprocess
+import socket
 import sys
-
-# this file's own name would shadow the standard library's http package
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-import base64  # noqa: E402
-import hashlib  # noqa: E402
-import http.client  # noqa: E402
-import subprocess  # noqa: E402
-import socket  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import zipfile  # noqa: E402
+import tempfile
+import threading
+import time
+import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
