@@ -94,7 +94,8 @@ class App:
             if mqtt_mod.wanted(self.config):  # no broker named: the topics module is not even imported
                 from loadpilot.mqtt.service import MqttApiService
                 self.mqtt = MqttApiService.create(self.config, self.commands, self.site, self.log, self.hal.serial(),
-                                                  self.evse, mqtt_mod.max_packet(board["heap_kb"]))
+                                                  self.evse, mqtt_mod.max_packet(board["heap_kb"]),
+                                                  self.hal.dns_server)
         except Exception as e:  # a bad MQTT setting must not stop the charge point and the Modbus servers
             self.mqtt = None
             self.log.error("mqtt", "MQTT disabled: %s: %s" % (type(e).__name__, e))

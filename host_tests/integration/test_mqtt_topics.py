@@ -363,3 +363,33 @@ def test_blackholed_broker_does_not_stall_the_loop_or_modbus():
     finally:
         fw.stop()
         fb.close()
+
+
+def test_a_broker_by_name_resolves_without_blocking_the_loop():
+    """A broker given by host name is resolved through the board's DNS server with a non-blocking query (shared
+    with the OCPP client): the firmware connects to it, and a DNS server that never answers does not hold the
+    loop (getaddrinfo would, for lwIP's whole DNS timeout on the ESP32)."""
+    from ocpp_peers import DnsServer
+    broker = Mosquitto().start()
+    dns = DnsServer({"broker.test": "127.0.0.1"})
+    cfg = {"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "mqtt_api_url": "mqtt://broker.test:%d" % broker.port}
+    try:
+        with Firmware(config=cfg, env={"LOADPILOT_DNS": "127.0.0.1:%d" % dns.port}) as fw:
+            obs = Observer(broker.port)
+            try:
+                wait_subscribed(obs)
+                assert api(obs, "cmd=get_cm_vars") == {}
+            finally:
+                obs.close()
+            assert dns.queries >= 1
+    finally:
+        dns.stop()
+    dead = DnsServer({}, silent=True)
+    try:
+        with Firmware(config=cfg, env={"LOADPILOT_DNS": "127.0.0.1:%d" % dead.port}) as fw:
+            fw.ctl("loop_reset")
+            assert wait_for(lambda: "DNS" in (fw.ctl("mqtt")["brokers"][0]["last_error"] or ""), timeout=10)
+            assert fw.status()["loop"]["worst_ms"] < 1000  # a blocking lookup holds the loop for all of it
+    finally:
+        dead.stop()
+        broker.close()

@@ -77,7 +77,7 @@ print(json.dumps([acc, ok, req, errs]))
 
 def test_dns_answers():
     r = mp("""
-from loadpilot.ocpp import dns
+from loadpilot import dns
 q = dns.query("backend.test", 0x1234)
 # an answer: header, the question, a CNAME then an A record, names compressed
 a = bytes(b"\\x12\\x34\\x81\\x80\\x00\\x01\\x00\\x02\\x00\\x00\\x00\\x00") + q[12:]

@@ -8,7 +8,7 @@ Prints, each figure beside the baseline measured in the same run:
   them, 64-bit venv binary), beside the 12 KB bar for the 32-bit frozen build (about 1/4 of the 64-bit .mpy
   figure, docs/firmware.md);
 - DNS: how long socket.getaddrinfo holds the loop on this host, and the worst loop stall while our resolver
-  (ocpp/dns.py) waits on a DNS server that never answers;
+  (loadpilot/dns.py) waits on a DNS server that never answers;
 - with the firmware on the binary against the `ocpp` central system: the worst loop stall during a connect
   (ws and wss: the TLS handshake), and during a burst of 100 incoming CALLs with their answer latency, beside
   the 20 ms stall bar and the 1 s answer bar; the time to notice a blackholed backend and to be back after it

@@ -141,7 +141,7 @@ def bench_dns(port):
         except OSError:
             pass
         out(figure="getaddrinfo", host=host, stall_us=time.ticks_diff(time.ticks_us(), t0))
-    from loadpilot.ocpp import dns
+    from loadpilot import dns
     worst = [0]
 
     async def ticker():
@@ -174,7 +174,7 @@ def bench_modules():
     from loadpilot.config.store import Store  # noqa: F401
     from loadpilot.site import Site  # noqa: F401
     import ssl  # noqa: F401 (the port's TLS module, loaded by wss connections)
-    for m in ("loadpilot.ocpp", "loadpilot.ocpp.url", "loadpilot.ocpp.tls", "loadpilot.ocpp.dns",
+    for m in ("loadpilot.ocpp", "loadpilot.ocpp.url", "loadpilot.ocpp.tls", "loadpilot.dns",
               "loadpilot.ocpp.ws", "loadpilot.ocpp.core", "loadpilot.ocpp.service"):
         gc.collect()
         f = gc.mem_free()

@@ -227,7 +227,7 @@ class Hal:
         return network.WLAN(network.STA_IF)
 
     def dns_server(self):
-        """The DNS server DHCP gave the connected interface (ocpp/dns.py asks it without blocking), or None."""
+        """The DNS server DHCP gave the connected interface (loadpilot/dns.py asks it without blocking), or None."""
         if network is not None and hasattr(network, "ipconfig"):  # MicroPython 1.24+: one DNS for all NICs
             try:
                 return network.ipconfig("dns")

@@ -80,14 +80,6 @@ def _random_bits(n):
         return time.ticks_us() & ((1 << n) - 1)
 
 
-def _resolve(host, port):
-    # getaddrinfo of a numeric address returns at once on every port. For a host *name* it is a blocking DNS
-    # query (on the ESP32, lwIP's resolver holds the caller until an answer or its timeout of several
-    # seconds), so the client resolves a name once and reuses the address until a connect fails.
-    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-    return ai[0], ai[-1]
-
-
 def _wait_writable(s):
     # what asyncio.open_connection awaits after a non-blocking connect; kept here so the socket stays ours
     # and a timed-out connect can be closed rather than leaked
@@ -99,7 +91,7 @@ class Client:
     def __init__(self, broker, client_id=None, status_topic=None, keepalive_s=30, max_packet=4096,
                  connect_timeout_ms=5000, io_timeout_ms=5000, ping_timeout_ms=None,
                  ack_timeout_ms=10000, backoff_min_ms=1000, backoff_max_ms=60000, max_inflight=16, cadata=None,
-                 clean=True, log=None, on_message=None, default=None):
+                 clean=True, log=None, on_message=None, default=None, dns_server=None):
         self.url = url_mod.parse(broker, default)
         self.version = self.url.version  # protocol level in use: 5 falls back to 4 once a broker refuses it
         self._retry_now = False
@@ -119,6 +111,7 @@ class Client:
         self.cadata = pem_to_der(cadata) if cadata else None
         self.clean = clean
         self.log = log
+        self.dns_server = dns_server  # () -> the board's DNS server (hal.dns_server): names resolve without blocking
         self.on_message = on_message  # fn(Message); for messages no subscription callback claimed
         self.state = DISCONNECTED
         self.last_error = None
@@ -274,8 +267,9 @@ class Client:
     async def _connect(self):
         self.state = CONNECTING
         u = self.url
-        if self._addr is None:
-            self._addr = _resolve(u.host, u.port)
+        if self._addr is None:  # resolved once, again after a failed connect (loadpilot/dns.py: never blocking)
+            from loadpilot import dns
+            self._addr = await dns.resolve(u.host, u.port, self.dns_server() if self.dns_server else None)
         family, addr = self._addr
         s = socket.socket(family, socket.SOCK_STREAM)
         self._sock = s

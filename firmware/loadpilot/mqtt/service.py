@@ -35,7 +35,7 @@ from loadpilot.mqtt import BROKER_KEYS, mqtt_inputs, user_meters, wanted  # noqa
 
 
 class MqttApiService:
-    def __init__(self, store, commands, site, log, serial, evse=None, max_packet=4096):
+    def __init__(self, store, commands, site, log, serial, evse=None, max_packet=4096, dns_server=None):
         from loadpilot.mqtt.connections import Connections
         self.store = store
         self.commands = commands
@@ -50,7 +50,7 @@ class MqttApiService:
         commands.site = site
         commands.dev_info = self.dev_info
         self.conns = Connections(default_url=store.secret("mqtt_url") or None, status_topic=root + "/status",
-                                 log=log, max_packet=max_packet)
+                                 log=log, max_packet=max_packet, dns_server=dns_server)
         self._dedup = {}  # id(client) -> [connects, Dedup]
         self.duplicates = 0
         self._out = []  # (client, topic, payload or None for dev_info, qos)
@@ -130,11 +130,11 @@ class MqttApiService:
             return None
 
     @classmethod
-    def create(cls, store, commands, site, log, serial, evse=None, max_packet=4096):
+    def create(cls, store, commands, site, log, serial, evse=None, max_packet=4096, dns_server=None):
         """The service, or None when no topic group names a broker (no tasks, no sockets)."""
         if not wanted(store):
             return None
-        return cls(store, commands, site, log, serial, evse, max_packet)
+        return cls(store, commands, site, log, serial, evse, max_packet, dns_server)
 
     def start(self, spawn):
         """spawn(name, factory): one task per broker connection, the answer sender and the topic task."""

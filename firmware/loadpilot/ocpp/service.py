@@ -11,7 +11,8 @@ import socket
 import time
 from micropython import const
 
-from loadpilot.ocpp import core, dns, tls, url as url_mod, ws as ws_mod
+from loadpilot import dns
+from loadpilot.ocpp import core, tls, url as url_mod, ws as ws_mod
 
 DISCONNECTED = "disconnected"
 CONNECTING = "connecting"

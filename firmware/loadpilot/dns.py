@@ -1,7 +1,8 @@
 # Resolve a host name without blocking the loop: one DNS A query on a non-blocking UDP socket, awaited with a
 # timeout. socket.getaddrinfo would hold the whole loop while lwIP's resolver waits for its server (seconds on
-# the ESP32; tools/bench/ocpp_dns.py measures both), so it is used only for numeric addresses, which it answers
-# at once. The OCPP client resolves again on every reconnect, because backends move.
+# the ESP32; tools/bench/ocpp_client.py measures both), so it is used only for numeric addresses, which it answers
+# at once. Every client that connects by name uses it (OCPP, MQTT); the OCPP client resolves again on every
+# reconnect, because backends move, MQTT when a connect fails.
 import asyncio
 import socket
 import struct
