@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+from pymodbus.client import ModbusTcpClient
 
 from firmware_proc import Firmware, free_port, wait_for
 from mqtt_peers import Mosquitto, Observer
@@ -24,14 +25,18 @@ DEVICES = [{"dev_id": "E2", "driver": "http_input", "address": "", "max_charging
 def env(tmp_path_factory):
     broker = Mosquitto().start()
     port = free_port()
-    fw = Firmware(fs_dir=str(tmp_path_factory.mktemp("fs")), config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "http_port": port,
+    om = free_port()
+    fw = Firmware(fs_dir=str(tmp_path_factory.mktemp("fs")), config={
+                          "modbus_tcp_port": free_port(), "pb_tcp_port": 0, "http_port": port, "omcci_tcp_port": om,
                           "mqtt_url": "mqtt://127.0.0.1:%d" % broker.port, "mqtt_api_url": "mqtt",
                           "commit_delay_s": 1, "max_total_current": 63000, "lb_enabled": True,
                           "devices": DEVICES}).start()
     obs = Observer(broker.port)
     try:
         fw.wait_port(port)
+        fw.wait_port(om)
         wait_subscribed(obs)
+        fw.om = om
         yield fw, port, obs
     finally:
         obs.close()
@@ -63,10 +68,17 @@ def push(port, state, current=None):
     assert s == 200, v
 
 
-def e2_info(port):
+def e2_info(port, dev="E2"):
     s, v = get(port, "cmd=get_dev_info")
     assert s == 200
-    return [d for d in v["devices"] if d["dev_id"] == "E2"][0]
+    return [d for d in v["devices"] if d["dev_id"] == dev][0]
+
+
+def omcci_energy(om):
+    with ModbusTcpClient("127.0.0.1", port=om) as c:
+        r = c.read_holding_registers(218, count=2, device_id=1)
+        assert not r.isError(), r
+        return r.registers[0] << 16 | r.registers[1]
 
 
 def test_charging_without_a_meter_counts_energy_and_the_session_records_it(env):
@@ -94,6 +106,28 @@ def test_charging_without_a_meter_counts_energy_and_the_session_records_it(env):
     s, v = get(port, "cmd=get_sessions")
     last = v["latest"][0]
     assert last["dev_id"] == "E2" and last["energy_wh"] == gained and gained > 0, last
+
+
+def test_the_box_itself_without_s0_pulses_counts_and_shows_it_on_omcci(env):
+    fw, port, obs = env
+    before = soft(port, "E1")
+    fw.ctl("set_adc", name="cp", mv=9000)
+    assert wait_for(lambda: fw.ctl("evse")["cp"] == "B")
+    fw.ctl("set_adc", name="cp", mv=6000)
+    assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, timeout=10)
+    assert wait_for(lambda: e2_info(port, "E1")["current_l1"] > 0, timeout=5)
+    t0 = time.monotonic()
+    info = e2_info(port, "E1")
+    watts = (info["current_l1"] + info["current_l2"] + info["current_l3"]) * 230 // 1000
+    assert watts >= 6 * 230  # the current it offers, on the phases in use
+    time.sleep(8)
+    fw.ctl("set_adc", name="cp", mv=12000)  # unplugged
+    elapsed = time.monotonic() - t0
+    time.sleep(2.5)
+    gained = soft(port, "E1") - before
+    expect = watts * elapsed / 3600
+    assert expect - watts * 2.5 / 3600 - 1 <= gained <= expect + watts * 2.5 / 3600 + 1, (gained, expect)
+    assert wait_for(lambda: omcci_energy(fw.om) == soft(port, "E1"), timeout=5)
 
 
 def test_set_and_read_over_http_and_mqtt_and_bad_input_changes_nothing(env):
