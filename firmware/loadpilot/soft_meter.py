@@ -53,14 +53,33 @@ class SoftMeter:
         self.site = site
         self.store = store
         self._m = {}  # dev_id -> [wh, remainder mJ, wh at the last save]
-        for dev_id, wh in parse(store.get(KEY)).items():
-            self._m[dev_id] = [wh, 0, wh]
-            d = site.device(dev_id)
-            if d is not None:  # in place before a session can start; a box's own meter overwrites it
-                d.reading.import_wh = wh
+        self._written = None  # the text this meter saved last
+        self._load(store.get(KEY))
         self._last_ms = None
         self._saved_ms = time.ticks_ms()
         self.saves = 0
+        store.subscribe(self._changed)
+
+    def _load(self, text):
+        counts = parse(text)
+        for dev_id, m in self._m.items():  # a box the text leaves out stands at 0
+            if dev_id not in counts:
+                m[0] = m[1] = m[2] = 0
+        for dev_id, wh in counts.items():
+            m = self._entry(dev_id)
+            m[0] = m[2] = wh
+            m[1] = 0
+        for dev_id, m in self._m.items():
+            d = self.site.device(dev_id)
+            if d is not None and not d.reading.own_energy:  # in place before a session can start
+                d.reading.import_wh = m[0]
+
+    def _changed(self, key):
+        # set_params or import_config wrote the setting: the counts follow it (not the meter's own saves)
+        if key == KEY:
+            text = self.store.get(KEY)
+            if text != self._written:
+                self._load(text)
 
     def _entry(self, dev_id):
         m = self._m.get(dev_id)
@@ -130,4 +149,5 @@ class SoftMeter:
             if m[0] and dev_id in devs:  # a removed box's count goes: the setting stays within 25 boxes
                 parts.append("%s=%d" % (dev_id, m[0]))
         self.saves += 1
-        self.store.set_many({KEY: ",".join(parts)})
+        self._written = ",".join(parts)
+        self.store.set_many({KEY: self._written})

@@ -44,10 +44,14 @@ def env(tmp_path_factory):
         broker.close()
 
 
-def get(port, query):
+def get(port, query, body=None):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    auth = base64.b64encode(("admin:" + PW).encode()).decode()
-    c.request("GET", "/cnf?" + query, headers={"Authorization": "Basic " + auth})
+    h = {"Authorization": "Basic " + base64.b64encode(("admin:" + PW).encode()).decode()}
+    if body is not None:
+        h["Content-Type"] = "application/json"
+        c.request("POST", "/cnf?" + query, body=json.dumps(body).encode(), headers=h)
+    else:
+        c.request("GET", "/cnf?" + query, headers=h)
     r = c.getresponse()
     out = r.status, json.loads(r.read())
     c.close()
@@ -147,6 +151,10 @@ def test_set_and_read_over_http_and_mqtt_and_bad_input_changes_nothing(env):
     assert "meter, not a wallbox" in err["error"]
     assert soft(port) == 500
     assert e2_info(port)["total_energy"] == 500
+    # the setting it is saved in, written with set_params (as import_config does): the count follows
+    assert get(port, "cmd=set_params", {"soft_meter_wh": "E2=777"})[0] == 200
+    assert soft(port) == 777
+    assert get(port, "cmd=soft_meter&dev_id=E2&val=500")[1] == 777
 
 
 def test_the_reading_survives_a_restart(env):

@@ -8,6 +8,7 @@ class Store:
     def __init__(self, text=""):
         self.values = {"soft_meter_wh": text}
         self.saved = []
+        self.listeners = []
 
     def get(self, key):
         return self.values[key]
@@ -15,6 +16,11 @@ class Store:
     def set_many(self, values):
         self.values.update(values)
         self.saved.append(values["soft_meter_wh"])
+        for fn in self.listeners:
+            fn("soft_meter_wh")
+
+    def subscribe(self, fn):
+        self.listeners.append(fn)
 
 
 class Cp:
@@ -130,3 +136,13 @@ def test_a_set_answers_the_old_reading_and_a_removed_box_is_not_saved():
     assert store.saved[-1] == "E2=31"
     m.flush()
     assert len(store.saved) == 2  # nothing unsaved
+
+
+def test_the_setting_written_from_outside_sets_the_counts():
+    site, store, m = rig("E1=10,E2=20")
+    store.values["soft_meter_wh"] = "E2=7"  # set_params / import_config
+    for fn in store.listeners:
+        fn("soft_meter_wh")
+    assert (m.wh("E1"), m.wh("E2"), site.device("E2").reading.import_wh) == (0, 7, 7)
+    m.set("E1", 3)  # its own save does not reload
+    assert (m.wh("E1"), m.wh("E2")) == (3, 7)
