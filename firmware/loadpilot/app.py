@@ -60,6 +60,9 @@ class App:
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
         self.manager = ManagerCycle(self.config, self.site, self.log, shed, self.setpoints, self.commands.overrides,
                                     self.evse.limits.hardware_ma if self.evse is not None else 0, self.authorizer)
+        from loadpilot.soft_meter import SoftMeter
+        self.soft_meter = self.manager.soft = self.commands.soft_meter = SoftMeter(self.site, self.config)
+        self.commands.add_command("soft_meter", self._soft_meter_cmd)
         self.config.subscribe(self._auth_changed)
         if self.evse is not None:
             from loadpilot.devices.evse_local import LocalEvse, LocalTask
@@ -228,6 +231,10 @@ class App:
         except OSError as e:
             self.log.error("sessions", "session journal disabled: %s" % e)
             return None
+
+    def _soft_meter_cmd(self, args, payload):
+        from loadpilot.api import soft_meter_cmd  # imported on the first soft_meter command
+        return soft_meter_cmd.run(self.commands, self.soft_meter, args)
 
     def _ctl_sessions(self, req):
         from loadpilot.sessions import history
@@ -426,6 +433,7 @@ class App:
     def shutdown(self):
         """A planned stop: changes still inside the commit delay are written and open sessions are journalled as
         Reboot, not found as a power loss at the next boot. Every planned restart and stop passes here."""
+        self.soft_meter.flush()
         self.config.flush()
         if self.sessions is not None:
             from loadpilot.codes import STOP_REBOOT

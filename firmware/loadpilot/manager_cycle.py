@@ -68,6 +68,7 @@ class ManagerCycle:
         self._hour_check_ms = None  # ticks_ms when the local hour is read next
         self._last_cycle_ms = None
         self._redecide = False  # a setting changed: decide now instead of at the end of the cycle
+        self.soft = None  # soft_meter.SoftMeter: the energy of the wallboxes without a meter, counted each cycle
         self.build()
         store.subscribe(self._changed)
 
@@ -219,6 +220,8 @@ class ManagerCycle:
             self.site.cycle_ms = time.ticks_diff(now, self._last_cycle_ms)
         self._last_cycle_ms = now
         self._fill(now)
+        if self.soft is not None:  # before allocate: the last decision is what the boxes drew since then
+            self.soft.step(self.msite.chargepoints, now)
         observe = not self.params.load_management
         if observe:
             self._observation_setpoints()

@@ -17,6 +17,7 @@ class Reading:
         self.power_va = 0
         self.import_wh = 0
         self.export_wh = 0
+        self.own_energy = False  # the device reported import_wh: else a wallbox's is the soft meter's (soft_meter.py)
         self.updated_ms = None  # ticks_ms of the last update, None = never
 
     def phase_power_w(self, i):
@@ -41,6 +42,7 @@ class Reading:
         self.power_va = int(power_va) if power_va is not None else abs(self.power_w)
         if import_wh is not None:
             self.import_wh = int(import_wh)
+            self.own_energy = True
         if export_wh is not None:
             self.export_wh = int(export_wh)
         self.updated_ms = now_ms

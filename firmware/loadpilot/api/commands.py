@@ -94,6 +94,7 @@ class Commands:
         self.setpoints = {}    # dev_id -> [enable, current_ma, phases]: the manager's set-points (the app's dict)
         self.dev_info = None   # loadpilot.api.dev_info.DevInfo
         self.sessions = None   # loadpilot.sessions.tracker.SessionTracker (the journal and the open sessions)
+        self.soft_meter = None  # loadpilot.soft_meter.SoftMeter (get_dev_info soft_meter; the app sets it)
         self.rfids = {}        # dev_id -> last RFID/PIN entered (enter_rfid, HTTP-input wallbox "rfid"); recorded
         # dev_id -> {"mamps", "no_charging", "no_evse_rules", "no_user_rules"}: the manager cycle applies C/c and
         # mamps and ends them when the car is unplugged; E/e/U/u are recorded until charging rules exist

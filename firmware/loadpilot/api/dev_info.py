@@ -102,6 +102,8 @@ class DevInfo:
                         "rfid": c.rfids.get(dev_id, ""), "override": c.overrides.get(dev_id),
                         # none / waiting / timeout / authorized (docs/authorization.md)
                         "auth": c.authorizer.state_name(dev_id) if c.authorizer is not None else "none"})
+            if c.soft_meter is not None:
+                out["soft_meter"] = c.soft_meter.wh(dev_id)  # Wh; the box's total_energy when it has no meter
             mcc = c.http_info.get(dev_id, {}).get("max_charging_current")
             if mcc is not None:
                 out["max_charging_current"] = mcc

@@ -83,6 +83,8 @@ FIELDS = (
     ("s0_1_pulses", "int", 0, 0, 2 ** 47, 0),
     ("s0_2_energy_wh", "int", 0, 0, 2 ** 47, 0),
     ("s0_2_pulses", "int", 0, 0, 2 ** 47, 0),
+    # simulated energy meters of the wallboxes without one, "E1=123,E2=4567" Wh (soft_meter.py saves them alike)
+    ("soft_meter_wh", "str", "", 0, 512, 0),
     # MQTT
     ("mqtt_enabled", "bool", False, 0, 0, 0),
     ("mqtt_url", "mqtt_url", "", 0, 0, SECRET_URL),

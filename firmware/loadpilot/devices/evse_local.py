@@ -60,6 +60,7 @@ class LocalEvse:
             v[0] = v[1] = v[2] = volt
             r.power_w = s0.power_w
             r.import_wh = s0.energy_wh
+            r.own_energy = True
         else:
             per_phase = ev.limits.ma if sm.contactor else 0
             per_phase = per_phase if per_phase >= MIN_CURRENT_MA or not per_phase else MIN_CURRENT_MA

@@ -275,6 +275,12 @@ class EvseSlaveService:
               "end_time_hhmmss": _hhmmss(ses.end_s) if ses is not None and ses.wall and ses.reason else 0,
               "dlm_operator_limit_l1_ma": dlm[0], "dlm_operator_limit_l2_ma": dlm[1],
               "dlm_operator_limit_l3_ma": dlm[2]}
+        d = self.commands.site.device(local) if self.commands.site is not None and local is not None else None
+        if d is not None:  # 212-227 from the Site: S0 meter 1, else the soft meter's energy (soft_meter.py)
+            r = d.reading
+            om.update(current_l1_ma=r.current_ma[0], current_l2_ma=r.current_ma[1], current_l3_ma=r.current_ma[2],
+                      energy_wh=r.import_wh, power_w=r.power_w, voltage_l1_v=r.voltage_v[0],
+                      voltage_l2_v=r.voltage_v[1], voltage_l3_v=r.voltage_v[2])
         omcci.encode(self.omcci, omcci.ROWS, om)
 
 
