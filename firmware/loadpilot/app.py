@@ -53,8 +53,9 @@ class App:
         self.manager = None
         self.commands.whitelist = self.whitelist
         self._system = None  # api/system_cmd.py, imported on the first of its commands (docs/webui.md)
+        run = self._system_cmd  # one bound method for all five (a closure each would cost heap)
         for name in _SYSTEM_CMDS:
-            self.commands.add_command(name, lambda args, payload, n=name: self._system_cmd(n, args, payload))
+            self.commands.add_command(name, run)
         self._authorization()
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
@@ -144,7 +145,8 @@ class App:
             self._whitelist = Whitelist(self.fs_root, self.log)
         return self._whitelist
 
-    def _system_cmd(self, name, args, payload):
+    def _system_cmd(self, args, payload):
+        name = args["cmd"]
         if self._system is None:
             from loadpilot.api.system_cmd import SystemCommands
             self._system = SystemCommands(self)

@@ -73,22 +73,7 @@ class Commands:
         self.log = log
         self.evse_control = evse_control
         self.fixed_vars = set()  # variables whose formula was dropped by a write (volatile, like the value)
-        self._handlers = {
-            "get_params": self._q_get_params,
-            "set_params": self._q_set_params,
-            "get_cm_vars": self._q_get_cm_vars,
-            "set_cm_vars": self._q_set_cm_vars,
-            "get_dev_info": self._q_get_dev_info,
-            "get_sessions": self._q_get_sessions,
-            "export_sessions": self._q_export_sessions,
-            "enter_rfid": self._q_enter_rfid,
-            "override_device": self._q_override_device,
-            "set_ajax_meter": self._q_set_ajax,
-            "set_ajax_evse": self._q_set_ajax,
-            "change_admin_pwd": self._q_change_admin_pwd,
-        }
-        for cmd in _WHITELIST_CMDS:
-            self._handlers[cmd] = self._q_whitelist
+        self._extra = {}  # add_command's commands (their own modules)
         # set by the app/services that own them; None: the commands that need them refuse
         self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info, the local dev_id)
         self.setpoints = {}    # dev_id -> [enable, current_ma, phases]: the manager's set-points (the app's dict)
@@ -106,7 +91,7 @@ class Commands:
     def add_command(self, name, fn):
         """A command that lives in its own module (fn(args, payload) -> result), e.g. modbus (api/modbus_cmd.py):
         every transport gets it through execute()."""
-        self._handlers[name] = fn
+        self._extra[name] = fn
 
     # ---- typed commands (Modbus and internal callers)
 
@@ -206,6 +191,17 @@ class Commands:
 
     # ---- the query interface (HTTP /cnf?..., MQTT api/<query>)
 
+    def _handler(self, cmd):
+        fn = self._extra.get(cmd)
+        if fn is not None:
+            return fn
+        if cmd in _WHITELIST_CMDS:
+            return self._q_whitelist
+        for c, name in _HANDLERS:
+            if c == cmd:
+                return getattr(self, name)
+        return None
+
     def execute(self, query, body=None):
         """query: 'cmd=...&k=v'; body: POST/MQTT payload (str or bytes) or None. -> JSON-able result.
         Raises CommandError with a message that names what was wrong."""
@@ -214,7 +210,7 @@ class Commands:
     def run(self, args, body=None):
         """execute() of a query already parsed with parse_query (HTTP parses it once for its login)."""
         cmd = args.get("cmd")
-        fn = self._handlers.get(cmd)
+        fn = self._handler(cmd)
         if fn is None:
             raise CommandError("unknown command %r" % (cmd,))
         payload = None
@@ -543,6 +539,13 @@ class Commands:
         return {"ok": True}
 
 
+# command -> the method that answers it: a constant table (in flash when frozen), not a dict of bound methods
+_HANDLERS = (("get_params", "_q_get_params"), ("set_params", "_q_set_params"), ("get_cm_vars", "_q_get_cm_vars"),
+             ("set_cm_vars", "_q_set_cm_vars"), ("get_dev_info", "_q_get_dev_info"),
+             ("get_sessions", "_q_get_sessions"), ("export_sessions", "_q_export_sessions"),
+             ("enter_rfid", "_q_enter_rfid"), ("override_device", "_q_override_device"),
+             ("set_ajax_meter", "_q_set_ajax"), ("set_ajax_evse", "_q_set_ajax"),
+             ("change_admin_pwd", "_q_change_admin_pwd"))
 _WHITELIST_CMDS = ("whitelist_add", "whitelist_delete", "whitelist_clear", "whitelist_search", "whitelist_import",
                    "whitelist_export")
 HTTP_INPUT = "http_input"  # driver name of devices fed from outside (HTTP set_ajax_*, MQTT set/<dev_id>)
