@@ -197,6 +197,10 @@ class Commands:
             return fn
         if cmd in _WHITELIST_CMDS:
             return self._q_whitelist
+        if cmd in _SESSION_CMDS:
+            from loadpilot.api import session_cmd
+            f = getattr(session_cmd, cmd)
+            return lambda args, payload: f(self, args, payload)
         for c, name in _HANDLERS:
             if c == cmd:
                 return getattr(self, name)
@@ -261,44 +265,6 @@ class Commands:
             self.set_cm_var(name, x)
         return {"ok": True}
 
-
-    # ---- charging history (sessions/history.py; docs/sessions.md)
-
-    def _history(self, cmd):
-        if self.sessions is None:
-            raise CommandError("%s: the session journal is not available" % cmd)
-        from loadpilot.sessions import history
-        return history
-
-    def _wall(self):
-        from loadpilot.sessions.tracker import wall_now
-        return wall_now()
-
-    def _q_get_sessions(self, args, payload):
-        """The dashboard figures, the open sessions and the newest n closed ones (n 0..20, default 10)."""
-        h = self._history("get_sessions")
-        n = _arg_int(args, "n", 0, 20, 10)
-        out = h.figures(self.sessions, self._wall())
-        out["latest"] = h.latest(self.sessions.journal, n)
-        return out
-
-    def _q_export_sessions(self, args, payload):
-        """The CSV of the sessions of the last `days` days (1..45, default 30), as a stream: each transport sends
-        its length() and then its parts() (MQTT: one api_res publish written chunk by chunk)."""
-        h = self._history("export_sessions")
-        return h.CsvExport(self.sessions.journal, self._wall(), _arg_int(args, "days", 1, 45, 30))
-    def _q_change_admin_pwd(self, args, payload):
-        """old_pwd must be the current password (a box that never had one set: the factory password)."""
-        from loadpilot.config.schema import FACTORY_ADMIN_PWD
-        old = args.get("old_pwd", "")
-        new = args.get("new_pwd", "")
-        if old != (self.store.secret("admin_pwd") or FACTORY_ADMIN_PWD):
-            raise CommandError("change_admin_pwd: old_pwd is not the current admin password")
-        if not 8 <= len(new) <= 64 or new == FACTORY_ADMIN_PWD:
-            raise CommandError("change_admin_pwd: new_pwd must be 8 to 64 characters and not the factory password")
-        self.set_params({"admin_pwd": new})
-        self.store.flush()  # a new password must survive a power cut right after it was set
-        return {"ok": True}
 
     # ---- devices (dev_id addressed)
 
@@ -542,10 +508,10 @@ class Commands:
 # command -> the method that answers it: a constant table (in flash when frozen), not a dict of bound methods
 _HANDLERS = (("get_params", "_q_get_params"), ("set_params", "_q_set_params"), ("get_cm_vars", "_q_get_cm_vars"),
              ("set_cm_vars", "_q_set_cm_vars"), ("get_dev_info", "_q_get_dev_info"),
-             ("get_sessions", "_q_get_sessions"), ("export_sessions", "_q_export_sessions"),
              ("enter_rfid", "_q_enter_rfid"), ("override_device", "_q_override_device"),
-             ("set_ajax_meter", "_q_set_ajax"), ("set_ajax_evse", "_q_set_ajax"),
-             ("change_admin_pwd", "_q_change_admin_pwd"))
+             ("set_ajax_meter", "_q_set_ajax"), ("set_ajax_evse", "_q_set_ajax"))
+# commands whose code lives in api/session_cmd.py (imported with the first of them)
+_SESSION_CMDS = ("get_sessions", "export_sessions", "change_admin_pwd")
 _WHITELIST_CMDS = ("whitelist_add", "whitelist_delete", "whitelist_clear", "whitelist_search", "whitelist_import",
                    "whitelist_export")
 HTTP_INPUT = "http_input"  # driver name of devices fed from outside (HTTP set_ajax_*, MQTT set/<dev_id>)
@@ -559,15 +525,6 @@ def _int_in(v, name, lo, hi):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or not lo <= v <= hi:
         raise CommandError("%s must be a number %d..%d, got %r" % (name, lo, hi, v))
     return int(v)
-
-
-def _arg_int(args, key, lo, hi, default):
-    text = args.get(key)
-    if text is None:
-        return default
-    if not text.isdigit() or not lo <= int(text) <= hi:
-        raise CommandError("%s must be an integer %d..%d, got %r" % (key, lo, hi, text))
-    return int(text)
 
 
 def _triple(v, name, lo, hi):
