@@ -14,15 +14,18 @@
 # validate(key, value, path) -> normalized value, or raises ConfigError(field, reason). Error text never
 # contains the value of a secret field.
 
+from micropython import const
+
 from loadpilot.redact import REDACTED, redact
 
-SECRET = 1
-SECRET_URL = 2
+# const: names in the FIELDS rows must fold to constants, or each row (and the table) is built in RAM at import
+SECRET = const(1)
+SECRET_URL = const(2)
 
 VERSION = 2  # version of the stored file format; migrate.py brings older files up to this
 
-FACTORY_ADMIN_PWD = "JuiCeMeUP!"  # seed 004's operator access; a box still using it warns on every answer
-_MA_MAX = 1000000  # 1000 A: above any house connection this controller will see
+FACTORY_ADMIN_PWD = const("JuiCeMeUP!")  # seed 004's operator access; a box still using it warns on every answer
+_MA_MAX = const(1000000)  # 1000 A: above any house connection this controller will see
 
 FIELDS = (
     ("title", "str", "LoadPilot", 0, 32, 0),
@@ -38,16 +41,16 @@ FIELDS = (
     ("disable_policy", "choice", 1, (-1, 0, 1), 0, 0),
     ("meter_timeout_s", "int", 15, 1, 600, 0),
     # time-dependent max current (seed 004): [{"hour": 0..23, "l1": mA, "l2": mA, "l3": mA}, ...], >= 2 entries
-    ("cm_schedule", "schedule", [], 0, 24, 0),
+    ("cm_schedule", "schedule", (), 0, 24, 0),
     # load shedding (seed 004): the board's load_shed input, its active level, mA taken off each phase
     ("shedding_enabled", "bool", False, 0, 0, 0),
     ("shedding_active_level", "choice", 1, (0, 1), 0, 0),
-    ("shedding_offsets", "ma3", [0, 0, 0], 0, 1000000, 0),
+    ("shedding_offsets", "ma3", (0, 0, 0), 0, 1000000, 0),
     # charging groups: [{"group": 1.., "l1": mA, "l2": mA, "l3": mA}]; a wallbox joins with its "group"
-    ("group_limits", "group_limits", [], 0, 16, 0),  # a meter or wallbox silent this long counts as failed
+    ("group_limits", "group_limits", (), 0, 16, 0),  # a meter or wallbox silent this long counts as failed
     ("grid_fail_safe_current", "int", 6000, 0, 1000000, 0),  # EV budget per phase while the grid meter is silent
     # operator's limit for all wallboxes per grid phase L1..L3 (OMCCI 613-615), mA; 0 = none on that phase
-    ("dlm_operator_limit", "ma3", [0, 0, 0], 0, _MA_MAX, 0),
+    ("dlm_operator_limit", "ma3", (0, 0, 0), 0, _MA_MAX, 0),
     # Modbus server
     ("modbus_enabled", "bool", True, 0, 0, 0),
     ("modbus_id", "int", 1, 1, 246, 0),  # 246: ID+1 serves the device map and must stay <= 247
@@ -120,9 +123,9 @@ FIELDS = (
     ("vehicle_connection_timeout_s", "int", 45, 1, 3600, 0),
     # store behaviour
     ("commit_delay_s", "int", 150, 1, 3600, 0),
-    ("devices", "devices", [], 0, 50, 0),
+    ("devices", "devices", (), 0, 50, 0),
     # Charging Manager variables: name and formula (system-configuration.md); values are volatile (cm_var.<name>)
-    ("cm_vars", "cm_vars", [], 0, 32, 0),
+    ("cm_vars", "cm_vars", (), 0, 32, 0),
 )
 
 # Per-device rows, as above plus a last column naming the device kinds that take the field: "E" wallbox,
@@ -153,7 +156,7 @@ DEVICE_FIELDS = (
     ("group", "int", 0, 0, 16, 0, "EM"),  # load group for the manager; 0 = the site
     ("attach", "str", "", 0, 8, 0, "M"),  # meter measuring a wallbox: that box's dev_id, e.g. "E2"
     # meter_mqtt: a user-defined meter definition (reference/user-defined-meters.md, rtype 2), at most 4 KB
-    ("definition", "json_object", {}, 0, 4096, 0, "M"),
+    ("definition", "json_object", (), 0, 4096, 0, "M"),  # () stands for {} (_fresh)
 )
 MAX_WALLBOXES = 25
 
@@ -247,11 +250,19 @@ def is_volatile(key):
     return False
 
 
+def _fresh(row):
+    # A row's default. List and object defaults are written as tuples: a list or dict in a row would make the
+    # whole table a RAM copy at import, while a table of constants stays in flash. Each use gets its own.
+    d = row[2]
+    if row[1] == "json_object":
+        return {}
+    return list(d) if isinstance(d, tuple) else d
+
+
 def defaults():
     out = {}
     for r in FIELDS:
-        d = r[2]
-        out[r[0]] = list(d) if isinstance(d, list) else d
+        out[r[0]] = _fresh(r)
     return out
 
 
@@ -774,7 +785,7 @@ def _device(dev, path):
         elif row[2] is None:
             raise ConfigError("%s.%s" % (path, k), "required")
         else:
-            out[k] = row[2]
+            out[k] = _fresh(row)
     if kind == "E" and out["min_charging_cur"] > out["max_charging_cur"]:
         raise ConfigError(path + ".min_charging_cur", "must not exceed max_charging_cur")
     return out
