@@ -1,5 +1,5 @@
 # The configuration schema as data: one row per setting (name, kind, default, lo, hi, flags). A later feature
-# adds rows, not code; a new *kind* of value adds one checker function to _CHECKS.
+# adds rows, not code; a new *kind* of value adds one checker function to _check.
 #
 # Row meaning by kind:
 #   "int"    lo..hi inclusive (currents in mA, times in s)     "bool"  true/false
@@ -781,7 +781,7 @@ def _device(dev, path):
             continue
         k = row[0]
         if k in dev:
-            out[k] = _CHECKS[row[1]](dev[k], row, "%s.%s" % (path, k))
+            out[k] = _check(row[1])(dev[k], row, "%s.%s" % (path, k))
         elif row[2] is None:
             raise ConfigError("%s.%s" % (path, k), "required")
         else:
@@ -931,12 +931,56 @@ def _id_tag(value, row, path):
         raise ConfigError(path, str(e))
 
 
-_CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
-           "mqtt_broker": _mqtt_broker, "json_object": _json_object,
-           "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
-           "modbus_proxy": _modbus_proxy, "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits,
-           "number": _number, "setpoint": _setpoint, "cm_var": _cm_var, "id_tag": _id_tag, "ws_url": _ws_url,
-           "ocpp_id": _ocpp_id, "pem": _pem}
+def _check(kind):
+    """kind -> its checker function. An if-chain (code, in flash when frozen) rather than a dict the import builds
+    in RAM; the common kinds first."""
+    if kind == "int":
+        return _int
+    if kind == "bool":
+        return _bool
+    if kind == "str":
+        return _str
+    if kind == "choice":
+        return _choice
+    if kind == "ident":
+        return _ident
+    if kind == "mqtt_url":
+        return _mqtt_url
+    if kind == "mqtt_broker":
+        return _mqtt_broker
+    if kind == "json_object":
+        return _json_object
+    if kind == "rtu_port":
+        return _rtu_port
+    if kind == "dev_id":
+        return _dev_id
+    if kind == "devices":
+        return _devices
+    if kind == "cm_vars":
+        return _cm_vars
+    if kind == "modbus_proxy":
+        return _modbus_proxy
+    if kind == "ma3":
+        return _ma3
+    if kind == "schedule":
+        return _schedule
+    if kind == "group_limits":
+        return _group_limits
+    if kind == "number":
+        return _number
+    if kind == "setpoint":
+        return _setpoint
+    if kind == "cm_var":
+        return _cm_var
+    if kind == "id_tag":
+        return _id_tag
+    if kind == "ws_url":
+        return _ws_url
+    if kind == "ocpp_id":
+        return _ocpp_id
+    if kind == "pem":
+        return _pem
+    raise KeyError(kind)
 
 
 def validate(key, value, path=None):
@@ -946,7 +990,7 @@ def validate(key, value, path=None):
         if isinstance(key, str) and is_volatile(key):
             raise ConfigError(key, "volatile value, never stored: set it through store.volatile")
         raise ConfigError(key, "unknown key")
-    return _CHECKS[row[1]](value, row, path or key)
+    return _check(row[1])(value, row, path or key)
 
 
 _NEW_CHECKS = {}  # key -> fn(value) raising ConfigError: checks from the layers above (schema.on_new)
@@ -979,11 +1023,11 @@ def validate_volatile(key, value):
         if isinstance(key, str):
             for p, kind in VOLATILE_PREFIXES:
                 if key.startswith(p) and len(key) > len(p):
-                    return _CHECKS[kind](value, None, key)
+                    return _check(kind)(value, None, key)
             if field(key) is not None:
                 raise ConfigError(key, "persistent setting: set it through the store, not store.volatile")
         raise ConfigError(shown_key(key) if isinstance(key, str) else "volatile", "unknown volatile key")
-    return _CHECKS[row[1]](value, row, key)
+    return _check(row[1])(value, row, key)
 
 
 def validate_all(values):
