@@ -55,16 +55,16 @@ def _number(text, name):
 
 
 # local charge point overrides: key -> (low, high) inclusive, in mA / s / counts
-EVSE_KEYS = {
-    "charging_cur_limit_ma": (6000, 63000),
-    "fixed_current_ma": (0, 63000),       # 0: no override of the cable current
-    "charging_enable": (0, 1),
-    "available": (0, 1),
-    "hems_current_limit_ma": (0, 80000),  # 0: no charging
-    "relay_select": (0, 1),               # 0 = 3-phase contactor, 1 = 1-phase
-    "relay2": (0, 1),
-    "disconnect_cp_s": (0, 3600),
-}
+EVSE_KEYS = (  # (key, low, high): a constant table, not a dict built at import
+    ("charging_cur_limit_ma", 6000, 63000),
+    ("fixed_current_ma", 0, 63000),       # 0: no override of the cable current
+    ("charging_enable", 0, 1),
+    ("available", 0, 1),
+    ("hems_current_limit_ma", 0, 80000),  # 0: no charging
+    ("relay_select", 0, 1),               # 0 = 3-phase contactor, 1 = 1-phase
+    ("relay2", 0, 1),
+    ("disconnect_cp_s", 0, 3600),
+)
 
 
 class Commands:
@@ -152,7 +152,10 @@ class Commands:
         if c is None:
             raise CommandError("this board has no local charge point")
         for k in values:
-            lim = EVSE_KEYS.get(k)
+            lim = None
+            for r in EVSE_KEYS:
+                if r[0] == k:
+                    lim = r[1:]
             v = values[k]
             if lim is None:
                 raise CommandError("evse: unknown setting %r" % k)
