@@ -53,8 +53,9 @@ class App:
         self.manager = None
         self.commands.whitelist = self.whitelist
         self._system = None  # api/system_cmd.py, imported on the first of its commands (docs/webui.md)
+        run = self._system_cmd  # one bound method for all five (a closure each would cost heap)
         for name in _SYSTEM_CMDS:
-            self.commands.add_command(name, lambda args, payload, n=name: self._system_cmd(n, args, payload))
+            self.commands.add_command(name, run)
         self._authorization()
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
@@ -119,27 +120,39 @@ class App:
         self.device_service = DeviceService(self.config, self.site, self.setpoints, self.hal, self.log,
                                             self.supervisor, self._devices_prepare, self._devices_applied,
                                             tcp_own=lambda: self._socket_plan()[3])
-        self.ctl_handlers = {"status": lambda req: self.status(req.get("gc", False)), "site": self._ctl_site,
-                             "loop_reset": lambda req: self.monitor.reset(),  # measure a phase, not the boot
-                             "modules": lambda req: loaded_modules(),  # features that are off import nothing
-                             "heap": lambda req: self.heap(req.get("gc", False))}  # status is 2 KB of JSON
-        self.ctl_handlers["sockets"] = lambda req: self.sockets_view()
+        c = self._ctl  # one bound method for the views (a lambda each would cost heap)
+        self.ctl_handlers = {"status": c, "site": self._ctl_site, "loop_reset": c, "modules": c, "heap": c,
+                             "sockets": c}
         if self.sessions is not None:
             self.ctl_handlers["sessions"] = self._ctl_sessions
         self.ctl_handlers.update(config_ctl.handlers(self.config))
         if self.mqtt is not None:
-            self.ctl_handlers["mqtt"] = lambda req: self.mqtt.view()
+            self.ctl_handlers["mqtt"] = c
         if self.ocpp is not None:
             self.ctl_handlers["ocpp"] = self.ocpp.ctl
         if self.proxy is not None:
-            self.ctl_handlers["proxy"] = lambda req: self.proxy.view()
+            self.ctl_handlers["proxy"] = c
         if self.http is not None:
-            self.ctl_handlers["http"] = lambda req: self.http.view()
+            self.ctl_handlers["http"] = c
         if self.evse is not None:
             self.ctl_handlers.update(self.evse.ctl_handlers())
             self.ctl_handlers["evse_cmd"] = self._ctl_evse_cmd
-            self.ctl_handlers["evse_control"] = lambda req: self.evse_control.view()
+            self.ctl_handlers["evse_control"] = c
         self.config.set("count_restart", self.config.get("count_restart") + 1)  # saved with the next commit
+
+    def _ctl(self, req):
+        op = req["op"]
+        if op == "status":
+            return self.status(req.get("gc", False))
+        if op == "heap":  # status is 2 KB of JSON
+            return self.heap(req.get("gc", False))
+        if op == "loop_reset":  # measure a phase, not the boot
+            return self.monitor.reset()
+        if op == "modules":  # features that are off import nothing
+            return loaded_modules()
+        if op == "sockets":
+            return self.sockets_view()
+        return getattr(self, op).view()  # mqtt, proxy, http, evse_control
 
     def whitelist(self):
         """The local whitelist, read from flash on first use (sessions/whitelist.py)."""
@@ -148,7 +161,8 @@ class App:
             self._whitelist = Whitelist(self.fs_root, self.log)
         return self._whitelist
 
-    def _system_cmd(self, name, args, payload):
+    def _system_cmd(self, args, payload):
+        name = args["cmd"]
         if self._system is None:
             from loadpilot.api.system_cmd import SystemCommands
             self._system = SystemCommands(self)

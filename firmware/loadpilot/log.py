@@ -1,14 +1,16 @@
 # System log: a fixed-size ring buffer with levels, echoed to the console and to listeners (MQTT later).
 import time
 
+from micropython import const
+
 from loadpilot.codes import SMALL_HEAP_KB
 from loadpilot.redact import redact
 
-DEBUG = 10
-INFO = 20
-WARN = 30
-ERROR = 40
-_NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARN: "WARN", ERROR: "ERROR"}
+DEBUG = const(10)
+INFO = const(20)
+WARN = const(30)
+ERROR = const(40)
+_NAMES = ((DEBUG, "DEBUG"), (INFO, "INFO"), (WARN, "WARN"), (ERROR, "ERROR"))  # constant: stays in flash
 # lines the ring keeps: a full line is about 100-130 bytes of heap on a 32-bit build, so 64 lines are 7 KB that
 # a board without PSRAM (codes.SMALL_HEAP_KB) cannot spare; it keeps 16 (console and MQTT log feed see every line)
 RING_LINES = 64
@@ -45,7 +47,7 @@ class Log:
         self._next = (self._next + 1) % len(self._ring)
         self.count += 1
         if level >= self.console_level:
-            print("%s %s: %s" % (_NAMES.get(level, level), tag, msg))
+            print("%s %s: %s" % (_name(level, level), tag, msg))
         for fn in self._listeners:
             try:
                 fn(entry)
@@ -71,9 +73,16 @@ class Log:
         for i in range(n):
             e = self._ring[(self._next + i) % n]
             if e is not None and e[1] >= min_level:
-                out.append((e[0], _NAMES.get(e[1], e[1]), e[2], e[3]))
+                out.append((e[0], _name(e[1], e[1]), e[2], e[3]))
         return out
 
 
+def _name(level, default):
+    for n in _NAMES:
+        if n[0] == level:
+            return n[1]
+    return default
+
+
 def level_name(level):
-    return _NAMES.get(level, str(level))
+    return _name(level, str(level))

@@ -10,14 +10,16 @@ CRASH_LIMIT = 10   # consecutive crashes of a critical task after which we stop 
 
 
 class TaskInfo:
+    # until a task first crashes, these class values stand in (fewer instance attributes: a smaller dict each)
+    restarts = 0
+    consecutive_crashes = 0
+    last_error = None
+
     def __init__(self, name, factory, critical):
         self.name = name
         self.factory = factory
         self.critical = critical
         self.state = "starting"
-        self.restarts = 0
-        self.consecutive_crashes = 0
-        self.last_error = None
         self.task = None
 
     def view(self):

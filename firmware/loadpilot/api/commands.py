@@ -55,16 +55,16 @@ def _number(text, name):
 
 
 # local charge point overrides: key -> (low, high) inclusive, in mA / s / counts
-EVSE_KEYS = {
-    "charging_cur_limit_ma": (6000, 63000),
-    "fixed_current_ma": (0, 63000),       # 0: no override of the cable current
-    "charging_enable": (0, 1),
-    "available": (0, 1),
-    "hems_current_limit_ma": (0, 80000),  # 0: no charging
-    "relay_select": (0, 1),               # 0 = 3-phase contactor, 1 = 1-phase
-    "relay2": (0, 1),
-    "disconnect_cp_s": (0, 3600),
-}
+EVSE_KEYS = (  # (key, low, high): a constant table, not a dict built at import
+    ("charging_cur_limit_ma", 6000, 63000),
+    ("fixed_current_ma", 0, 63000),       # 0: no override of the cable current
+    ("charging_enable", 0, 1),
+    ("available", 0, 1),
+    ("hems_current_limit_ma", 0, 80000),  # 0: no charging
+    ("relay_select", 0, 1),               # 0 = 3-phase contactor, 1 = 1-phase
+    ("relay2", 0, 1),
+    ("disconnect_cp_s", 0, 3600),
+)
 
 
 class Commands:
@@ -73,22 +73,7 @@ class Commands:
         self.log = log
         self.evse_control = evse_control
         self.fixed_vars = set()  # variables whose formula was dropped by a write (volatile, like the value)
-        self._handlers = {
-            "get_params": self._q_get_params,
-            "set_params": self._q_set_params,
-            "get_cm_vars": self._q_get_cm_vars,
-            "set_cm_vars": self._q_set_cm_vars,
-            "get_dev_info": self._q_get_dev_info,
-            "get_sessions": self._q_get_sessions,
-            "export_sessions": self._q_export_sessions,
-            "enter_rfid": self._q_enter_rfid,
-            "override_device": self._q_override_device,
-            "set_ajax_meter": self._q_set_ajax,
-            "set_ajax_evse": self._q_set_ajax,
-            "change_admin_pwd": self._q_change_admin_pwd,
-        }
-        for cmd in _WHITELIST_CMDS:
-            self._handlers[cmd] = self._q_whitelist
+        self._extra = {}  # add_command's commands (their own modules)
         # set by the app/services that own them; None: the commands that need them refuse
         self.site = None       # loadpilot.site.Site (HTTP-input devices, get_dev_info, the local dev_id)
         self.setpoints = {}    # dev_id -> [enable, current_ma, phases]: the manager's set-points (the app's dict)
@@ -107,7 +92,7 @@ class Commands:
     def add_command(self, name, fn):
         """A command that lives in its own module (fn(args, payload) -> result), e.g. modbus (api/modbus_cmd.py):
         every transport gets it through execute()."""
-        self._handlers[name] = fn
+        self._extra[name] = fn
 
     # ---- typed commands (Modbus and internal callers)
 
@@ -168,7 +153,10 @@ class Commands:
         if c is None:
             raise CommandError("this board has no local charge point")
         for k in values:
-            lim = EVSE_KEYS.get(k)
+            lim = None
+            for r in EVSE_KEYS:
+                if r[0] == k:
+                    lim = r[1:]
             v = values[k]
             if lim is None:
                 raise CommandError("evse: unknown setting %r" % k)
@@ -207,6 +195,21 @@ class Commands:
 
     # ---- the query interface (HTTP /cnf?..., MQTT api/<query>)
 
+    def _handler(self, cmd):
+        fn = self._extra.get(cmd)
+        if fn is not None:
+            return fn
+        if cmd in _WHITELIST_CMDS:
+            return self._q_whitelist
+        if cmd in _SESSION_CMDS:
+            from loadpilot.api import session_cmd
+            f = getattr(session_cmd, cmd)
+            return lambda args, payload: f(self, args, payload)
+        for c, name in _HANDLERS:
+            if c == cmd:
+                return getattr(self, name)
+        return None
+
     def execute(self, query, body=None):
         """query: 'cmd=...&k=v'; body: POST/MQTT payload (str or bytes) or None. -> JSON-able result.
         Raises CommandError with a message that names what was wrong."""
@@ -215,7 +218,7 @@ class Commands:
     def run(self, args, body=None):
         """execute() of a query already parsed with parse_query (HTTP parses it once for its login)."""
         cmd = args.get("cmd")
-        fn = self._handlers.get(cmd)
+        fn = self._handler(cmd)
         if fn is None:
             raise CommandError("unknown command %r" % (cmd,))
         payload = None
@@ -266,44 +269,6 @@ class Commands:
             self.set_cm_var(name, x)
         return {"ok": True}
 
-
-    # ---- charging history (sessions/history.py; docs/sessions.md)
-
-    def _history(self, cmd):
-        if self.sessions is None:
-            raise CommandError("%s: the session journal is not available" % cmd)
-        from loadpilot.sessions import history
-        return history
-
-    def _wall(self):
-        from loadpilot.sessions.tracker import wall_now
-        return wall_now()
-
-    def _q_get_sessions(self, args, payload):
-        """The dashboard figures, the open sessions and the newest n closed ones (n 0..20, default 10)."""
-        h = self._history("get_sessions")
-        n = _arg_int(args, "n", 0, 20, 10)
-        out = h.figures(self.sessions, self._wall())
-        out["latest"] = h.latest(self.sessions.journal, n)
-        return out
-
-    def _q_export_sessions(self, args, payload):
-        """The CSV of the sessions of the last `days` days (1..45, default 30), as a stream: each transport sends
-        its length() and then its parts() (MQTT: one api_res publish written chunk by chunk)."""
-        h = self._history("export_sessions")
-        return h.CsvExport(self.sessions.journal, self._wall(), _arg_int(args, "days", 1, 45, 30))
-    def _q_change_admin_pwd(self, args, payload):
-        """old_pwd must be the current password (a box that never had one set: the factory password)."""
-        from loadpilot.config.schema import FACTORY_ADMIN_PWD
-        old = args.get("old_pwd", "")
-        new = args.get("new_pwd", "")
-        if old != (self.store.secret("admin_pwd") or FACTORY_ADMIN_PWD):
-            raise CommandError("change_admin_pwd: old_pwd is not the current admin password")
-        if not 8 <= len(new) <= 64 or new == FACTORY_ADMIN_PWD:
-            raise CommandError("change_admin_pwd: new_pwd must be 8 to 64 characters and not the factory password")
-        self.set_params({"admin_pwd": new})
-        self.store.flush()  # a new password must survive a power cut right after it was set
-        return {"ok": True}
 
     # ---- devices (dev_id addressed)
 
@@ -544,6 +509,13 @@ class Commands:
         return {"ok": True}
 
 
+# command -> the method that answers it: a constant table (in flash when frozen), not a dict of bound methods
+_HANDLERS = (("get_params", "_q_get_params"), ("set_params", "_q_set_params"), ("get_cm_vars", "_q_get_cm_vars"),
+             ("set_cm_vars", "_q_set_cm_vars"), ("get_dev_info", "_q_get_dev_info"),
+             ("enter_rfid", "_q_enter_rfid"), ("override_device", "_q_override_device"),
+             ("set_ajax_meter", "_q_set_ajax"), ("set_ajax_evse", "_q_set_ajax"))
+# commands whose code lives in api/session_cmd.py (imported with the first of them)
+_SESSION_CMDS = ("get_sessions", "export_sessions", "change_admin_pwd")
 _WHITELIST_CMDS = ("whitelist_add", "whitelist_delete", "whitelist_clear", "whitelist_search", "whitelist_import",
                    "whitelist_export")
 HTTP_INPUT = "http_input"  # driver name of devices fed from outside (HTTP set_ajax_*, MQTT set/<dev_id>)
@@ -557,15 +529,6 @@ def _int_in(v, name, lo, hi):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or not lo <= v <= hi:
         raise CommandError("%s must be a number %d..%d, got %r" % (name, lo, hi, v))
     return int(v)
-
-
-def _arg_int(args, key, lo, hi, default):
-    text = args.get(key)
-    if text is None:
-        return default
-    if not text.isdigit() or not lo <= int(text) <= hi:
-        raise CommandError("%s must be an integer %d..%d, got %r" % (key, lo, hi, text))
-    return int(text)
 
 
 def _triple(v, name, lo, hi):

@@ -1,5 +1,5 @@
 # The configuration schema as data: one row per setting (name, kind, default, lo, hi, flags). A later feature
-# adds rows, not code; a new *kind* of value adds one checker function to _CHECKS.
+# adds rows, not code; a new *kind* of value adds one checker function to _check.
 #
 # Row meaning by kind:
 #   "int"    lo..hi inclusive (currents in mA, times in s)     "bool"  true/false
@@ -14,15 +14,18 @@
 # validate(key, value, path) -> normalized value, or raises ConfigError(field, reason). Error text never
 # contains the value of a secret field.
 
+from micropython import const
+
 from loadpilot.redact import REDACTED, redact
 
-SECRET = 1
-SECRET_URL = 2
+# const: names in the FIELDS rows must fold to constants, or each row (and the table) is built in RAM at import
+SECRET = const(1)
+SECRET_URL = const(2)
 
 VERSION = 2  # version of the stored file format; migrate.py brings older files up to this
 
-FACTORY_ADMIN_PWD = "JuiCeMeUP!"  # seed 004's operator access; a box still using it warns on every answer
-_MA_MAX = 1000000  # 1000 A: above any house connection this controller will see
+FACTORY_ADMIN_PWD = const("JuiCeMeUP!")  # seed 004's operator access; a box still using it warns on every answer
+_MA_MAX = const(1000000)  # 1000 A: above any house connection this controller will see
 
 FIELDS = (
     ("title", "str", "LoadPilot", 0, 32, 0),
@@ -38,16 +41,16 @@ FIELDS = (
     ("disable_policy", "choice", 1, (-1, 0, 1), 0, 0),
     ("meter_timeout_s", "int", 15, 1, 600, 0),
     # time-dependent max current (seed 004): [{"hour": 0..23, "l1": mA, "l2": mA, "l3": mA}, ...], >= 2 entries
-    ("cm_schedule", "schedule", [], 0, 24, 0),
+    ("cm_schedule", "schedule", (), 0, 24, 0),
     # load shedding (seed 004): the board's load_shed input, its active level, mA taken off each phase
     ("shedding_enabled", "bool", False, 0, 0, 0),
     ("shedding_active_level", "choice", 1, (0, 1), 0, 0),
-    ("shedding_offsets", "ma3", [0, 0, 0], 0, 1000000, 0),
+    ("shedding_offsets", "ma3", (0, 0, 0), 0, 1000000, 0),
     # charging groups: [{"group": 1.., "l1": mA, "l2": mA, "l3": mA}]; a wallbox joins with its "group"
-    ("group_limits", "group_limits", [], 0, 16, 0),  # a meter or wallbox silent this long counts as failed
+    ("group_limits", "group_limits", (), 0, 16, 0),  # a meter or wallbox silent this long counts as failed
     ("grid_fail_safe_current", "int", 6000, 0, 1000000, 0),  # EV budget per phase while the grid meter is silent
     # operator's limit for all wallboxes per grid phase L1..L3 (OMCCI 613-615), mA; 0 = none on that phase
-    ("dlm_operator_limit", "ma3", [0, 0, 0], 0, _MA_MAX, 0),
+    ("dlm_operator_limit", "ma3", (0, 0, 0), 0, _MA_MAX, 0),
     # Modbus server
     ("modbus_enabled", "bool", True, 0, 0, 0),
     ("modbus_id", "int", 1, 1, 246, 0),  # 246: ID+1 serves the device map and must stay <= 247
@@ -122,9 +125,9 @@ FIELDS = (
     ("vehicle_connection_timeout_s", "int", 45, 1, 3600, 0),
     # store behaviour
     ("commit_delay_s", "int", 150, 1, 3600, 0),
-    ("devices", "devices", [], 0, 50, 0),
+    ("devices", "devices", (), 0, 50, 0),
     # Charging Manager variables: name and formula (system-configuration.md); values are volatile (cm_var.<name>)
-    ("cm_vars", "cm_vars", [], 0, 32, 0),
+    ("cm_vars", "cm_vars", (), 0, 32, 0),
 )
 
 # Per-device rows, as above plus a last column naming the device kinds that take the field: "E" wallbox,
@@ -155,7 +158,7 @@ DEVICE_FIELDS = (
     ("group", "int", 0, 0, 16, 0, "EM"),  # load group for the manager; 0 = the site
     ("attach", "str", "", 0, 8, 0, "M"),  # meter measuring a wallbox: that box's dev_id, e.g. "E2"
     # meter_mqtt: a user-defined meter definition (reference/user-defined-meters.md, rtype 2), at most 4 KB
-    ("definition", "json_object", {}, 0, 4096, 0, "M"),
+    ("definition", "json_object", (), 0, 4096, 0, "M"),  # () stands for {} (_fresh)
 )
 MAX_WALLBOXES = 25
 
@@ -249,11 +252,19 @@ def is_volatile(key):
     return False
 
 
+def _fresh(row):
+    # A row's default. List and object defaults are written as tuples: a list or dict in a row would make the
+    # whole table a RAM copy at import, while a table of constants stays in flash. Each use gets its own.
+    d = row[2]
+    if row[1] == "json_object":
+        return {}
+    return list(d) if isinstance(d, tuple) else d
+
+
 def defaults():
     out = {}
     for r in FIELDS:
-        d = r[2]
-        out[r[0]] = list(d) if isinstance(d, list) else d
+        out[r[0]] = _fresh(r)
     return out
 
 
@@ -772,11 +783,11 @@ def _device(dev, path):
             continue
         k = row[0]
         if k in dev:
-            out[k] = _CHECKS[row[1]](dev[k], row, "%s.%s" % (path, k))
+            out[k] = _check(row[1])(dev[k], row, "%s.%s" % (path, k))
         elif row[2] is None:
             raise ConfigError("%s.%s" % (path, k), "required")
         else:
-            out[k] = row[2]
+            out[k] = _fresh(row)
     if kind == "E" and out["min_charging_cur"] > out["max_charging_cur"]:
         raise ConfigError(path + ".min_charging_cur", "must not exceed max_charging_cur")
     return out
@@ -922,12 +933,56 @@ def _id_tag(value, row, path):
         raise ConfigError(path, str(e))
 
 
-_CHECKS = {"int": _int, "bool": _bool, "str": _str, "choice": _choice, "ident": _ident, "mqtt_url": _mqtt_url,
-           "mqtt_broker": _mqtt_broker, "json_object": _json_object,
-           "rtu_port": _rtu_port, "dev_id": _dev_id, "devices": _devices, "cm_vars": _cm_vars,
-           "modbus_proxy": _modbus_proxy, "ma3": _ma3, "schedule": _schedule, "group_limits": _group_limits,
-           "number": _number, "setpoint": _setpoint, "cm_var": _cm_var, "id_tag": _id_tag, "ws_url": _ws_url,
-           "ocpp_id": _ocpp_id, "pem": _pem}
+def _check(kind):
+    """kind -> its checker function. An if-chain (code, in flash when frozen) rather than a dict the import builds
+    in RAM; the common kinds first."""
+    if kind == "int":
+        return _int
+    if kind == "bool":
+        return _bool
+    if kind == "str":
+        return _str
+    if kind == "choice":
+        return _choice
+    if kind == "ident":
+        return _ident
+    if kind == "mqtt_url":
+        return _mqtt_url
+    if kind == "mqtt_broker":
+        return _mqtt_broker
+    if kind == "json_object":
+        return _json_object
+    if kind == "rtu_port":
+        return _rtu_port
+    if kind == "dev_id":
+        return _dev_id
+    if kind == "devices":
+        return _devices
+    if kind == "cm_vars":
+        return _cm_vars
+    if kind == "modbus_proxy":
+        return _modbus_proxy
+    if kind == "ma3":
+        return _ma3
+    if kind == "schedule":
+        return _schedule
+    if kind == "group_limits":
+        return _group_limits
+    if kind == "number":
+        return _number
+    if kind == "setpoint":
+        return _setpoint
+    if kind == "cm_var":
+        return _cm_var
+    if kind == "id_tag":
+        return _id_tag
+    if kind == "ws_url":
+        return _ws_url
+    if kind == "ocpp_id":
+        return _ocpp_id
+    if kind == "pem":
+        return _pem
+    raise KeyError(kind)
 
 
 def validate(key, value, path=None):
@@ -937,7 +992,7 @@ def validate(key, value, path=None):
         if isinstance(key, str) and is_volatile(key):
             raise ConfigError(key, "volatile value, never stored: set it through store.volatile")
         raise ConfigError(key, "unknown key")
-    return _CHECKS[row[1]](value, row, path or key)
+    return _check(row[1])(value, row, path or key)
 
 
 _NEW_CHECKS = {}  # key -> fn(value) raising ConfigError: checks from the layers above (schema.on_new)
@@ -970,11 +1025,11 @@ def validate_volatile(key, value):
         if isinstance(key, str):
             for p, kind in VOLATILE_PREFIXES:
                 if key.startswith(p) and len(key) > len(p):
-                    return _CHECKS[kind](value, None, key)
+                    return _check(kind)(value, None, key)
             if field(key) is not None:
                 raise ConfigError(key, "persistent setting: set it through the store, not store.volatile")
         raise ConfigError(shown_key(key) if isinstance(key, str) else "volatile", "unknown volatile key")
-    return _CHECKS[row[1]](value, row, key)
+    return _check(row[1])(value, row, key)
 
 
 def validate_all(values):

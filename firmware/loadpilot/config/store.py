@@ -60,6 +60,7 @@ import asyncio
 import json
 import os
 import time
+from array import array
 
 from loadpilot.config import schema
 from loadpilot.config.migrate import migrate
@@ -149,9 +150,18 @@ def _entry_size(key, value):
 def _body_size(sizes):
     # {"k": v, ...}: braces, the entries, ", " between them
     n = 2 + 2 * (len(sizes) - 1)
-    for k in sizes:
-        n += sizes[k]
+    for s in sizes:
+        n += s
     return n
+
+
+def _index(key):
+    # the setting's row in schema.FIELDS, which is where Store._sizes keeps its entry size
+    fields = schema.FIELDS
+    for i in range(len(fields)):
+        if fields[i][0] == key:
+            return i
+    raise KeyError(key)
 
 
 def _max_depth(f, limit):
@@ -327,14 +337,17 @@ class Store:
         self._listeners.append(fn)
 
     def _resize(self, name=None):
-        self._sizes = {}
-        for k in self._values:
+        # each setting's entry size, in schema.FIELDS order: 4 bytes a setting (a dict took about 17)
+        fields = schema.FIELDS
+        self._sizes = sizes = array("I", bytes(4 * len(fields)))
+        for i in range(len(fields)):
+            k = fields[i][0]
             try:
-                self._sizes[k] = _entry_size(k, self._values[k])
+                sizes[i] = _entry_size(k, self._values[k])
             except ConfigError as e:  # only from a stored slot (name), never for a default
                 self.log.warn("config", "%s: %s; using the default" % (name, e))
                 self._values[k] = schema.defaults()[k]
-                self._sizes[k] = _entry_size(k, self._values[k])
+                sizes[i] = _entry_size(k, self._values[k])
         self.size = _body_size(self._sizes)  # bytes of the JSON body a save writes now
 
     def _apply(self, changed):
@@ -346,7 +359,7 @@ class Store:
         worst = None
         for k in changed:
             sizes[k] = _entry_size(k, changed[k])
-            grow = sizes[k] - self._sizes[k]
+            grow = sizes[k] - self._sizes[_index(k)]
             size += grow
             if worst is None or grow > worst[1]:
                 worst = (k, grow)
@@ -355,7 +368,7 @@ class Store:
                                         "keeps (now %d): nothing changed" % (size, MAX_CONFIG_BYTES, self.size))
         for k in changed:
             self._values[k] = changed[k]
-            self._sizes[k] = sizes[k]
+            self._sizes[_index(k)] = sizes[k]
         self.size = size
 
     def _mark_dirty(self):

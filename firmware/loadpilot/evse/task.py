@@ -23,17 +23,17 @@ PERIOD_MS = const(10)
 PP_PERIOD_MS = const(100)
 S0_PERIOD_MS = const(1000)
 
-DEFAULTS = {
-    "hardware_max_ma": 32000,
-    "phases": 3,               # initial relay_select
-    "enabled": True,           # def_charging_enable
-    "pp_pullup_ohms": 1000,    # PP pull-up on the board...
-    "pp_vref_mv": 3300,        # ...to this reference
-    "pulses_per_kwh": 1000,
-    "s0_min_spacing_ms": 20,
-    "s0_persist_every_wh": 100,
-    "s0_persist_every_ms": 900000,
-}
+DEFAULTS = (  # (key, value) pairs: a constant table, not a dict built at import
+    ("hardware_max_ma", 32000),
+    ("phases", 3),               # initial relay_select
+    ("enabled", True),           # def_charging_enable
+    ("pp_pullup_ohms", 1000),    # PP pull-up on the board...
+    ("pp_vref_mv", 3300),        # ...to this reference
+    ("pulses_per_kwh", 1000),
+    ("s0_min_spacing_ms", 20),
+    ("s0_persist_every_wh", 100),
+    ("s0_persist_every_ms", 900000),
+)
 
 
 class EvseTask:
@@ -43,7 +43,7 @@ class EvseTask:
         s = dict(DEFAULTS)
         sm_kw = {}
         for k, v in (settings or {}).items():
-            if k in DEFAULTS:
+            if k in s:  # one of DEFAULTS
                 s[k] = v
             else:
                 sm_kw[k] = v

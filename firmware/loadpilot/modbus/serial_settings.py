@@ -5,7 +5,6 @@
 # after 3.5 character times of silence and a gap over 1.5 character times inside a frame breaks it. Above
 # 19200 baud the fixed values 1750 us and 750 us apply, so fast lines are not held to sub-millisecond gaps.
 
-_PARITY = {"n": None, "e": "e", "o": "o"}
 _MIN_BAUD = 300
 _MAX_BAUD = 1000000
 FIXED_TIMING_ABOVE_BAUD = 19200
@@ -93,7 +92,7 @@ def parse(text):
     baud = _int(parts[1], "baud rate", lo=_MIN_BAUD, hi=_MAX_BAUD)
     bits = _int(parts[2], "data bits", allowed=(7, 8))
     p = parts[3].strip().lower()
-    if p not in _PARITY:
+    if p not in ("n", "e", "o"):
         raise ValueError("COM settings: parity %r must be n, e or o" % parts[3])
     stop = _int(parts[4], "stop bits", allowed=(1, 2))
-    return SerialSettings("COM%d" % int(port[3:]), baud, bits, _PARITY[p], stop)
+    return SerialSettings("COM%d" % int(port[3:]), baud, bits, None if p == "n" else p, stop)

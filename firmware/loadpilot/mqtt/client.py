@@ -316,7 +316,7 @@ class Client:
             raise MqttError("expected CONNACK, got packet type 0x%02x" % first)
         code = self._rbuf[1]
         if code:
-            text = packet.CONNACK_ERRORS.get(code, "refused (%d)" % code)
+            text = packet.connack_error(code)
             if code in packet.VERSION_REFUSED:
                 self._fall_back(text)
             if code in packet.AUTH_CODES:

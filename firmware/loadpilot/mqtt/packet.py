@@ -17,20 +17,23 @@ MAX_REMAINING = const(268435455)  # four varint bytes
 
 DISCONNECT_TYPE = const(0xE0)
 
-CONNACK_ERRORS = {
-    1: "unacceptable protocol version",
-    2: "client identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorized",
-    # MQTT 5 reason codes
-    0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error",
-    0x84: "unsupported protocol version", 0x85: "client identifier not valid",
-    0x86: "bad user name or password", 0x87: "not authorized", 0x88: "server unavailable",
-    0x89: "server busy", 0x8A: "banned", 0x8C: "bad authentication method",
-}
+# CONNACK return codes (3.1.1) and reason codes (5) -> text: a constant table, not a dict built at import
+CONNACK_ERRORS = (
+    (1, "unacceptable protocol version"), (2, "client identifier rejected"), (3, "server unavailable"),
+    (4, "bad user name or password"), (5, "not authorized"), (0x80, "unspecified error"), (0x81, "malformed packet"),
+    (0x82, "protocol error"), (0x84, "unsupported protocol version"), (0x85, "client identifier not valid"),
+    (0x86, "bad user name or password"), (0x87, "not authorized"), (0x88, "server unavailable"),
+    (0x89, "server busy"), (0x8A, "banned"), (0x8C, "bad authentication method"),
+)
 AUTH_CODES = (4, 5, 0x86, 0x87, 0x8A, 0x8C)
 VERSION_REFUSED = (1, 0x84)  # "unacceptable protocol version" in 3.1.1 / 5 form
+
+
+def connack_error(code):
+    for c, text in CONNACK_ERRORS:
+        if c == code:
+            return text
+    return "refused (%d)" % code
 
 
 def varint_size(n):

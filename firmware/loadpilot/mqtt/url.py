@@ -1,10 +1,17 @@
 # MQTT broker URLs: mqtt[s][3|5]://[user[:password]@]host[:port][/], a bare host (= mqtt://host), or the bare
 # word `mqtt` for the default broker from the configuration. The password never appears in repr/str.
 
-SCHEMES = {
-    "mqtt": (False, 4), "mqtt3": (False, 4), "mqtt5": (False, 5),
-    "mqtts": (True, 4), "mqtts3": (True, 4), "mqtts5": (True, 5),
-}
+# scheme, TLS, MQTT version: a constant table (a dict would be built in RAM at import)
+SCHEMES = (("mqtt", False, 4), ("mqtt3", False, 4), ("mqtt5", False, 5),
+           ("mqtts", True, 4), ("mqtts3", True, 4), ("mqtts5", True, 5))
+
+
+def _scheme(name):
+    """-> (tls, version) of a scheme name, or None."""
+    for r in SCHEMES:
+        if r[0] == name:
+            return r[1], r[2]
+    return None
 DEFAULT_WORD = "mqtt"
 PORT_PLAIN = 1883
 PORT_TLS = 8883
@@ -51,7 +58,7 @@ class BrokerUrl:
 
     def __init__(self, scheme, host, port, user=None, password=None):
         self.scheme = scheme
-        self.tls, self.version = SCHEMES[scheme]
+        self.tls, self.version = _scheme(scheme)
         self.host = host
         self.port = port
         self.user = user
@@ -101,7 +108,7 @@ def parse(text, default=None):
     i = s.find("://")
     if i >= 0:
         scheme = s[:i].lower()
-        if scheme not in SCHEMES:
+        if _scheme(scheme) is None:
             raise ValueError("unknown broker URL scheme '%s' (use mqtt, mqtts, mqtt3, mqtt5, mqtts3, mqtts5)"
                              % scheme[:16])
         rest = s[i + 3:]
@@ -154,7 +161,7 @@ def parse(text, default=None):
             raise ValueError("bad broker host name")
     if not host:
         raise ValueError("broker URL has no host")
-    tls = SCHEMES[scheme][0]
+    tls = _scheme(scheme)[0]
     if port_text is None:
         port = PORT_TLS if tls else PORT_PLAIN
     else:

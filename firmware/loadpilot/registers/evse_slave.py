@@ -12,13 +12,14 @@ from loadpilot.modbus.pdu import ILLEGAL_VALUE, Router
 from loadpilot.registers import omcci, powerbrain as pb
 
 # Power Brain register -> config key (persisted); the S0 keys get "s0_<n>_" in front
-_PB_EVSE_CONFIG = {"def_fixed_current_ma": "evse_def_fixed_current", "def_charging_cur_limit_ma": "evse_def_cur_limit",
-                   "def_charging_enable": "evse_def_enable", "fail_safe_duration_s": "fail_safe_duration",
-                   "fail_safe_current_ma": "fail_safe_current", "count_restart": "count_restart",
-                   "slave_id": "pb_evse_id"}
+# (pairs: constant tables stay in flash, where a dict would be built in RAM at import)
+_PB_EVSE_CONFIG = (("def_fixed_current_ma", "evse_def_fixed_current"),
+                   ("def_charging_cur_limit_ma", "evse_def_cur_limit"), ("def_charging_enable", "evse_def_enable"),
+                   ("fail_safe_duration_s", "fail_safe_duration"), ("fail_safe_current_ma", "fail_safe_current"),
+                   ("count_restart", "count_restart"), ("slave_id", "pb_evse_id"))
 _PB_EVSE_VOLATILE = ("charging_cur_limit_ma", "fixed_current_ma", "charging_enable", "disconnect_cp_s",
                      "relay_select", "relay2")
-_OMCCI_CONFIG = {"safe_current_ma": "omcci_safe_current", "comm_timeout_s": "omcci_comm_timeout"}
+_OMCCI_CONFIG = (("safe_current_ma", "omcci_safe_current"), ("comm_timeout_s", "omcci_comm_timeout"))
 _BOOL_KEYS = ("evse_def_enable",)
 
 # OCPP 1.6 ChargePointStatus in enumeration order, for OMCCI 104
@@ -27,6 +28,14 @@ OCPP_UNAVAILABLE, OCPP_FAULTED = 7, 8
 
 
 REFRESH_MS = 200
+
+
+def _config_key(pairs, key):
+    """The config key a register key maps to in a (register key, config key) table, or None."""
+    for p in pairs:
+        if p[0] == key:
+            return p[1]
+    return None
 
 
 class EvseSlaveService:
@@ -123,7 +132,7 @@ class EvseSlaveService:
             if key in _PB_EVSE_VOLATILE:
                 overrides[key] = v
             else:
-                ck = _PB_EVSE_CONFIG[key]
+                ck = _config_key(_PB_EVSE_CONFIG, key)
                 settings[ck] = bool(v) if ck in _BOOL_KEYS else v
         rc = self._apply_changes(settings, overrides)
         if "pb_evse_id" in settings:
@@ -183,8 +192,9 @@ class EvseSlaveService:
         overrides = {}
         user_id = None
         for key, v in changes:
-            if key in _OMCCI_CONFIG:
-                settings[_OMCCI_CONFIG[key]] = v
+            ck = _config_key(_OMCCI_CONFIG, key)
+            if ck is not None:
+                settings[ck] = v
             elif key in omcci.USER_ID_PIECES:
                 user_id = _user_id_piece(self.user_id if user_id is None else user_id,
                                          omcci.USER_ID_PIECES.index(key), v)
