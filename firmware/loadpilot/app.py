@@ -107,6 +107,8 @@ class App:
                 self.ocpp = OcppService(self.config, self.site, self.log, self.hal, self.evse, self.hal.serial(),
                                         VERSION)
                 self.ocpp.restart = self.restart
+                if self.sessions is not None:  # transactions come from the session journal (ocpp/tx.py)
+                    self.ocpp.attach_sessions(self.sessions, fs_root)
             except Exception as e:  # a bad OCPP setting must not stop the charge point and the Modbus servers
                 self.ocpp = None
                 self.log.error("ocpp", "OCPP disabled: %s: %s" % (type(e).__name__, e))

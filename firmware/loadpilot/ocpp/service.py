@@ -11,7 +11,7 @@ import socket
 import time
 from micropython import const
 
-from loadpilot.ocpp import core, dns, tls, url as url_mod, ws as ws_mod
+from loadpilot.ocpp import core, dns, outbox, tls, url as url_mod, ws as ws_mod
 
 DISCONNECTED = "disconnected"
 CONNECTING = "connecting"
@@ -84,8 +84,24 @@ class OcppService:
         self._reset = None
         self._relink = False      # a connection setting changed: reconnect now, without backoff
         self._wake = asyncio.Event()
+        self.tx = None            # ocpp/tx.Transactions once the session journal is attached
+        self._tx_block = False    # the transaction rules say the local box may not charge (tx.poll)
+        self._pending_tx = None   # (kind, Tx) of the outstanding CALL when it is a transaction message
         self._apply_availability()
         config.subscribe(self._config_changed)
+
+    def attach_sessions(self, tracker, root):
+        """Transactions from the session journal (ocpp/tx.py): made at boot, before the first session poll."""
+        from loadpilot.ocpp.tx import Transactions
+        self.tx = Transactions(self.config, self.site, tracker, self.log, root)
+
+    async def _tx_loop(self):
+        while True:  # online or not: a session's Start is recorded when it is authorized
+            block = self.tx.poll()
+            if block != self._tx_block:
+                self._tx_block = block
+                self._apply_availability()
+            await asyncio.sleep_ms(_TICK_MS)
 
     def _config_changed(self, key):
         if key in _LINK_KEYS:
@@ -130,11 +146,14 @@ class OcppService:
                 "clock_offset_s": self.clock_offset_s, "calls_in": self.calls_in, "calls_out": self.calls_out,
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
-                "not_built": "transactions, authorization, local list, smart charging (sessions round)"}
+                "transactions": self.tx.view() if self.tx is not None else None,
+                "not_built": "Authorize, RemoteStart/Stop, local list, cache, MeterValues, smart charging"}
 
     # ---- the connection task ------------------------------------------------------------------------------
     async def run(self):
         import random
+        if self.tx is not None:
+            asyncio.create_task(self._tx_loop())
         while True:
             up = None
             self._relink = False  # the settings this attempt reads are the newest
@@ -174,6 +193,7 @@ class OcppService:
         self.state = DISCONNECTED
         self._ws.detach()
         self._pending = None
+        self._pending_tx = None  # a transaction message without an answer stays at the outbox's head
         s = self._sock
         self._sock = None
         if s is not None:
@@ -311,6 +331,14 @@ class OcppService:
         if p is None or p[0] != uid:
             return  # an answer to a CALL we gave up on
         self._pending = None
+        ptx = self._pending_tx
+        self._pending_tx = None
+        if ptx is not None:
+            if kind == core.CALLERROR:
+                self.tx.failed(ptx[0], ptx[1], time.ticks_ms(), "CALLERROR %s" % frame[2])
+            else:
+                self.tx.answered(ptx[0], ptx[1], frame[2])
+            return
         if kind == core.CALLERROR:
             self.log.warn("ocpp", "%s refused: %s %s" % (p[1], frame[2], frame[3]))
             if p[1] == "DataTransfer":
@@ -368,7 +396,7 @@ class OcppService:
         # Inoperative: the local charge point offers no current (its OCPP limit, evse/effective.py)
         ev = self.evse
         if ev is not None:
-            ev.limits.ocpp_ma = None if self.core.operative else 0
+            ev.limits.ocpp_ma = None if self.core.operative and not self._tx_block else 0
 
     async def _do_reset(self):
         kind = self._reset
@@ -406,6 +434,10 @@ class OcppService:
                 self._sent_status = [None, None]
             elif p[1] == "DataTransfer":
                 self.last_data_transfer = {"status": "no answer"}
+            ptx = self._pending_tx
+            self._pending_tx = None
+            if ptx is not None:
+                self.tx.failed(ptx[0], ptx[1], now, "no answer")
         if self.boot != "Accepted":
             if self._triggers and self.boot == "Pending":  # the backend may ask while it decides
                 pass
@@ -429,12 +461,29 @@ class OcppService:
             return
         if await self._send_status(now):
             return
+        if self.tx is not None and await self._send_tx(now):
+            return
         if self._requests:
             action, payload = self._requests.pop(0)
             await self._call(action, payload, now)
             return
         if time.ticks_diff(now, self._last_call_ms) >= self.heartbeat_s() * 1000:
             await self._call("Heartbeat", {}, now)
+
+    async def _send_tx(self, now):
+        """The outbox's head, in order; a failed one again after its retry interval. -> True if one was sent."""
+        tx = self.tx
+        h = tx.head()
+        if h is None or tx.attempts and time.ticks_diff(now, tx.retry_at) < 0:
+            return False
+        kind, t = h
+        if kind != outbox.K_START and (t.txid is None or t.txid < 0):
+            tx.drop_orphan(t)
+            return False
+        action, payload = tx.payload(kind, t)
+        await self._call(action, payload, now)
+        self._pending_tx = h
+        return True
 
     def _local_status(self):
         d = self.site.device(self.site.local_id) if self.site.local_id else None
@@ -443,7 +492,10 @@ class OcppService:
         if self.evse is not None:
             from loadpilot.evse.state_machine import ERROR_NAMES
             fault = ERROR_NAMES[self.evse.sm.error]
-        return self.core.status(state, fault)
+        st = self.core.status(state, fault)
+        if self.tx is not None and self.tx.full_now and st[1] == "NoError":
+            return st[0], "OtherError"  # the transaction outbox is full (info in the notification)
+        return st
 
     async def _send_status(self, now):
         """A StatusNotification for the first connector whose status changed since it was last sent: 0 (the
@@ -453,8 +505,10 @@ class OcppService:
         for i, st in ((0, whole), (1, ours)):
             if self._sent_status[i] != st:
                 self._sent_status[i] = st
-                await self._call("StatusNotification", {"connectorId": 0 if i == 0 else self.core.connector,
-                                                        "status": st[0], "errorCode": st[1]}, now)
+                p = {"connectorId": 0 if i == 0 else self.core.connector, "status": st[0], "errorCode": st[1]}
+                if i and st[1] == "OtherError" and self.tx is not None and self.tx.full_now:
+                    p["info"] = "transaction queue full"
+                await self._call("StatusNotification", p, now)
                 return True
         return False
 

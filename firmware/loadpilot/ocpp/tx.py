@@ -1,0 +1,194 @@
+# OCPP transactions of the box's own connector, driven by the session journal (docs/ocpp.md, "Transactions").
+# A session at the local charge point (sessions/tracker.py) that is authorized gets a StartTransaction recorded
+# in the outbox (ocpp/outbox.py); its end (the tracker's close listener, or the journal's PowerLoss recovery at
+# boot) records the StopTransaction. The service sends the outbox's head whenever it is connected; this module
+# only decides what to record, and runs online or not. Imported only when ocpp_url is set.
+import time
+from micropython import const
+
+from loadpilot.codes import STOP_DEAUTHORIZED, STOP_POWER_LOSS, STOP_REASONS
+from loadpilot.ocpp.outbox import K_START, Outbox
+
+ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
+_INVALID = const(3)
+_EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000
+
+
+def unix_now():
+    """Unix seconds now (OCPP timestamps), whatever the port's epoch."""
+    t = int(time.time())
+    return t + _EPOCH_2000 if time.gmtime(0)[0] == 2000 else t
+
+
+def iso(t):
+    """Unix seconds -> an OCPP timestamp text (UTC)."""
+    if time.gmtime(0)[0] == 2000:
+        t -= _EPOCH_2000
+    g = time.gmtime(t)
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (g[0], g[1], g[2], g[3], g[4], g[5])
+
+
+class Transactions:
+    def __init__(self, config, site, tracker, log, root):
+        self.config = config
+        self.site = site
+        self.tracker = tracker
+        self.log = log
+        self.outbox = Outbox(root, log)
+        self.blocked = False     # the outbox is full, "Disallow charging if OCPP queue full" is on, no tx
+        self.full_now = False    # a session waits for room in the outbox (StatusNotification says so)
+        self.refused = None      # seq of the session the backend refused (idTagInfo not Accepted): 0 A
+        self.attempts = 0        # failed attempts of the outbox's head
+        self.retry_at = 0        # ticks_ms before which the head is not sent again
+        self._wall_offset = 0    # journal times -> Unix seconds (they are in the port's epoch)
+        if time.gmtime(0)[0] == 2000:
+            self._wall_offset = _EPOCH_2000
+        tracker.listeners.append(self._closed)
+        self._recover()
+
+    # ---- the journal's side
+
+    def _recover(self):
+        """At boot every unstopped transaction belongs to a session that is over (no session survives a boot):
+        record its Stop now, before a new session at the connector can start one."""
+        pending = [t for t in self.outbox.txs if t.stop is None]
+        if not pending:
+            return
+        rec = {}
+        for s in self.tracker.journal.recovered:
+            rec[s.seq] = s
+        for t in pending:
+            s = rec.get(t.seq) or self._journalled(t.seq)
+            if s is not None:
+                self._stop(t, s, s.reason)
+            else:  # not in the journal at all (its flash failed): the Stop says what is known
+                self.outbox.stop(t, t.meter_start, unix_now(), STOP_POWER_LOSS)
+            self.log.warn("ocpp", "transaction of session %d ended while the box was down: StopTransaction %s"
+                          % (t.seq, STOP_REASONS[t.stop[2]]))
+
+    def _journalled(self, seq):
+        from loadpilot.sessions.history import records  # rare: a cut between closing a session and its Stop
+        from loadpilot.sessions.journal import Session
+        found = None
+        for s in records(self.tracker.journal):
+            if s.seq == seq:
+                found = Session()
+                found.seq, found.reason, found.wall, found.end_s = s.seq, s.reason, s.wall, s.end_s
+                found.meter_start_wh, found.meter_end_wh = s.meter_start_wh, s.meter_end_wh
+        return found
+
+    def _ts(self, s, end):
+        t = s.end_s if end else s.start_s
+        return t + self._wall_offset if s.wall else unix_now()
+
+    def _stop(self, t, s, reason):
+        m = s.meter_end_wh if s.meter_end_wh >= 0 else t.meter_start
+        self.outbox.stop(t, m, self._ts(s, True), reason)
+
+    def _closed(self, s):
+        """The tracker's listener: a session was journalled as closed."""
+        if s.dev_id != self.site.local_id:
+            return
+        t = self.outbox.find(s.seq)
+        if t is not None and t.stop is None:
+            self._stop(t, s, s.reason)
+        if self.refused == s.seq:
+            self.refused = None
+        self.blocked = self.full_now = False
+
+    def id_tag(self, s):
+        """The idTag a session's transaction is started with: the ID presented; without one (free charging, a
+        box without a reader) the fixed RFID if set, else the free-charging tag."""
+        if s.id_tag and s.method not in ("free", "open"):
+            return s.id_tag
+        return self.config.get("ocpp_fixed_rfid") or self.config.get("free_charging_tag")
+
+    def poll(self):
+        """Record the Start of an authorized session at the local connector (every 200 ms; allocates nothing
+        while there is nothing to record). -> True if the local box may not charge (the outbox-full rule or a
+        transaction the backend refused)."""
+        s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
+        if s is None:
+            return False
+        if self.refused == s.seq:
+            return True
+        if not s.method or s.meter_start_wh < 0:
+            return self.blocked
+        ob = self.outbox
+        if ob.txs and ob.txs[-1].seq == s.seq:
+            return False
+        if ob.find(s.seq) is not None:
+            return False
+        if ob.full():
+            if not self.full_now:
+                self.full_now = True
+                self.blocked = self.config.get("ocpp_queue_full_block")
+                self.log.warn("ocpp", "transaction outbox full (%d unsent transactions): session %d %s" % (
+                    len(ob.txs), s.seq, "may not charge" if self.blocked else "charges without an OCPP transaction "
+                    "until there is room (it is in the session journal)"))
+            return self.blocked
+        ob.start(s.seq, self.config.get("ocpp_connector_id"), self.id_tag(s), s.meter_start_wh, self._ts(s, False))
+        self.full_now = self.blocked = False
+        self.log.info("ocpp", "session %d: StartTransaction recorded" % s.seq)
+        return False
+
+    # ---- the backend's side (called by the service)
+
+    def head(self):
+        return self.outbox.head()
+
+    def payload(self, kind, t):
+        if kind == K_START:
+            return "StartTransaction", {"connectorId": t.connector, "idTag": t.id_tag, "meterStart": t.meter_start,
+                                        "timestamp": iso(t.ts_start)}
+        m, ts, reason = t.stop
+        return "StopTransaction", {"transactionId": t.txid, "meterStop": m, "timestamp": iso(ts),
+                                   "reason": STOP_REASONS[reason], "idTag": t.id_tag}
+
+    def answered(self, kind, t, payload):
+        self.attempts = 0
+        ob = self.outbox
+        if kind != K_START:
+            ob.stopped(t)
+            return
+        txid = payload.get("transactionId")
+        info = payload.get("idTagInfo")
+        st = info.get("status") if isinstance(info, dict) else None
+        status = ID_STATUS.index(st) if st in ID_STATUS else _INVALID
+        if not isinstance(txid, int) or isinstance(txid, bool):
+            txid = -1
+        ob.started(t, txid, status)
+        self.log.info("ocpp", "session %d: transaction %d, idTag %s" % (t.seq, txid, ID_STATUS[status]))
+        if status and t.stop is None:  # StopTransactionOnInvalidId: end it and stop charging until unplug
+            s = self.tracker.open.get(self.site.local_id)
+            if s is not None and s.seq == t.seq:
+                self.refused = t.seq
+                ob.stop(t, s.meter_end_wh, unix_now(), STOP_DEAUTHORIZED)
+
+    def failed(self, kind, t, now, why):
+        """A CALLERROR or no answer: try again after TransactionMessageRetryInterval x attempts, give the
+        message up after TransactionMessageAttempts (OCPP 1.6 4.10)."""
+        self.attempts += 1
+        limit = self.config.get("ocpp_tx_attempts")
+        name = "StartTransaction" if kind == K_START else "StopTransaction"
+        if self.attempts >= limit:
+            self.attempts = 0
+            self.log.error("ocpp", "session %d: %s given up after %d attempts (%s)" % (t.seq, name, limit, why))
+            if kind == K_START:
+                self.outbox.started(t, -1, _INVALID)
+            else:
+                self.outbox.stopped(t)
+            return
+        self.retry_at = time.ticks_add(now, self.config.get("ocpp_tx_retry_s") * 1000 * self.attempts)
+
+    def drop_orphan(self, t):
+        """A Stop whose Start was given up has no transactionId to name: it is given up too."""
+        self.log.error("ocpp", "session %d: StopTransaction dropped: its Start was never accepted" % t.seq)
+        self.outbox.stopped(t)
+
+    def view(self):
+        ob = self.outbox
+        cur = ob.txs[-1] if ob.txs else None
+        return {"queued": len(ob.queue), "unfinished": len(ob.txs), "full": ob.full(), "records": ob.records,
+                "compactions": ob.compactions, "blocked": self.blocked or self.refused is not None,
+                "transaction_id": cur.txid if cur is not None and cur.stop is None else None}

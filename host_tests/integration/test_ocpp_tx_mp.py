@@ -1,0 +1,224 @@
+"""OCPP transactions of the box's own connector on the MicroPython binary against the `ocpp` central system:
+a whole transaction with the meter from S0 pulses, fixed RFID, two sessions offline delivered in order once
+after reconnect, a power cut between journalling a Stop and sending it, a session open at a power cut
+(PowerLoss), a backend that refuses the idTag, CALLERRORs and TransactionMessageAttempts, the outbox-full rule."""
+import os
+import time
+
+import pytest
+
+from firmware_proc import Firmware, free_port, wait_for
+from ocpp_peers import Backend
+
+pytestmark = pytest.mark.mp
+
+
+def _config(url, **kw):
+    c = {"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "ocpp_url": url, "ocpp_client_id": "CP1",
+         "ocpp_ws_ping_s": 0, "commit_delay_s": 1}
+    c.update(kw)
+    return c
+
+
+def _url(port):
+    return "ws://127.0.0.1:%d/ocpp" % port
+
+
+def _tx(fw):
+    return fw.ctl("ocpp")["transactions"]
+
+
+def pulses(fw, n):
+    """n Wh on S0 meter 1 (1000 pulses/kWh)."""
+    for _ in range(n):
+        fw.ctl("set_input", name="s0_1", value=1)
+        fw.ctl("set_input", name="s0_1", value=0)
+        time.sleep(0.03)
+
+
+def plug(fw):
+    fw.ctl("set_adc", name="cp", mv=9000)
+    assert wait_for(lambda: fw.ctl("evse")["cp"] == "B")
+    fw.ctl("set_adc", name="cp", mv=6000)
+
+
+def unplug(fw):
+    fw.ctl("set_adc", name="cp", mv=12000)
+    assert wait_for(lambda: fw.ctl("evse")["cp"] == "A")
+
+
+def session(fw, wh):
+    """A whole session at the box: plugged, charging, wh Wh, unplugged; waits until it is journalled."""
+    n = fw.ctl("sessions")["hi_seq"]
+    e0 = fw.ctl("evse")["s0"][0]["energy_wh"]
+    plug(fw)
+    assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, timeout=10)
+    pulses(fw, wh)
+    assert wait_for(lambda: fw.ctl("evse")["s0"][0]["energy_wh"] == e0 + wh)
+    time.sleep(0.5)  # the tracker has read the meter
+    unplug(fw)
+    assert wait_for(lambda: fw.ctl("sessions")["open"] == 0 and fw.ctl("sessions")["hi_seq"] == n + 1)
+
+
+@pytest.fixture
+def backend():
+    b = Backend(interval=30).start()
+    yield b
+    b.stop()
+
+
+def test_a_whole_transaction_with_its_meter_and_fixed_rfid(backend):
+    with Firmware(config=_config(_url(backend.port))) as fw:
+        assert wait_for(lambda: fw.ctl("ocpp")["boot"] == "Accepted", 15)
+        pulses(fw, 2)  # energy before the plug-in is not the transaction's
+        assert wait_for(lambda: fw.ctl("evse")["s0"][0]["energy_wh"] == 2)
+        plug(fw)
+        # authorization is off: the transaction starts at once with the free-charging tag
+        assert wait_for(lambda: len(backend.starts) == 1, 5)
+        st = backend.starts[0]
+        assert st["connector_id"] == 1 and st["id_tag"] == "FREECHARGING" and st["meter_start"] == 2
+        assert abs(time.mktime(time.strptime(st["timestamp"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+                   - time.time()) < 10
+        assert wait_for(lambda: _tx(fw)["transaction_id"] == st["transaction_id"], 3)
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, timeout=10)
+        pulses(fw, 5)
+        assert wait_for(lambda: fw.ctl("evse")["s0"][0]["energy_wh"] == 7)
+        time.sleep(0.5)
+        unplug(fw)
+        assert wait_for(lambda: len(backend.stops) == 1, 5)
+        sp = backend.stops[0]
+        assert sp["transaction_id"] == st["transaction_id"] and sp["meter_stop"] == 7
+        assert sp["reason"] == "EVDisconnected" and sp["id_tag"] == "FREECHARGING"
+        assert wait_for(lambda: _tx(fw)["queued"] == 0 and _tx(fw)["unfinished"] == 0, 3)
+
+        # a box without a reader: the fixed RFID is the idTag
+        fw.ctl("config_set", key="ocpp_fixed_rfid", value="FIXED42")
+        session(fw, 3)
+        assert wait_for(lambda: len(backend.stops) == 2, 5)
+        assert backend.starts[1]["id_tag"] == "FIXED42" and backend.starts[1]["meter_start"] == 7
+        assert backend.stops[1]["meter_stop"] == 10 and backend.stops[1]["transaction_id"] == \
+            backend.starts[1]["transaction_id"]
+        time.sleep(1)
+        assert len(backend.starts) == 2 and len(backend.stops) == 2  # once each
+
+
+def test_offline_sessions_are_delivered_in_order_once_after_reconnect():
+    dead = free_port()  # nothing listens: the box is offline
+    with Firmware(config=_config(_url(dead))) as fw:
+        assert wait_for(lambda: fw.ctl("ocpp")["last_error"], 10)
+        session(fw, 4)
+        session(fw, 6)
+        assert _tx(fw)["queued"] == 4 and _tx(fw)["unfinished"] == 2
+        b = Backend(interval=30).start()
+        try:
+            fw.ctl("config_set", key="ocpp_url", value=_url(b.port))  # the link comes back
+            assert wait_for(lambda: len(b.stops) == 2, 20)
+            time.sleep(1.5)
+            assert [s["meter_start"] for s in b.starts] == [0, 4]
+            assert [(s["transaction_id"], s["meter_stop"], s["reason"]) for s in b.stops] == \
+                [(b.starts[0]["transaction_id"], 4, "EVDisconnected"), (b.starts[1]["transaction_id"], 10,
+                                                                        "EVDisconnected")]
+            # in the order they happened: Start 1, Stop 1, Start 2, Stop 2
+            order = [m.split('"')[3] for m in b.frames if '"StartTransaction"' in m or '"StopTransaction"' in m]
+            assert order == ["StartTransaction", "StopTransaction", "StartTransaction", "StopTransaction"]
+            assert _tx(fw)["queued"] == 0 and _tx(fw)["unfinished"] == 0
+        finally:
+            b.stop()
+
+
+def test_a_power_cut_before_the_stop_is_sent_and_with_a_session_open(tmp_path):
+    fs = str(tmp_path)
+    port = free_port()
+    b = Backend(interval=30).start(port)
+    fw = Firmware(fs_dir=fs, config=_config(_url(port))).start()
+    try:
+        plug(fw)
+        assert wait_for(lambda: len(b.starts) == 1, 15)
+        txid = b.starts[0]["transaction_id"]
+        assert wait_for(lambda: _tx(fw)["transaction_id"] == txid, 3)
+        b.stop()  # the backend goes away ...
+        pulses(fw, 3)
+        unplug(fw)  # ... the Stop is journalled, not sent ...
+        assert wait_for(lambda: _tx(fw)["queued"] == 1, 5)
+        fw.proc.kill()  # ... and the power fails
+        fw.stop()
+        b = Backend(interval=30).start(port)
+        fw = Firmware(fs_dir=fs).start()
+        assert wait_for(lambda: len(b.stops) == 1, 20)
+        assert b.stops[0]["transaction_id"] == txid and b.stops[0]["meter_stop"] == 3
+        assert b.stops[0]["reason"] == "EVDisconnected" and not b.starts  # the Start is not sent again
+
+        # a session open at the power cut: StopTransaction PowerLoss after the boot, with its last checkpoint
+        plug(fw)
+        assert wait_for(lambda: len(b.starts) == 1, 10)
+        txid = b.starts[0]["transaction_id"]
+        fw.proc.kill()
+        fw.stop()
+        fw = Firmware(fs_dir=fs).start()
+        assert wait_for(lambda: len(b.stops) == 2, 20)
+        assert b.stops[1]["transaction_id"] == txid and b.stops[1]["reason"] == "PowerLoss"
+        assert b.stops[1]["meter_stop"] == b.starts[0]["meter_start"]  # its checkpoint: no energy yet
+        time.sleep(1.5)
+        assert len(b.stops) == 2 and len(b.starts) == 1
+    finally:
+        fw.stop()
+        b.stop()
+
+
+def test_the_backend_refuses_the_idtag_and_callerrors_are_retried(backend):
+    backend.unknown_tags.add("STRANGER")
+    cfg = _config(_url(backend.port), ocpp_fixed_rfid="STRANGER", ocpp_tx_retry_s=1)
+    with Firmware(config=cfg) as fw:
+        assert wait_for(lambda: fw.ctl("ocpp")["boot"] == "Accepted", 15)
+        plug(fw)
+        # idTagInfo Invalid: the transaction ends at once (DeAuthorized) and the box offers no current
+        assert wait_for(lambda: len(backend.stops) == 1, 10)
+        assert backend.stops[0]["reason"] == "DeAuthorized"
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 0 and _tx(fw)["blocked"], 5)
+        time.sleep(1.5)
+        assert fw.ctl("evse")["contactor"] == 0
+        unplug(fw)
+        assert wait_for(lambda: not _tx(fw)["blocked"], 3)
+
+        # a backend that answers CALLERROR: tried again after the retry interval, given up after the attempts
+        fw.ctl("config_set", values={"ocpp_fixed_rfid": "", "ocpp_tx_attempts": 3})
+        backend.fail_tx = 2
+        plug(fw)
+        assert wait_for(lambda: len(backend.starts) == 2, 10)  # the third attempt
+        assert fw.wait_output("given up", 0.1) is False
+        unplug(fw)
+        assert wait_for(lambda: len(backend.stops) == 2, 5)
+        assert backend.stops[1]["transaction_id"] == backend.starts[1]["transaction_id"]
+        backend.fail_tx = 5
+        session(fw, 1)
+        assert fw.wait_output("StartTransaction given up after 3 attempts", 10)
+        assert fw.wait_output("StopTransaction dropped", 5)
+        assert wait_for(lambda: _tx(fw)["queued"] == 0, 3) and len(backend.stops) == 2
+
+
+@pytest.mark.parametrize("block", [True, False])
+def test_the_outbox_full_rule(block):
+    dead = free_port()
+    with Firmware(config=_config(_url(dead), ocpp_queue_full_block=block)) as fw:
+        for _ in range(32):  # 32 sessions offline fill the outbox
+            plug(fw)
+            assert wait_for(lambda: fw.ctl("ocpp")["transactions"]["unfinished"] >= 1)
+            unplug(fw)
+            assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
+        assert _tx(fw)["full"] and _tx(fw)["unfinished"] == 32
+        plug(fw)
+        assert fw.wait_output("transaction outbox full", 5)
+        time.sleep(1.5)
+        assert fw.ctl("evse")["contactor"] == (0 if block else 1)
+        assert fw.ctl("sessions")["open"] == 1  # the session is journalled either way
+        b = Backend(interval=30).start()
+        try:
+            fw.ctl("config_set", key="ocpp_url", value=_url(b.port))
+            # the backend hears that the queue is full, then gets every transaction, and the waiting session's
+            # Start once there is room: then the car charges
+            assert wait_for(lambda: "transaction queue full" in b.status_infos, 15)
+            assert wait_for(lambda: len(b.starts) == 33, 30)
+            assert len(b.stops) == 32
+            assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
+        finally:
+            b.stop()
