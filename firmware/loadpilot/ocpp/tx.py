@@ -108,12 +108,12 @@ class Transactions:
         while there is nothing to record). -> True if the local box may not charge (the outbox-full rule or a
         transaction the backend refused)."""
         s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
-        if s is None:
-            return False
+        if s is None:  # a full outbox with the rule on: no current even before a car comes (none can be recorded)
+            return self.outbox.full() and self.config.get("ocpp_queue_full_block")
         if self.refused == s.seq:
             return True
         if not s.method or s.meter_start_wh < 0:
-            return self.blocked
+            return self.outbox.full() and self.config.get("ocpp_queue_full_block")
         ob = self.outbox
         if ob.txs and ob.txs[-1].seq == s.seq:
             return False
