@@ -11,7 +11,7 @@ import socket
 import time
 from micropython import const
 
-from loadpilot.ocpp import core, dns, outbox, tls, url as url_mod, ws as ws_mod
+from loadpilot.ocpp import core, dns, tls, url as url_mod, ws as ws_mod
 
 DISCONNECTED = "disconnected"
 CONNECTING = "connecting"
@@ -94,13 +94,17 @@ class OcppService:
         """Transactions from the session journal (ocpp/tx.py): made at boot, before the first session poll."""
         from loadpilot.ocpp.tx import Transactions
         self.tx = Transactions(self.config, self.site, tracker, self.log, root)
+        self.tx.on_change = self._tx_poll
+
+    def _tx_poll(self):
+        block = self.tx.poll()
+        if block != self._tx_block:
+            self._tx_block = block
+            self._apply_availability()
 
     async def _tx_loop(self):
         while True:  # online or not: a session's Start is recorded when it is authorized
-            block = self.tx.poll()
-            if block != self._tx_block:
-                self._tx_block = block
-                self._apply_availability()
+            self._tx_poll()
             await asyncio.sleep_ms(_TICK_MS)
 
     def _config_changed(self, key):
@@ -472,17 +476,11 @@ class OcppService:
 
     async def _send_tx(self, now):
         """The outbox's head, in order; a failed one again after its retry interval. -> True if one was sent."""
-        tx = self.tx
-        h = tx.head()
-        if h is None or tx.attempts and time.ticks_diff(now, tx.retry_at) < 0:
+        n = self.tx.next(now)
+        if n is None:
             return False
-        kind, t = h
-        if kind != outbox.K_START and (t.txid is None or t.txid < 0):
-            tx.drop_orphan(t)
-            return False
-        action, payload = tx.payload(kind, t)
-        await self._call(action, payload, now)
-        self._pending_tx = h
+        await self._call(n[0], n[1], now)
+        self._pending_tx = n[2]
         return True
 
     def _local_status(self):

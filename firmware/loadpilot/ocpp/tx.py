@@ -40,6 +40,7 @@ class Transactions:
         self.refused = None      # seq of the session the backend refused (idTagInfo not Accepted): 0 A
         self.attempts = 0        # failed attempts of the outbox's head
         self.retry_at = 0        # ticks_ms before which the head is not sent again
+        self.on_change = None    # the service re-polls at once when a session ended
         self._wall_offset = 0    # journal times -> Unix seconds (they are in the port's epoch)
         if time.gmtime(0)[0] == 2000:
             self._wall_offset = _EPOCH_2000
@@ -95,6 +96,8 @@ class Transactions:
         if self.refused == s.seq:
             self.refused = None
         self.blocked = self.full_now = False
+        if self.on_change is not None:  # a full outbox blocks the next car now, not at the next poll
+            self.on_change()
 
     def id_tag(self, s):
         """The idTag a session's transaction is started with: the ID presented; without one (free charging, a
@@ -134,8 +137,19 @@ class Transactions:
 
     # ---- the backend's side (called by the service)
 
-    def head(self):
-        return self.outbox.head()
+    def next(self, now):
+        """The outbox's head to send now: (action, payload, (kind, Tx)), or None (empty, or a failed one waiting
+        for its retry time). A Stop whose Start was given up has no transactionId to name: it is given up too."""
+        while True:
+            h = self.outbox.head()
+            if h is None or self.attempts and time.ticks_diff(now, self.retry_at) < 0:
+                return None
+            kind, t = h
+            if kind == K_START or t.txid >= 0:
+                action, payload = self.payload(kind, t)
+                return action, payload, h
+            self.log.error("ocpp", "session %d: StopTransaction dropped: its Start was never accepted" % t.seq)
+            self.outbox.stopped(t)
 
     def payload(self, kind, t):
         if kind == K_START:
@@ -180,11 +194,6 @@ class Transactions:
                 self.outbox.stopped(t)
             return
         self.retry_at = time.ticks_add(now, self.config.get("ocpp_tx_retry_s") * 1000 * self.attempts)
-
-    def drop_orphan(self, t):
-        """A Stop whose Start was given up has no transactionId to name: it is given up too."""
-        self.log.error("ocpp", "session %d: StopTransaction dropped: its Start was never accepted" % t.seq)
-        self.outbox.stopped(t)
 
     def view(self):
         ob = self.outbox
