@@ -2,7 +2,6 @@
 a whole transaction with the meter from S0 pulses, fixed RFID, two sessions offline delivered in order once
 after reconnect, a power cut between journalling a Stop and sending it, a session open at a power cut
 (PowerLoss), a backend that refuses the idTag, CALLERRORs and TransactionMessageAttempts, the outbox-full rule."""
-import os
 import time
 
 import pytest
