@@ -108,7 +108,7 @@ class App:
                                         VERSION)
                 self.ocpp.restart = self.restart
                 if self.sessions is not None:  # transactions come from the session journal (ocpp/tx.py)
-                    self.ocpp.attach_sessions(self.sessions, fs_root)
+                    self.ocpp.attach_sessions(self.sessions, fs_root, lambda: self.authorizer)
             except Exception as e:  # a bad OCPP setting must not stop the charge point and the Modbus servers
                 self.ocpp = None
                 self.log.error("ocpp", "OCPP disabled: %s: %s" % (type(e).__name__, e))

@@ -226,3 +226,48 @@ def test_the_outbox_full_rule(block):
             assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
         finally:
             b.stop()
+
+
+def test_remote_start_and_remote_stop(backend):
+    from ocpp.v16 import call
+    devices = [{"dev_id": "E1", "driver": "evse_powerbrain", "address": "evse", "auth_required": True}]
+    with Firmware(config=_config(_url(backend.port), devices=devices, vehicle_connection_timeout_s=120)) as fw:
+        assert wait_for(lambda: fw.ctl("ocpp")["boot"] == "Accepted", 15)
+        plug(fw)  # the box requires authorization: the car waits at 0 A, no transaction
+        time.sleep(1.5)
+        assert fw.ctl("evse")["contactor"] == 0 and not backend.starts
+        assert backend.call(call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=2)).status == "Rejected"
+        assert backend.call(call.RemoteStartTransaction(id_tag="REMOTE1", connector_id=1)).status == "Accepted"
+        assert wait_for(lambda: len(backend.starts) == 1, 5)
+        assert backend.starts[0]["id_tag"] == "REMOTE1"
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
+        # a second RemoteStart while the transaction runs is refused
+        assert backend.call(call.RemoteStartTransaction(id_tag="OTHER")).status == "Rejected"
+        txid = backend.starts[0]["transaction_id"]
+        assert wait_for(lambda: _tx(fw)["transaction_id"] == txid, 3)
+        pulses(fw, 2)
+        assert wait_for(lambda: fw.ctl("evse")["s0"][0]["energy_wh"] == 2)
+        time.sleep(0.6)  # the tracker has read the meter
+        assert backend.call(call.RemoteStopTransaction(transaction_id=txid + 1)).status == "Rejected"
+        assert backend.call(call.RemoteStopTransaction(transaction_id=txid)).status == "Accepted"
+        assert wait_for(lambda: len(backend.stops) == 1, 5)
+        assert backend.stops[0]["reason"] == "Remote" and backend.stops[0]["transaction_id"] == txid
+        assert backend.stops[0]["meter_stop"] - backend.starts[0]["meter_start"] == 2
+        # charging stops; the session stays open until the car is unplugged (OCPP allows it)
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 0, 10)
+        assert fw.ctl("sessions")["open"] == 1
+        assert backend.call(call.RemoteStartTransaction(id_tag="REMOTE2")).status == "Rejected"
+        unplug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
+        time.sleep(1)
+        assert len(backend.stops) == 1 and len(backend.starts) == 1  # the unplug adds no second Stop
+
+        # RemoteStart before the car comes: the next car within the timeout charges with that idTag
+        assert backend.call(call.RemoteStartTransaction(id_tag="REMOTE3")).status == "Accepted"
+        plug(fw)
+        assert wait_for(lambda: len(backend.starts) == 2, 5)
+        assert backend.starts[1]["id_tag"] == "REMOTE3"
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
+        unplug(fw)
+        assert wait_for(lambda: len(backend.stops) == 2, 5)
+        assert backend.stops[1]["reason"] == "EVDisconnected"

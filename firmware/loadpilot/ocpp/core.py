@@ -21,13 +21,14 @@ KEYS = (
     ("TransactionMessageAttempts", "int", False, "ocpp_tx_attempts", 1, 10),
     ("TransactionMessageRetryInterval", "int", False, "ocpp_tx_retry_s", 0, 86400),
     ("StopTransactionOnInvalidId", "const", True, None, "true", 0),
+    ("AuthorizeRemoteTxRequests", "const", True, None, "false", 0),
     ("NumberOfConnectors", "const", True, None, 1, 1),
     ("SupportedFeatureProfiles", "const", True, None, PROFILES, 0),
     ("GetConfigurationMaxKeys", "const", True, None, MAX_KEYS, 0),
 )
 # actions of the profiles LoadPilot will answer once sessions and authorization are merged: recognized, so
 # the backend gets NotSupported (known, not supported yet) rather than NotImplemented (unknown)
-LATER = ("RemoteStartTransaction", "RemoteStopTransaction", "SendLocalList", "GetLocalListVersion",
+LATER = ("SendLocalList", "GetLocalListVersion",
          "SetChargingProfile", "ClearChargingProfile", "GetCompositeSchedule", "GetDiagnostics",
          "UpdateFirmware", "ReserveNow", "CancelReservation")
 TRIGGERS = ("BootNotification", "Heartbeat", "StatusNotification")
@@ -44,6 +45,8 @@ E_CONFIG = "config"              # (E_CONFIG, settings row, int value)
 E_RESET = "reset"                # (E_RESET, "Hard" | "Soft")
 E_TRIGGER = "trigger"            # (E_TRIGGER, message, connector id or None)
 E_CLEAR_CACHE = "clear_cache"    # (E_CLEAR_CACHE,)
+E_REMOTE_START = "remote_start"  # (E_REMOTE_START, idTag)
+E_REMOTE_STOP = "remote_stop"    # (E_REMOTE_STOP, transactionId)
 
 
 class FrameError(Exception):
@@ -126,6 +129,7 @@ class Core:
         self.get = get
         self.connector = connector
         self.operative = operative
+        self.open_tx = None  # () -> (the open transaction's id or None, a session or transaction is running)
 
     def value(self, row):
         if row[1] == "const":
@@ -214,6 +218,25 @@ class Core:
         _field(p, "messageId", str, False)
         # no vendor extension is defined: our own vendor id is known (Rejected), any other one is not
         return {"status": "Rejected" if vendor == VENDOR_ID else "UnknownVendorId"}, ()
+
+    def _on_RemoteStartTransaction(self, p):
+        tag = _field(p, "idTag", str)
+        cid = _field(p, "connectorId", int, False)
+        if not 0 < len(tag) <= 20:  # IdToken: CiString20
+            raise FrameError(None, "PropertyConstraintViolation", "idTag: 1..20 characters")
+        if cid is not None and cid != self.connector or not self.operative or self.open_tx is None:
+            return {"status": "Rejected"}, ()
+        if "chargingProfile" in p:  # smart charging is not built: a profile it cannot follow is refused
+            return {"status": "Rejected"}, ()
+        if self.open_tx()[1]:  # a transaction runs at our connector already
+            return {"status": "Rejected"}, ()
+        return {"status": "Accepted"}, ((E_REMOTE_START, tag),)
+
+    def _on_RemoteStopTransaction(self, p):
+        txid = _field(p, "transactionId", int)
+        if self.open_tx is None or self.open_tx()[0] != txid:
+            return {"status": "Rejected"}, ()
+        return {"status": "Accepted"}, ((E_REMOTE_STOP, txid),)
 
     def _on_ClearCache(self, p):
         # no authorization cache exists before the sessions round: an empty cache is cleared by definition

@@ -90,11 +90,13 @@ class OcppService:
         self._apply_availability()
         config.subscribe(self._config_changed)
 
-    def attach_sessions(self, tracker, root):
-        """Transactions from the session journal (ocpp/tx.py): made at boot, before the first session poll."""
+    def attach_sessions(self, tracker, root, authorizer=None):
+        """Transactions from the session journal (ocpp/tx.py): made at boot, before the first session poll.
+        authorizer: () -> the app's Authorizer or None (it is made once authorization is configured)."""
         from loadpilot.ocpp.tx import Transactions
-        self.tx = Transactions(self.config, self.site, tracker, self.log, root)
+        self.tx = Transactions(self.config, self.site, tracker, self.log, root, authorizer)
         self.tx.on_change = self._tx_poll
+        self.core.open_tx = self.tx.open_tx
 
     def _tx_poll(self):
         block = self.tx.poll()
@@ -151,7 +153,7 @@ class OcppService:
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
                 "transactions": self.tx.view() if self.tx is not None else None,
-                "not_built": "Authorize, RemoteStart/Stop, local list, cache, MeterValues, smart charging"}
+                "not_built": "Authorize, local list, cache, MeterValues, smart charging"}
 
     # ---- the connection task ------------------------------------------------------------------------------
     async def run(self):
@@ -393,6 +395,10 @@ class OcppService:
             self._reset = e[1]
         elif what == core.E_TRIGGER:
             self._triggers.append((e[1], e[2]))
+        elif what == core.E_REMOTE_START:
+            self.tx.remote_start(e[1])
+        elif what == core.E_REMOTE_STOP:
+            self.tx.remote_stop(e[1])
         elif what == core.E_CLEAR_CACHE:
             self.log.info("ocpp", "ClearCache: no authorization cache yet")
 

@@ -6,7 +6,7 @@
 import time
 from micropython import const
 
-from loadpilot.codes import STOP_DEAUTHORIZED, STOP_POWER_LOSS, STOP_REASONS
+from loadpilot.codes import STOP_DEAUTHORIZED, STOP_POWER_LOSS, STOP_REASONS, STOP_REMOTE
 from loadpilot.ocpp.outbox import K_START, Outbox
 
 ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
@@ -29,15 +29,18 @@ def iso(t):
 
 
 class Transactions:
-    def __init__(self, config, site, tracker, log, root):
+    def __init__(self, config, site, tracker, log, root, authorizer=None):
         self.config = config
+        self.authorizer = authorizer or (lambda: None)  # -> sessions/auth.Authorizer or None (made lazily)
+        self.remote = None       # (idTag, ticks_ms) of a RemoteStartTransaction waiting for its session
         self.site = site
         self.tracker = tracker
         self.log = log
         self.outbox = Outbox(root, log)
         self.blocked = False     # the outbox is full, "Disallow charging if OCPP queue full" is on, no tx
         self.full_now = False    # a session waits for room in the outbox (StatusNotification says so)
-        self.refused = None      # seq of the session the backend refused (idTagInfo not Accepted): 0 A
+        self.refused = None      # seq of a session whose transaction the backend ended (refused idTag,
+        #                          RemoteStopTransaction): 0 A until the car is unplugged
         self.attempts = 0        # failed attempts of the outbox's head
         self.retry_at = 0        # ticks_ms before which the head is not sent again
         self.on_change = None    # the service re-polls at once when a session ended
@@ -100,8 +103,13 @@ class Transactions:
             self.on_change()
 
     def id_tag(self, s):
-        """The idTag a session's transaction is started with: the ID presented; without one (free charging, a
-        box without a reader) the fixed RFID if set, else the free-charging tag."""
+        """The idTag a session's transaction is started with: a RemoteStartTransaction's; the ID presented;
+        without one (free charging, a box without a reader) the fixed RFID if set, else the free-charging tag."""
+        r = self.remote
+        if r is not None:
+            self.remote = None
+            if time.ticks_diff(time.ticks_ms(), r[1]) < self.config.get("vehicle_connection_timeout_s") * 1000:
+                return r[0]
         if s.id_tag and s.method not in ("free", "open"):
             return s.id_tag
         return self.config.get("ocpp_fixed_rfid") or self.config.get("free_charging_tag")
@@ -136,6 +144,40 @@ class Transactions:
         return False
 
     # ---- the backend's side (called by the service)
+
+    def open_tx(self):
+        """(the open transaction's id or None, True while a session or transaction runs at our connector)."""
+        ob = self.outbox
+        t = ob.txs[-1] if ob.txs else None
+        if t is not None and t.stop is None:
+            return (t.txid if t.txid is not None and t.txid >= 0 else None), True
+        s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
+        return None, s is not None and bool(s.method)  # a car authorized already (or its transaction ended)
+
+    def remote_start(self, tag):
+        """RemoteStartTransaction accepted: the backend authorized tag for our connector
+        (AuthorizeRemoteTxRequests false). The car there, or the next one within the vehicle connection
+        timeout, charges with a transaction for tag."""
+        self.remote = (tag, time.ticks_ms())
+        a = self.authorizer()
+        if a is not None and self.site.local_id:
+            a.grant(self.site.local_id, tag, "ocpp")
+        self.log.info("ocpp", "RemoteStartTransaction for %s" % tag)
+
+    def remote_stop(self, txid):
+        """RemoteStopTransaction accepted: the transaction ends (reason Remote) and charging stops; the session
+        stays open until the car is unplugged."""
+        ob = self.outbox
+        t = ob.txs[-1] if ob.txs else None
+        s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
+        if t is None or t.txid != txid or t.stop is not None:
+            return
+        ob.stop(t, s.meter_end_wh if s is not None else t.meter_start, unix_now(), STOP_REMOTE)
+        if s is not None and s.seq == t.seq:
+            self.refused = s.seq
+        self.log.info("ocpp", "RemoteStopTransaction: transaction %d ended, charging stopped" % txid)
+        if self.on_change is not None:
+            self.on_change()
 
     def next(self, now):
         """The outbox's head to send now: (action, payload, (kind, Tx)), or None (empty, or a failed one waiting

@@ -187,6 +187,18 @@ class Authorizer:
         self._grant(dev_id, s, norm, how or method, now)
         return norm, "authorized" if s.plugged else "pre-authorized"
 
+    def grant(self, dev_id, id_tag, method, now=None):
+        """An ID another authority accepted (the OCPP backend's RemoteStartTransaction): no whitelist check. A
+        waiting car is authorized; with no car there, the next one within the vehicle connection timeout."""
+        now = time.ticks_ms() if now is None else now
+        st = self.site.device(dev_id)
+        if st is not None:
+            self.observe(dev_id, st.status, now)
+        s = self.slots.get(dev_id)
+        if s is None:
+            s = self.slots[dev_id] = _Slot()
+        self._grant(dev_id, s, id_tag, method, now)
+
     def waiting(self):
         """The wallbox whose car waits for authorization and was plugged in most recently, or None. A car
         past the vehicle connection timeout is no candidate (it is reached with dev_id)."""
