@@ -56,6 +56,12 @@ class CentralSystemCP(ChargePoint):
             self.backend.status_infos.append(kw["info"])
         return call_result.StatusNotification()
 
+    @on(Action.authorize)
+    def on_authorize(self, id_tag, **kw):
+        self.backend.authorizes.append(id_tag)
+        return call_result.Authorize(id_tag_info={"status": "Invalid" if id_tag in self.backend.unknown_tags
+                                                  else "Accepted"})
+
     @on(Action.start_transaction)
     def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kw):
         b = self.backend
@@ -95,6 +101,7 @@ class Backend:
         self.stops = []
         self.next_txid = 1000
         self.unknown_tags = set()  # idTags answered Invalid
+        self.authorizes = []  # idTags of Authorize.req
         self.fail_tx = 0  # StartTransactions to answer with a CALLERROR
         self.frames = []
         self.auth_headers = []  # every Authorization header received

@@ -271,3 +271,97 @@ def test_remote_start_and_remote_stop(backend):
         unplug(fw)
         assert wait_for(lambda: len(backend.stops) == 2, 5)
         assert backend.stops[1]["reason"] == "EVDisconnected"
+
+
+def _rfid(port, tag):
+    """enter_rfid for E1 over the HTTP API (factory login) -> (HTTP status, answer)."""
+    import base64
+    import http.client
+    import json
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        auth = "Basic " + base64.b64encode(b"admin:JuiCeMeUP!").decode()
+        c.request("GET", "/cnf?cmd=enter_rfid&rfid=%s&dev_id=E1" % tag, headers={"Authorization": auth})
+        r = c.getresponse()
+        body = r.read()
+        return r.status, json.loads(body) if body[:1] == b"{" else body
+    finally:
+        c.close()
+
+
+def test_ids_unknown_locally_are_authorized_by_the_backend_or_the_offline_rules(backend):
+    from ocpp.v16 import call
+    backend.unknown_tags.add("0BADBAD0")
+    http_port = free_port()
+    devices = [{"dev_id": "E1", "driver": "evse_powerbrain", "address": "evse", "auth_required": True}]
+    cfg = _config(_url(backend.port), devices=devices, http_port=http_port, vehicle_connection_timeout_s=300)
+    with Firmware(config=cfg) as fw:
+        assert wait_for(lambda: fw.ctl("ocpp")["boot"] == "Accepted", 15)
+        fw.wait_port(http_port)
+        plug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)  # the box has seen the car
+        # online, not on the local whitelist: the backend is asked; Invalid -> the car stays locked
+        st, ans = _rfid(http_port, "0badbad0")
+        assert st == 200 and ans["result"] == "asking the backend", ans
+        assert wait_for(lambda: backend.authorizes == ["0BADBAD0"], 5)
+        time.sleep(1.5)
+        assert fw.ctl("evse")["contactor"] == 0 and not backend.starts
+        # Accepted -> the car charges, the transaction carries that idTag
+        st, ans = _rfid(http_port, "0a0b0c0d")
+        assert wait_for(lambda: len(backend.starts) == 1, 5)
+        assert backend.authorizes[-1] == "0A0B0C0D" and backend.starts[0]["id_tag"] == "0A0B0C0D"
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
+        unplug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
+        time.sleep(0.3)  # the authorizer has seen the car leave
+        assert wait_for(lambda: len(backend.stops) == 1, 5)
+
+        # offline: the cached ID is accepted at once (LocalAuthorizeOffline), an unknown one is refused ...
+        fw.ctl("config_set", key="ocpp_url", value=_url(free_port()))
+        assert wait_for(lambda: fw.ctl("ocpp")["state"] != "connected", 5)
+        plug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)  # the box has seen the car
+        st, ans = _rfid(http_port, "0a0b0c0d")
+        assert st == 200 and ans["result"] == "authorized", ans
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
+        assert wait_for(lambda: _tx(fw)["unfinished"] == 1, 3)  # recorded offline
+        unplug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
+        time.sleep(0.3)  # the authorizer has seen the car leave
+        plug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)  # the box has seen the car
+        st, ans = _rfid(http_port, "11223344")
+        assert st == 400
+        time.sleep(1)
+        assert fw.ctl("evse")["contactor"] == 0
+        # ... unless AllowOfflineTxForUnknownId
+        fw.ctl("config_set", key="ocpp_allow_offline_unknown", value=True)
+        st, ans = _rfid(http_port, "11223344")
+        assert st == 200 and ans["result"] == "authorized", ans
+        assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
+        assert wait_for(lambda: _tx(fw)["unfinished"] == 2, 3)
+        unplug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
+        time.sleep(0.3)  # the authorizer has seen the car leave
+        fw.ctl("config_set", key="ocpp_allow_offline_unknown", value=False)
+
+        # back online: both offline transactions are delivered; ClearCache empties the cache for real, and the
+        # keys are the backend's to change
+        fw.ctl("config_set", key="ocpp_url", value=_url(backend.port))
+        assert wait_for(lambda: len(backend.stops) == 3, 20)
+        assert [s["id_tag"] for s in backend.starts] == ["0A0B0C0D", "0A0B0C0D", "11223344"]
+        assert backend.call(call.ClearCache()).status == "Accepted"
+        r = backend.call(call.GetConfiguration(key=["LocalAuthorizeOffline", "AllowOfflineTxForUnknownId"]))
+        assert {k["key"]: k["value"] for k in r.configuration_key} == {"LocalAuthorizeOffline": "true",
+                                                                      "AllowOfflineTxForUnknownId": "false"}
+        assert backend.call(call.ChangeConfiguration(key="LocalAuthorizeOffline", value="maybe")).status == \
+            "Rejected"
+        fw.ctl("config_set", key="ocpp_url", value=_url(free_port()))
+        assert wait_for(lambda: fw.ctl("ocpp")["state"] != "connected", 5)
+        plug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)  # the box has seen the car
+        st, ans = _rfid(http_port, "0a0b0c0d")
+        assert st == 400  # no longer cached: refused offline
+        unplug(fw)
+        assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
+        time.sleep(0.3)  # the authorizer has seen the car leave

@@ -13,7 +13,8 @@ VENDOR_ID = "LoadPilot"
 PROFILES = "Core,RemoteTrigger"
 
 # the backend's configuration keys this round implements: (key, kind, read-only, settings row, lo, hi).
-# Kind "int" is a non-negative integer in s; the settings row holds it (persisted through the config store).
+# Kind "int" is a non-negative integer in s, "bool" is "true"/"false"; the settings row holds it (persisted
+# through the config store).
 KEYS = (
     ("HeartbeatInterval", "int", False, "ocpp_heartbeat_s", 0, 86400),
     ("MeterValueSampleInterval", "int", False, "ocpp_meter_interval_s", 0, 86400),
@@ -22,6 +23,10 @@ KEYS = (
     ("TransactionMessageRetryInterval", "int", False, "ocpp_tx_retry_s", 0, 86400),
     ("StopTransactionOnInvalidId", "const", True, None, "true", 0),
     ("AuthorizeRemoteTxRequests", "const", True, None, "false", 0),
+    ("LocalAuthorizeOffline", "bool", False, "ocpp_local_auth_offline", 0, 0),
+    ("LocalPreAuthorize", "bool", False, "ocpp_local_preauthorize", 0, 0),
+    ("AllowOfflineTxForUnknownId", "bool", False, "ocpp_allow_offline_unknown", 0, 0),
+    ("AuthorizationCacheEnabled", "bool", False, "ocpp_auth_cache", 0, 0),
     ("NumberOfConnectors", "const", True, None, 1, 1),
     ("SupportedFeatureProfiles", "const", True, None, PROFILES, 0),
     ("GetConfigurationMaxKeys", "const", True, None, MAX_KEYS, 0),
@@ -134,7 +139,8 @@ class Core:
     def value(self, row):
         if row[1] == "const":
             return str(row[4])
-        return str(self.get(row[3]))
+        v = self.get(row[3])
+        return ("true" if v else "false") if row[1] == "bool" else str(v)
 
     def answer(self, action, payload):
         """A CALL's answer: -> (payload dict, effects) or raises FrameError (uid None: the caller's)."""
@@ -166,6 +172,11 @@ class Core:
             return {"status": "NotSupported"}, ()
         if row[2]:
             return {"status": "Rejected"}, ()
+        if row[1] == "bool":
+            v = value.lower()
+            if v not in ("true", "false"):
+                return {"status": "Rejected"}, ()
+            return {"status": "Accepted"}, ((E_CONFIG, row[3], v == "true"),)
         if not value.isdigit() or len(value) > 6 or not row[4] <= int(value) <= row[5]:
             return {"status": "Rejected"}, ()
         return {"status": "Accepted"}, ((E_CONFIG, row[3], int(value)),)

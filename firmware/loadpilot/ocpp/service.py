@@ -85,6 +85,9 @@ class OcppService:
         self._relink = False      # a connection setting changed: reconnect now, without backoff
         self._wake = asyncio.Event()
         self.tx = None            # ocpp/tx.Transactions once the session journal is attached
+        self._authorizer = lambda: None
+        self._ids = None          # ocpp/idcache.IdCache, read on first use
+        self._auths = []          # [dev_id, idTag] waiting for Authorize.req; the first is sent next
         self._tx_block = False    # the transaction rules say the local box may not charge (tx.poll)
         self._pending_tx = None   # (kind, Tx) of the outstanding CALL when it is a transaction message
         self._apply_availability()
@@ -95,8 +98,50 @@ class OcppService:
         authorizer: () -> the app's Authorizer or None (it is made once authorization is configured)."""
         from loadpilot.ocpp.tx import Transactions
         self.tx = Transactions(self.config, self.site, tracker, self.log, root, authorizer)
+        self._authorizer = authorizer or self._authorizer
+        self._root = root
         self.tx.on_change = self._tx_poll
         self.core.open_tx = self.tx.open_tx
+
+    # ---- authorization (the local whitelist did not know the ID: sessions/auth.py asks here)
+
+    def ids(self):
+        if self._ids is None:
+            from loadpilot.ocpp.idcache import IdCache
+            self._ids = IdCache(getattr(self, "_root", ""), self.log)
+        return self._ids
+
+    def check_id(self, dev_id, tag):
+        """-> "asking" (online: Authorize.req queued, the answer grants), "ocpp" (accepted now: a cached ID
+        with LocalPreAuthorize online or LocalAuthorizeOffline offline, or AllowOfflineTxForUnknownId), None."""
+        get = self.config.get
+        cached = get("ocpp_auth_cache") and tag in self.ids()
+        if self.state == CONNECTED and self.boot == "Accepted":
+            if cached and get("ocpp_local_preauthorize"):
+                return "ocpp"
+            if len(self._auths) < _MAX_REQUESTS and [dev_id, tag] not in self._auths:
+                self._auths.append([dev_id, tag])
+            return "asking"
+        if cached and get("ocpp_local_auth_offline"):
+            return "ocpp"
+        if get("ocpp_allow_offline_unknown"):
+            self.log.info("ocpp", "%s: unknown ID %s accepted offline (AllowOfflineTxForUnknownId)" % (dev_id, tag))
+            return "ocpp"
+        return None
+
+    def _authorized(self, req, payload):
+        dev_id, tag = req
+        info = payload.get("idTagInfo")
+        st = info.get("status") if isinstance(info, dict) else None
+        if st == "Accepted":
+            if self.config.get("ocpp_auth_cache"):
+                self.ids().add(tag)
+            a = self._authorizer()
+            if a is not None:
+                a.grant(dev_id, tag, "ocpp")
+        else:
+            self.ids().remove(tag)
+            self.log.warn("auth", "%s: ID %s refused by the backend (%s): charging stays locked" % (dev_id, tag, st))
 
     def _tx_poll(self):
         block = self.tx.poll()
@@ -153,7 +198,7 @@ class OcppService:
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
                 "transactions": self.tx.view() if self.tx is not None else None,
-                "not_built": "Authorize, local list, cache, MeterValues, smart charging"}
+                "not_built": "local list, MeterValues, smart charging"}
 
     # ---- the connection task ------------------------------------------------------------------------------
     async def run(self):
@@ -200,6 +245,7 @@ class OcppService:
         self._ws.detach()
         self._pending = None
         self._pending_tx = None  # a transaction message without an answer stays at the outbox's head
+        self._auths = []  # IDs asked of a backend that went away: presented again, the offline rules decide
         s = self._sock
         self._sock = None
         if s is not None:
@@ -337,6 +383,11 @@ class OcppService:
         if p is None or p[0] != uid:
             return  # an answer to a CALL we gave up on
         self._pending = None
+        if p[1] == "Authorize":
+            req = self._auths.pop(0) if self._auths else None
+            if req is not None and kind != core.CALLERROR:
+                self._authorized(req, frame[2])
+            return
         ptx = self._pending_tx
         self._pending_tx = None
         if ptx is not None:
@@ -400,7 +451,8 @@ class OcppService:
         elif what == core.E_REMOTE_STOP:
             self.tx.remote_stop(e[1])
         elif what == core.E_CLEAR_CACHE:
-            self.log.info("ocpp", "ClearCache: no authorization cache yet")
+            self.ids().clear()
+            self.log.info("ocpp", "ClearCache: the authorization cache is empty")
 
     def _apply_availability(self):
         # Inoperative: the local charge point offers no current (its OCPP limit, evse/effective.py)
@@ -444,6 +496,8 @@ class OcppService:
                 self._sent_status = [None, None]
             elif p[1] == "DataTransfer":
                 self.last_data_transfer = {"status": "no answer"}
+            elif p[1] == "Authorize" and self._auths:
+                self._auths.pop(0)  # the car stays locked; presenting the ID again asks again
             ptx = self._pending_tx
             self._pending_tx = None
             if ptx is not None:
@@ -470,6 +524,9 @@ class OcppService:
                 await self._send_status(now)
             return
         if await self._send_status(now):
+            return
+        if self._auths:  # a driver waits at the box: before the transaction backlog
+            await self._call("Authorize", {"idTag": self._auths[0][1]}, now)
             return
         if self.tx is not None and await self._send_tx(now):
             return

@@ -94,6 +94,8 @@ class Transactions:
         if s.dev_id != self.site.local_id:
             return
         t = self.outbox.find(s.seq)
+        if t is None and s.method and s.meter_start_wh >= 0 and self.refused != s.seq:
+            t = self._start(s)  # authorized and over between two polls: its transaction still happened
         if t is not None and t.stop is None:
             self._stop(t, s, s.reason)
         if self.refused == s.seq:
@@ -138,10 +140,16 @@ class Transactions:
                     len(ob.txs), s.seq, "may not charge" if self.blocked else "charges without an OCPP transaction "
                     "until there is room (it is in the session journal)"))
             return self.blocked
-        ob.start(s.seq, self.config.get("ocpp_connector_id"), self.id_tag(s), s.meter_start_wh, self._ts(s, False))
+        self._start(s)
         self.full_now = self.blocked = False
-        self.log.info("ocpp", "session %d: StartTransaction recorded" % s.seq)
         return False
+
+    def _start(self, s):
+        t = self.outbox.start(s.seq, self.config.get("ocpp_connector_id"), self.id_tag(s), s.meter_start_wh,
+                              self._ts(s, False))
+        if t is not None:
+            self.log.info("ocpp", "session %d: StartTransaction recorded" % s.seq)
+        return t
 
     # ---- the backend's side (called by the service)
 

@@ -35,6 +35,8 @@ class Authorizer:
         self.whitelist = whitelist  # callable -> sessions.whitelist.Whitelist, loaded on first use
         self.slots = {}  # dev_id -> _Slot, made when a car is first seen or an ID is presented
         self.on_change = None  # called when a wallbox became authorized: the manager decides at once
+        self.remote = None  # (dev_id, norm) -> "asking" | a method | None: the OCPP backend for IDs the
+        #                     whitelist does not know (ocpp/service.py check_id), while OCPP is on
         self._apply_config()
         store.subscribe(self._changed)
 
@@ -177,11 +179,16 @@ class Authorizer:
         try:
             how = self.check(norm)
         except AuthError as e:
-            if s is None or s.refused != norm:
-                self.log.warn("auth", "%s: %s" % (dev_id, e))
-            if s is not None:
-                s.refused = norm
-            raise
+            r = self.remote(dev_id, norm) if self.remote is not None else None
+            if r == "asking":  # the backend's answer grants it (grant) or not, in a moment
+                return norm, "asking the backend"
+            if r is None:
+                if s is None or s.refused != norm:
+                    self.log.warn("auth", "%s: %s" % (dev_id, e))
+                if s is not None:
+                    s.refused = norm
+                raise
+            how = r
         if s is None:
             s = self.slots[dev_id] = _Slot()
         self._grant(dev_id, s, norm, how or method, now)
