@@ -365,3 +365,59 @@ def test_ids_unknown_locally_are_authorized_by_the_backend_or_the_offline_rules(
         unplug(fw)
         assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
         time.sleep(0.3)  # the authorizer has seen the car leave
+
+
+def test_send_local_list_and_offline_authorization(backend, tmp_path):
+    from ocpp.v16 import call
+    http_port = free_port()
+    devices = [{"dev_id": "E1", "driver": "evse_powerbrain", "address": "evse", "auth_required": True}]
+    cfg = _config(_url(backend.port), devices=devices, http_port=http_port, ocpp_allow_offline_unknown=True)
+    fs = str(tmp_path)
+    fw = Firmware(fs_dir=fs, config=cfg).start()
+    try:
+        assert wait_for(lambda: fw.ctl("ocpp")["boot"] == "Accepted", 15)
+        assert backend.call(call.GetLocalListVersion()).list_version == 0
+        ok = {"status": "Accepted"}
+        r = backend.call(call.SendLocalList(list_version=3, update_type="Full", local_authorization_list=[
+            {"id_tag": "AABBCCDD", "id_tag_info": ok}, {"id_tag": "0BADBAD0", "id_tag_info": {"status": "Blocked"}},
+            {"id_tag": "11111111", "id_tag_info": ok}]))
+        assert r.status == "Accepted"
+        # differential: an older or equal version is refused and changes nothing; a newer one adds and removes
+        r = backend.call(call.SendLocalList(list_version=3, update_type="Differential",
+                                            local_authorization_list=[{"id_tag": "22222222", "id_tag_info": ok}]))
+        assert r.status == "VersionMismatch"
+        r = backend.call(call.SendLocalList(list_version=4, update_type="Differential", local_authorization_list=[
+            {"id_tag": "22222222", "id_tag_info": ok}, {"id_tag": "11111111"}]))
+        assert r.status == "Accepted"
+        too_many = [{"id_tag": "T%d" % i, "id_tag_info": ok} for i in range(51)]  # SendLocalListMaxLength 50
+        assert backend.call(call.SendLocalList(list_version=9, update_type="Full",
+                                               local_authorization_list=too_many)).status == "Failed"
+        # it survives a reboot
+        fw.stop()
+        fw = Firmware(fs_dir=fs).start()
+        assert wait_for(lambda: fw.ctl("ocpp")["boot"] == "Accepted", 15)
+        fw.wait_port(http_port)
+        assert backend.call(call.GetLocalListVersion()).list_version == 4
+
+        # offline: listed Accepted IDs authorize, a listed Blocked one does not even with
+        # AllowOfflineTxForUnknownId, a removed one is unknown (and that setting lets it through)
+        fw.ctl("config_set", key="ocpp_url", value=_url(free_port()))
+        assert wait_for(lambda: fw.ctl("ocpp")["state"] != "connected", 5)
+        for tag, want in (("aabbccdd", 200), ("22222222", 200), ("0badbad0", 400), ("11111111", 200)):
+            plug(fw)
+            assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)
+            st, ans = _rfid(http_port, tag)
+            assert st == want, (tag, ans)
+            assert wait_for(lambda: fw.ctl("evse")["contactor"] == (1 if want == 200 else 0), 10), tag
+            unplug(fw)
+            assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
+            time.sleep(0.3)
+        assert "11111111 accepted offline (AllowOfflineTxForUnknownId)" in "".join(fw.read_output() or fw.output)
+        # with LocalAuthListEnabled off, the backend hears -1 and NotSupported
+        fw.ctl("config_set", values={"ocpp_local_list": False, "ocpp_url": _url(backend.port)})
+        assert wait_for(lambda: fw.ctl("ocpp")["state"] == "connected", 10)
+        time.sleep(0.5)
+        assert backend.call(call.GetLocalListVersion()).list_version == -1
+        assert backend.call(call.SendLocalList(list_version=5, update_type="Full")).status == "NotSupported"
+    finally:
+        fw.stop()

@@ -114,6 +114,7 @@ FIELDS = (
     ("ocpp_local_preauthorize", "bool", False, 0, 0, 0),  # LocalPreAuthorize: a cached ID starts at once online
     ("ocpp_allow_offline_unknown", "bool", False, 0, 0, 0),  # AllowOfflineTxForUnknownId
     ("ocpp_auth_cache", "bool", True, 0, 0, 0),  # AuthorizationCacheEnabled
+    ("ocpp_local_list", "bool", True, 0, 0, 0),  # LocalAuthListEnabled (SendLocalList, ocpp/locallist.py)
     # TLS (wss://): CA list -> server verified (profile 2); client cert + key -> presented (profile 3)
     ("ocpp_tls_ca", "pem", "", 0, 8192, SECRET),
     ("ocpp_tls_cert", "pem", "", 0, 4096, SECRET),

@@ -10,7 +10,8 @@ CALLRESULT = const(3)
 CALLERROR = const(4)
 MAX_KEYS = const(16)  # GetConfigurationMaxKeys
 VENDOR_ID = "LoadPilot"
-PROFILES = "Core,RemoteTrigger"
+PROFILES = "Core,RemoteTrigger,LocalAuthListManagement"
+ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
 
 # the backend's configuration keys this round implements: (key, kind, read-only, settings row, lo, hi).
 # Kind "int" is a non-negative integer in s, "bool" is "true"/"false"; the settings row holds it (persisted
@@ -27,13 +28,16 @@ KEYS = (
     ("LocalPreAuthorize", "bool", False, "ocpp_local_preauthorize", 0, 0),
     ("AllowOfflineTxForUnknownId", "bool", False, "ocpp_allow_offline_unknown", 0, 0),
     ("AuthorizationCacheEnabled", "bool", False, "ocpp_auth_cache", 0, 0),
+    ("LocalAuthListEnabled", "bool", False, "ocpp_local_list", 0, 0),
+    ("LocalAuthListMaxLength", "const", True, None, 100, 0),
+    ("SendLocalListMaxLength", "const", True, None, 50, 0),  # 50 entries of 20-character tags fit in 4 KB
     ("NumberOfConnectors", "const", True, None, 1, 1),
     ("SupportedFeatureProfiles", "const", True, None, PROFILES, 0),
     ("GetConfigurationMaxKeys", "const", True, None, MAX_KEYS, 0),
 )
 # actions of the profiles LoadPilot will answer once sessions and authorization are merged: recognized, so
 # the backend gets NotSupported (known, not supported yet) rather than NotImplemented (unknown)
-LATER = ("SendLocalList", "GetLocalListVersion",
+LATER = (
          "SetChargingProfile", "ClearChargingProfile", "GetCompositeSchedule", "GetDiagnostics",
          "UpdateFirmware", "ReserveNow", "CancelReservation")
 TRIGGERS = ("BootNotification", "Heartbeat", "StatusNotification")
@@ -135,6 +139,8 @@ class Core:
         self.connector = connector
         self.operative = operative
         self.open_tx = None  # () -> (the open transaction's id or None, a session or transaction is running)
+        self.list_version = None  # () -> the local list's version (ocpp/locallist.py), read on first use
+        self.list_update = None   # (full, version, items) -> "Accepted" | "Failed": stores the list
 
     def value(self, row):
         if row[1] == "const":
@@ -248,6 +254,38 @@ class Core:
         if self.open_tx is None or self.open_tx()[0] != txid:
             return {"status": "Rejected"}, ()
         return {"status": "Accepted"}, ((E_REMOTE_STOP, txid),)
+
+    def _on_GetLocalListVersion(self, p):
+        if not self.get("ocpp_local_list") or self.list_version is None:
+            return {"listVersion": -1}, ()
+        return {"listVersion": self.list_version()}, ()
+
+    def _on_SendLocalList(self, p):
+        version = _field(p, "listVersion", int)
+        full = _choice(p, "updateType", ("Full", "Differential")) == "Full"
+        items = []
+        for e in _field(p, "localAuthorizationList", list, False) or ():
+            if not isinstance(e, dict):
+                raise FrameError(None, "TypeConstraintViolation", "localAuthorizationList entries are objects")
+            tag = _field(e, "idTag", str)
+            if not 0 < len(tag) <= 20 or " " in tag:
+                raise FrameError(None, "PropertyConstraintViolation", "idTag: 1..20 characters")
+            info = _field(e, "idTagInfo", dict, False)
+            st = None
+            if info is not None:
+                st = _choice(info, "status", ID_STATUS)
+            elif full:
+                raise FrameError(None, "OccurenceConstraintViolation", "a full update needs idTagInfo")
+            items.append((tag, st))
+        if len(items) > 50:  # SendLocalListMaxLength (a message is at most 4 KB: service.MAX_MESSAGE)
+            return {"status": "Failed"}, ()
+        if not self.get("ocpp_local_list") or self.list_version is None:
+            return {"status": "NotSupported"}, ()
+        if version < 0 or not full and version <= self.list_version():
+            return {"status": "VersionMismatch"}, ()
+        # stored before the answer, so that the answer is true (Failed: over the list's length or a flash error);
+        # the list is small (at most 100 lines), one file rewrite
+        return {"status": self.list_update(full, version, items)}, ()
 
     def _on_ClearCache(self, p):
         # no authorization cache exists before the sessions round: an empty cache is cleared by definition

@@ -87,6 +87,7 @@ class OcppService:
         self.tx = None            # ocpp/tx.Transactions once the session journal is attached
         self._authorizer = lambda: None
         self._ids = None          # ocpp/idcache.IdCache, read on first use
+        self._list = None         # ocpp/locallist.LocalList, read on first use
         self._auths = []          # [dev_id, idTag] waiting for Authorize.req; the first is sent next
         self._tx_block = False    # the transaction rules say the local box may not charge (tx.poll)
         self._pending_tx = None   # (kind, Tx) of the outstanding CALL when it is a transaction message
@@ -102,6 +103,8 @@ class OcppService:
         self._root = root
         self.tx.on_change = self._tx_poll
         self.core.open_tx = self.tx.open_tx
+        self.core.list_version = lambda: self.local_list().version
+        self.core.list_update = lambda full, version, items: self.local_list().update(full, version, items)
 
     # ---- authorization (the local whitelist did not know the ID: sessions/auth.py asks here)
 
@@ -111,11 +114,18 @@ class OcppService:
             self._ids = IdCache(getattr(self, "_root", ""), self.log)
         return self._ids
 
+    def local_list(self):
+        if self._list is None:
+            from loadpilot.ocpp.locallist import LocalList
+            self._list = LocalList(getattr(self, "_root", ""), self.log)
+        return self._list
+
     def check_id(self, dev_id, tag):
         """-> "asking" (online: Authorize.req queued, the answer grants), "ocpp" (accepted now: a cached ID
         with LocalPreAuthorize online or LocalAuthorizeOffline offline, or AllowOfflineTxForUnknownId), None."""
         get = self.config.get
-        cached = get("ocpp_auth_cache") and tag in self.ids()
+        listed = self.local_list().status(tag) if get("ocpp_local_list") else None
+        cached = listed == "Accepted" or listed is None and get("ocpp_auth_cache") and tag in self.ids()
         if self.state == CONNECTED and self.boot == "Accepted":
             if cached and get("ocpp_local_preauthorize"):
                 return "ocpp"
@@ -124,7 +134,7 @@ class OcppService:
             return "asking"
         if cached and get("ocpp_local_auth_offline"):
             return "ocpp"
-        if get("ocpp_allow_offline_unknown"):
+        if listed is None and get("ocpp_allow_offline_unknown"):  # a listed Blocked/Expired ID is not unknown
             self.log.info("ocpp", "%s: unknown ID %s accepted offline (AllowOfflineTxForUnknownId)" % (dev_id, tag))
             return "ocpp"
         return None
@@ -198,7 +208,7 @@ class OcppService:
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
                 "transactions": self.tx.view() if self.tx is not None else None,
-                "not_built": "local list, MeterValues, smart charging"}
+                "not_built": "MeterValues, smart charging"}
 
     # ---- the connection task ------------------------------------------------------------------------------
     async def run(self):
