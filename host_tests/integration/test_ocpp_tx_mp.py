@@ -210,7 +210,7 @@ def test_the_outbox_full_rule(block):
         if block:  # no current is offered at all: the contactor never closes
             for _ in range(10):
                 ev = fw.ctl("evse")
-                assert ev["contactor"] == 0 and ev["offered_ma"] == 0 and ev["limit"]["reason"] == "ocpp"
+                assert ev["contactor"] == 0 and ev["offered_ma"] == 0 and ev["limit"]["ocpp_ma"] == 0
                 time.sleep(0.15)
         else:
             assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 5)
