@@ -256,36 +256,12 @@ class Core:
         return {"status": "Accepted"}, ((E_REMOTE_STOP, txid),)
 
     def _on_GetLocalListVersion(self, p):
-        if not self.get("ocpp_local_list") or self.list_version is None:
-            return {"listVersion": -1}, ()
-        return {"listVersion": self.list_version()}, ()
+        from loadpilot.ocpp.locallist import answer_version  # rare: imported on the first one
+        return answer_version(self, p)
 
     def _on_SendLocalList(self, p):
-        version = _field(p, "listVersion", int)
-        full = _choice(p, "updateType", ("Full", "Differential")) == "Full"
-        items = []
-        for e in _field(p, "localAuthorizationList", list, False) or ():
-            if not isinstance(e, dict):
-                raise FrameError(None, "TypeConstraintViolation", "localAuthorizationList entries are objects")
-            tag = _field(e, "idTag", str)
-            if not 0 < len(tag) <= 20 or " " in tag:
-                raise FrameError(None, "PropertyConstraintViolation", "idTag: 1..20 characters")
-            info = _field(e, "idTagInfo", dict, False)
-            st = None
-            if info is not None:
-                st = _choice(info, "status", ID_STATUS)
-            elif full:
-                raise FrameError(None, "OccurenceConstraintViolation", "a full update needs idTagInfo")
-            items.append((tag, st))
-        if len(items) > 50:  # SendLocalListMaxLength (a message is at most 4 KB: service.MAX_MESSAGE)
-            return {"status": "Failed"}, ()
-        if not self.get("ocpp_local_list") or self.list_version is None:
-            return {"status": "NotSupported"}, ()
-        if version < 0 or not full and version <= self.list_version():
-            return {"status": "VersionMismatch"}, ()
-        # stored before the answer, so that the answer is true (Failed: over the list's length or a flash error);
-        # the list is small (at most 100 lines), one file rewrite
-        return {"status": self.list_update(full, version, items)}, ()
+        from loadpilot.ocpp.locallist import answer_send
+        return answer_send(self, p)
 
     def _on_ClearCache(self, p):
         # no authorization cache exists before the sessions round: an empty cache is cleared by definition

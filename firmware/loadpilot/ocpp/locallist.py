@@ -5,6 +5,8 @@
 import os
 from micropython import const
 
+from loadpilot.ocpp import core
+
 MAX_LENGTH = const(100)  # LocalAuthListMaxLength and SendLocalListMaxLength
 
 
@@ -57,3 +59,39 @@ class LocalList:
         self.version = version
         self.log.info("ocpp", "local list version %d: %d IDs" % (version, len(new)))
         return "Accepted"
+
+
+def answer_version(self, p):
+    """GetLocalListVersion's answer (core.Core self)."""
+    if not self.get("ocpp_local_list") or self.list_version is None:
+        return {"listVersion": -1}, ()
+    return {"listVersion": self.list_version()}, ()
+
+
+def answer_send(self, p):
+    """SendLocalList's answer (core.Core self): the list is stored before the answer, so that it is true."""
+    version = core._field(p, "listVersion", int)
+    full = core._choice(p, "updateType", ("Full", "Differential")) == "Full"
+    items = []
+    for e in core._field(p, "localAuthorizationList", list, False) or ():
+        if not isinstance(e, dict):
+            raise core.FrameError(None, "TypeConstraintViolation", "localAuthorizationList entries are objects")
+        tag = core._field(e, "idTag", str)
+        if not 0 < len(tag) <= 20 or " " in tag:
+            raise core.FrameError(None, "PropertyConstraintViolation", "idTag: 1..20 characters")
+        info = core._field(e, "idTagInfo", dict, False)
+        st = None
+        if info is not None:
+            st = core._choice(info, "status", core.ID_STATUS)
+        elif full:
+            raise core.FrameError(None, "OccurenceConstraintViolation", "a full update needs idTagInfo")
+        items.append((tag, st))
+    if len(items) > 50:  # SendLocalListMaxLength (a message is at most 4 KB: service.MAX_MESSAGE)
+        return {"status": "Failed"}, ()
+    if not self.get("ocpp_local_list") or self.list_version is None:
+        return {"status": "NotSupported"}, ()
+    if version < 0 or not full and version <= self.list_version():
+        return {"status": "VersionMismatch"}, ()
+    # stored before the answer, so that the answer is true (Failed: over the list's length or a flash error);
+    # the list is small (at most 100 lines), one file rewrite
+    return {"status": self.list_update(full, version, items)}, ()

@@ -48,7 +48,7 @@ class Tx:
         self.meter_start = 0
         self.ts_start = 0
         self.txid = None       # the backend's transactionId once the Start was answered; -1: Start given up
-        self.status = 0        # index into codes.OCPP_AUTH_STATUS of the Start's idTagInfo
+        self.status = 0        # index into core.ID_STATUS of the Start's idTagInfo
         self.stop = None       # (meterStop, timestamp, reason) once the session ended
         self.done = False      # the Stop was answered (or given up)
 

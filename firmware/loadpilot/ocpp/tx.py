@@ -7,9 +7,8 @@ import time
 from micropython import const
 
 from loadpilot.codes import STOP_DEAUTHORIZED, STOP_POWER_LOSS, STOP_REASONS, STOP_REMOTE
+from loadpilot.ocpp.core import ID_STATUS
 from loadpilot.ocpp.outbox import K_START, Outbox
-
-ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
 _INVALID = const(3)
 _EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000
 
