@@ -113,6 +113,10 @@ class App:
                 self.ocpp = OcppService(self.config, self.site, self.log, self.hal, self.evse, self.hal.serial(),
                                         VERSION)
                 self.ocpp.restart = self.restart
+                if self.sessions is not None:  # transactions come from the session journal (ocpp/tx.py)
+                    self.ocpp.attach_sessions(self.sessions, fs_root, lambda: self.authorizer)
+                if self.authorizer is not None:
+                    self.authorizer.remote = self.ocpp.check_id
             except Exception as e:  # a bad OCPP setting must not stop the charge point and the Modbus servers
                 self.ocpp = None
                 self.log.error("ocpp", "OCPP disabled: %s: %s" % (type(e).__name__, e))
@@ -179,6 +183,8 @@ class App:
         if self.config.get("free_charging") or any(d.get("auth_required") for d in self.config.peek("devices")):
             from loadpilot.sessions.auth import Authorizer
             a = self.authorizer = Authorizer(self.config, self.site, self.log, self.whitelist)
+            if getattr(self, "ocpp", None) is not None:  # IDs the whitelist does not know: the backend decides
+                a.remote = self.ocpp.check_id
             a.on_change = self._auth_granted
             self.commands.authorizer = a
             if self.local is not None:

@@ -52,7 +52,33 @@ class CentralSystemCP(ChargePoint):
     @on(Action.status_notification)
     def on_status(self, connector_id, error_code, status, **kw):
         self.backend.statuses.append((connector_id, status, error_code))
+        if kw.get("info"):
+            self.backend.status_infos.append(kw["info"])
         return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag, **kw):
+        self.backend.authorizes.append(id_tag)
+        return call_result.Authorize(id_tag_info={"status": "Invalid" if id_tag in self.backend.unknown_tags
+                                                  else "Accepted"})
+
+    @on(Action.start_transaction)
+    def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kw):
+        b = self.backend
+        if b.fail_tx:
+            b.fail_tx -= 1
+            raise ValueError("the backend's database is down")  # the library answers CALLERROR
+        b.next_txid += 1
+        b.starts.append({"connector_id": connector_id, "id_tag": id_tag, "meter_start": meter_start,
+                         "timestamp": timestamp, "transaction_id": b.next_txid})
+        status = "Invalid" if id_tag in b.unknown_tags else "Accepted"
+        return call_result.StartTransaction(transaction_id=b.next_txid, id_tag_info={"status": status})
+
+    @on(Action.stop_transaction)
+    def on_stop_transaction(self, meter_stop, timestamp, transaction_id, **kw):
+        self.backend.stops.append(dict(kw, meter_stop=meter_stop, timestamp=timestamp,
+                                       transaction_id=transaction_id))
+        return call_result.StopTransaction()
 
 
 class Backend:
@@ -70,6 +96,13 @@ class Backend:
         self.heartbeats = []
         self.statuses = []
         self.data_transfers = []
+        self.status_infos = []
+        self.starts = []  # StartTransaction payloads with the transaction_id given
+        self.stops = []
+        self.next_txid = 1000
+        self.unknown_tags = set()  # idTags answered Invalid
+        self.authorizes = []  # idTags of Authorize.req
+        self.fail_tx = 0  # StartTransactions to answer with a CALLERROR
         self.frames = []
         self.auth_headers = []  # every Authorization header received
         self.refused = 0

@@ -112,6 +112,9 @@ class FakeHal:
     def serial(self):
         return "bench"
 
+    def reset(self):
+        pass
+
 
 def bench_heap():
     from loadpilot.config.store import Store
@@ -128,8 +131,21 @@ def bench_heap():
     svc = OcppService(store, site, log, FakeHal(), None, "bench", "0.0")
     gc.collect()
     free2 = gc.mem_free()
+    # transactions (ocpp/tx.py + outbox.py) on the session journal the app has anyway, outbox empty
+    from loadpilot.sessions.journal import Journal
+    from loadpilot.sessions.tracker import SessionTracker
+    tracker = SessionTracker(site, Journal(sys.argv[2], log), log)
+    gc.collect()
+    free3 = gc.mem_free()
+    __import__("loadpilot.ocpp.tx")
+    gc.collect()
+    free4 = gc.mem_free()
+    svc.attach_sessions(tracker, sys.argv[2])
+    gc.collect()
+    free5 = gc.mem_free()
     out(figure="heap", import_bytes=free0 - free1, construct_bytes=free1 - free2, total_bytes=free0 - free2,
-        buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._wbuf) + len(svc._ws._cbuf))
+        buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._wbuf) + len(svc._ws._cbuf),
+        tx_import_bytes=free3 - free4, tx_construct_bytes=free4 - free5)
 
 
 # ---- DNS: getaddrinfo's stall against our resolver's, next to a 5 ms ticker ---------------------------------

@@ -111,6 +111,15 @@ FIELDS = (
     ("ocpp_meter_interval_s", "int", 60, 0, 86400, 0),  # MeterValueSampleInterval (used with sessions)
     ("ocpp_ws_ping_s", "int", 30, 0, 3600, 0),  # WebSocketPingInterval; 0 = no pings
     ("ocpp_available", "bool", True, 0, 0, 0),  # ChangeAvailability, persisted
+    ("ocpp_fixed_rfid", "str", "", 0, 20, 0),  # idTag of sessions without a presented ID; "" = free_charging_tag
+    ("ocpp_queue_full_block", "bool", False, 0, 0, 0),  # seed "Disallow charging if OCPP queue full"
+    ("ocpp_tx_attempts", "int", 5, 1, 10, 0),  # seed "Number of transaction message attempts"
+    ("ocpp_tx_retry_s", "int", 60, 0, 86400, 0),  # TransactionMessageRetryInterval (x attempt number)
+    ("ocpp_local_auth_offline", "bool", True, 0, 0, 0),  # LocalAuthorizeOffline: the cache decides offline
+    ("ocpp_local_preauthorize", "bool", False, 0, 0, 0),  # LocalPreAuthorize: a cached ID starts at once online
+    ("ocpp_allow_offline_unknown", "bool", False, 0, 0, 0),  # AllowOfflineTxForUnknownId
+    ("ocpp_auth_cache", "bool", True, 0, 0, 0),  # AuthorizationCacheEnabled
+    ("ocpp_local_list", "bool", True, 0, 0, 0),  # LocalAuthListEnabled (SendLocalList, ocpp/locallist.py)
     # TLS (wss://): CA list -> server verified (profile 2); client cert + key -> presented (profile 3)
     ("ocpp_tls_ca", "pem", "", 0, 8192, SECRET),
     ("ocpp_tls_cert", "pem", "", 0, 4096, SECRET),

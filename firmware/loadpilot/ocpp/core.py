@@ -10,21 +10,34 @@ CALLRESULT = const(3)
 CALLERROR = const(4)
 MAX_KEYS = const(16)  # GetConfigurationMaxKeys
 VENDOR_ID = "LoadPilot"
-PROFILES = "Core,RemoteTrigger"
+PROFILES = "Core,RemoteTrigger,LocalAuthListManagement"
+ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
 
 # the backend's configuration keys this round implements: (key, kind, read-only, settings row, lo, hi).
-# Kind "int" is a non-negative integer in s; the settings row holds it (persisted through the config store).
+# Kind "int" is a non-negative integer in s, "bool" is "true"/"false"; the settings row holds it (persisted
+# through the config store).
 KEYS = (
     ("HeartbeatInterval", "int", False, "ocpp_heartbeat_s", 0, 86400),
     ("MeterValueSampleInterval", "int", False, "ocpp_meter_interval_s", 0, 86400),
     ("WebSocketPingInterval", "int", False, "ocpp_ws_ping_s", 0, 3600),
+    ("TransactionMessageAttempts", "int", False, "ocpp_tx_attempts", 1, 10),
+    ("TransactionMessageRetryInterval", "int", False, "ocpp_tx_retry_s", 0, 86400),
+    ("StopTransactionOnInvalidId", "const", True, None, "true", 0),
+    ("AuthorizeRemoteTxRequests", "const", True, None, "false", 0),
+    ("LocalAuthorizeOffline", "bool", False, "ocpp_local_auth_offline", 0, 0),
+    ("LocalPreAuthorize", "bool", False, "ocpp_local_preauthorize", 0, 0),
+    ("AllowOfflineTxForUnknownId", "bool", False, "ocpp_allow_offline_unknown", 0, 0),
+    ("AuthorizationCacheEnabled", "bool", False, "ocpp_auth_cache", 0, 0),
+    ("LocalAuthListEnabled", "bool", False, "ocpp_local_list", 0, 0),
+    ("LocalAuthListMaxLength", "const", True, None, 100, 0),
+    ("SendLocalListMaxLength", "const", True, None, 50, 0),  # 50 entries of 20-character tags fit in 4 KB
     ("NumberOfConnectors", "const", True, None, 1, 1),
     ("SupportedFeatureProfiles", "const", True, None, PROFILES, 0),
     ("GetConfigurationMaxKeys", "const", True, None, MAX_KEYS, 0),
 )
 # actions of the profiles LoadPilot will answer once sessions and authorization are merged: recognized, so
 # the backend gets NotSupported (known, not supported yet) rather than NotImplemented (unknown)
-LATER = ("RemoteStartTransaction", "RemoteStopTransaction", "SendLocalList", "GetLocalListVersion",
+LATER = (
          "SetChargingProfile", "ClearChargingProfile", "GetCompositeSchedule", "GetDiagnostics",
          "UpdateFirmware", "ReserveNow", "CancelReservation")
 TRIGGERS = ("BootNotification", "Heartbeat", "StatusNotification")
@@ -41,6 +54,8 @@ E_CONFIG = "config"              # (E_CONFIG, settings row, int value)
 E_RESET = "reset"                # (E_RESET, "Hard" | "Soft")
 E_TRIGGER = "trigger"            # (E_TRIGGER, message, connector id or None)
 E_CLEAR_CACHE = "clear_cache"    # (E_CLEAR_CACHE,)
+E_REMOTE_START = "remote_start"  # (E_REMOTE_START, idTag)
+E_REMOTE_STOP = "remote_stop"    # (E_REMOTE_STOP, transactionId)
 
 
 class FrameError(Exception):
@@ -123,11 +138,15 @@ class Core:
         self.get = get
         self.connector = connector
         self.operative = operative
+        self.open_tx = None  # () -> (the open transaction's id or None, a session or transaction is running)
+        self.list_version = None  # () -> the local list's version (ocpp/locallist.py), read on first use
+        self.list_update = None   # (full, version, items) -> "Accepted" | "Failed": stores the list
 
     def value(self, row):
         if row[1] == "const":
             return str(row[4])
-        return str(self.get(row[3]))
+        v = self.get(row[3])
+        return ("true" if v else "false") if row[1] == "bool" else str(v)
 
     def answer(self, action, payload):
         """A CALL's answer: -> (payload dict, effects) or raises FrameError (uid None: the caller's)."""
@@ -159,6 +178,11 @@ class Core:
             return {"status": "NotSupported"}, ()
         if row[2]:
             return {"status": "Rejected"}, ()
+        if row[1] == "bool":
+            v = value.lower()
+            if v not in ("true", "false"):
+                return {"status": "Rejected"}, ()
+            return {"status": "Accepted"}, ((E_CONFIG, row[3], v == "true"),)
         if not value.isdigit() or len(value) > 6 or not row[4] <= int(value) <= row[5]:
             return {"status": "Rejected"}, ()
         return {"status": "Accepted"}, ((E_CONFIG, row[3], int(value)),)
@@ -211,6 +235,33 @@ class Core:
         _field(p, "messageId", str, False)
         # no vendor extension is defined: our own vendor id is known (Rejected), any other one is not
         return {"status": "Rejected" if vendor == VENDOR_ID else "UnknownVendorId"}, ()
+
+    def _on_RemoteStartTransaction(self, p):
+        tag = _field(p, "idTag", str)
+        cid = _field(p, "connectorId", int, False)
+        if not 0 < len(tag) <= 20:  # IdToken: CiString20
+            raise FrameError(None, "PropertyConstraintViolation", "idTag: 1..20 characters")
+        if cid is not None and cid != self.connector or not self.operative or self.open_tx is None:
+            return {"status": "Rejected"}, ()
+        if "chargingProfile" in p:  # smart charging is not built: a profile it cannot follow is refused
+            return {"status": "Rejected"}, ()
+        if self.open_tx()[1]:  # a transaction runs at our connector already
+            return {"status": "Rejected"}, ()
+        return {"status": "Accepted"}, ((E_REMOTE_START, tag),)
+
+    def _on_RemoteStopTransaction(self, p):
+        txid = _field(p, "transactionId", int)
+        if self.open_tx is None or self.open_tx()[0] != txid:
+            return {"status": "Rejected"}, ()
+        return {"status": "Accepted"}, ((E_REMOTE_STOP, txid),)
+
+    def _on_GetLocalListVersion(self, p):
+        from loadpilot.ocpp.locallist import answer_version  # rare: imported on the first one
+        return answer_version(self, p)
+
+    def _on_SendLocalList(self, p):
+        from loadpilot.ocpp.locallist import answer_send
+        return answer_send(self, p)
 
     def _on_ClearCache(self, p):
         # no authorization cache exists before the sessions round: an empty cache is cleared by definition

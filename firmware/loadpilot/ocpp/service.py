@@ -85,8 +85,85 @@ class OcppService:
         self._reset = None
         self._relink = False      # a connection setting changed: reconnect now, without backoff
         self._wake = asyncio.Event()
+        self.tx = None            # ocpp/tx.Transactions once the session journal is attached
+        self._authorizer = lambda: None
+        self._ids = None          # ocpp/idcache.IdCache, read on first use
+        self._list = None         # ocpp/locallist.LocalList, read on first use
+        self._auths = []          # [dev_id, idTag] waiting for Authorize.req; the first is sent next
+        self._tx_block = False    # the transaction rules say the local box may not charge (tx.poll)
+        self._pending_tx = None   # (kind, Tx) of the outstanding CALL when it is a transaction message
         self._apply_availability()
         config.subscribe(self._config_changed)
+
+    def attach_sessions(self, tracker, root, authorizer=None):
+        """Transactions from the session journal (ocpp/tx.py): made at boot, before the first session poll.
+        authorizer: () -> the app's Authorizer or None (it is made once authorization is configured)."""
+        from loadpilot.ocpp.tx import Transactions
+        self.tx = Transactions(self.config, self.site, tracker, self.log, root, authorizer)
+        self._authorizer = authorizer or self._authorizer
+        self._root = root
+        self.tx.on_change = self._tx_poll
+        self.core.open_tx = self.tx.open_tx
+        self.core.list_version = lambda: self.local_list().version
+        self.core.list_update = lambda full, version, items: self.local_list().update(full, version, items)
+
+    # ---- authorization (the local whitelist did not know the ID: sessions/auth.py asks here)
+
+    def ids(self):
+        if self._ids is None:
+            from loadpilot.ocpp.idcache import IdCache
+            self._ids = IdCache(getattr(self, "_root", ""), self.log)
+        return self._ids
+
+    def local_list(self):
+        if self._list is None:
+            from loadpilot.ocpp.locallist import LocalList
+            self._list = LocalList(getattr(self, "_root", ""), self.log)
+        return self._list
+
+    def check_id(self, dev_id, tag):
+        """-> "asking" (online: Authorize.req queued, the answer grants), "ocpp" (accepted now: a cached ID
+        with LocalPreAuthorize online or LocalAuthorizeOffline offline, or AllowOfflineTxForUnknownId), None."""
+        get = self.config.get
+        listed = self.local_list().status(tag) if get("ocpp_local_list") else None
+        cached = listed == "Accepted" or listed is None and get("ocpp_auth_cache") and tag in self.ids()
+        if self.state == CONNECTED and self.boot == "Accepted":
+            if cached and get("ocpp_local_preauthorize"):
+                return "ocpp"
+            if len(self._auths) < _MAX_REQUESTS and [dev_id, tag] not in self._auths:
+                self._auths.append([dev_id, tag])
+            return "asking"
+        if cached and get("ocpp_local_auth_offline"):
+            return "ocpp"
+        if listed is None and get("ocpp_allow_offline_unknown"):  # a listed Blocked/Expired ID is not unknown
+            self.log.info("ocpp", "%s: unknown ID %s accepted offline (AllowOfflineTxForUnknownId)" % (dev_id, tag))
+            return "ocpp"
+        return None
+
+    def _authorized(self, req, payload):
+        dev_id, tag = req
+        info = payload.get("idTagInfo")
+        st = info.get("status") if isinstance(info, dict) else None
+        if st == "Accepted":
+            if self.config.get("ocpp_auth_cache"):
+                self.ids().add(tag)
+            a = self._authorizer()
+            if a is not None:
+                a.grant(dev_id, tag, "ocpp")
+        else:
+            self.ids().remove(tag)
+            self.log.warn("auth", "%s: ID %s refused by the backend (%s): charging stays locked" % (dev_id, tag, st))
+
+    def _tx_poll(self):
+        block = self.tx.poll()
+        if block != self._tx_block:
+            self._tx_block = block
+            self._apply_availability()
+
+    async def _tx_loop(self):
+        while True:  # online or not: a session's Start is recorded when it is authorized
+            self._tx_poll()
+            await asyncio.sleep_ms(_TICK_MS)
 
     def _config_changed(self, key):
         if key in _LINK_KEYS:
@@ -131,11 +208,14 @@ class OcppService:
                 "clock_offset_s": self.clock_offset_s, "calls_in": self.calls_in, "calls_out": self.calls_out,
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
-                "not_built": "transactions, authorization, local list, smart charging (sessions round)"}
+                "transactions": self.tx.view() if self.tx is not None else None,
+                "not_built": "MeterValues, smart charging"}
 
     # ---- the connection task ------------------------------------------------------------------------------
     async def run(self):
         import random
+        if self.tx is not None:
+            asyncio.create_task(self._tx_loop())
         while True:
             up = None
             self._relink = False  # the settings this attempt reads are the newest
@@ -175,6 +255,8 @@ class OcppService:
         self.state = DISCONNECTED
         self._ws.detach()
         self._pending = None
+        self._pending_tx = None  # a transaction message without an answer stays at the outbox's head
+        self._auths = []  # IDs asked of a backend that went away: presented again, the offline rules decide
         s = self._sock
         self._sock = None
         if s is not None:
@@ -312,6 +394,19 @@ class OcppService:
         if p is None or p[0] != uid:
             return  # an answer to a CALL we gave up on
         self._pending = None
+        if p[1] == "Authorize":
+            req = self._auths.pop(0) if self._auths else None
+            if req is not None and kind != core.CALLERROR:
+                self._authorized(req, frame[2])
+            return
+        ptx = self._pending_tx
+        self._pending_tx = None
+        if ptx is not None:
+            if kind == core.CALLERROR:
+                self.tx.failed(ptx[0], ptx[1], time.ticks_ms(), "CALLERROR %s" % frame[2])
+            else:
+                self.tx.answered(ptx[0], ptx[1], frame[2])
+            return
         if kind == core.CALLERROR:
             self.log.warn("ocpp", "%s refused: %s %s" % (p[1], frame[2], frame[3]))
             if p[1] == "DataTransfer":
@@ -362,14 +457,19 @@ class OcppService:
             self._reset = e[1]
         elif what == core.E_TRIGGER:
             self._triggers.append((e[1], e[2]))
+        elif what == core.E_REMOTE_START:
+            self.tx.remote_start(e[1])
+        elif what == core.E_REMOTE_STOP:
+            self.tx.remote_stop(e[1])
         elif what == core.E_CLEAR_CACHE:
-            self.log.info("ocpp", "ClearCache: no authorization cache yet")
+            self.ids().clear()
+            self.log.info("ocpp", "ClearCache: the authorization cache is empty")
 
     def _apply_availability(self):
         # Inoperative: the local charge point offers no current (its OCPP limit, evse/effective.py)
         ev = self.evse
         if ev is not None:
-            ev.limits.ocpp_ma = None if self.core.operative else 0
+            ev.limits.ocpp_ma = None if self.core.operative and not self._tx_block else 0
 
     async def _do_reset(self):
         kind = self._reset
@@ -407,6 +507,12 @@ class OcppService:
                 self._sent_status = [None, None]
             elif p[1] == "DataTransfer":
                 self.last_data_transfer = {"status": "no answer"}
+            elif p[1] == "Authorize" and self._auths:
+                self._auths.pop(0)  # the car stays locked; presenting the ID again asks again
+            ptx = self._pending_tx
+            self._pending_tx = None
+            if ptx is not None:
+                self.tx.failed(ptx[0], ptx[1], now, "no answer")
         if self.boot != "Accepted":
             if self._triggers and self.boot == "Pending":  # the backend may ask while it decides
                 pass
@@ -430,12 +536,26 @@ class OcppService:
             return
         if await self._send_status(now):
             return
+        if self._auths:  # a driver waits at the box: before the transaction backlog
+            await self._call("Authorize", {"idTag": self._auths[0][1]}, now)
+            return
+        if self.tx is not None and await self._send_tx(now):
+            return
         if self._requests:
             action, payload = self._requests.pop(0)
             await self._call(action, payload, now)
             return
         if time.ticks_diff(now, self._last_call_ms) >= self.heartbeat_s() * 1000:
             await self._call("Heartbeat", {}, now)
+
+    async def _send_tx(self, now):
+        """The outbox's head, in order; a failed one again after its retry interval. -> True if one was sent."""
+        n = self.tx.next(now)
+        if n is None:
+            return False
+        await self._call(n[0], n[1], now)
+        self._pending_tx = n[2]
+        return True
 
     def _local_status(self):
         d = self.site.device(self.site.local_id) if self.site.local_id else None
@@ -444,7 +564,10 @@ class OcppService:
         if self.evse is not None:
             from loadpilot.evse.state_machine import ERROR_NAMES
             fault = ERROR_NAMES[self.evse.sm.error]
-        return self.core.status(state, fault)
+        st = self.core.status(state, fault)
+        if self.tx is not None and self.tx.full_now and st[1] == "NoError":
+            return st[0], "OtherError"  # the transaction outbox is full (info in the notification)
+        return st
 
     async def _send_status(self, now):
         """A StatusNotification for the first connector whose status changed since it was last sent: 0 (the
@@ -454,8 +577,10 @@ class OcppService:
         for i, st in ((0, whole), (1, ours)):
             if self._sent_status[i] != st:
                 self._sent_status[i] = st
-                await self._call("StatusNotification", {"connectorId": 0 if i == 0 else self.core.connector,
-                                                        "status": st[0], "errorCode": st[1]}, now)
+                p = {"connectorId": 0 if i == 0 else self.core.connector, "status": st[0], "errorCode": st[1]}
+                if i and st[1] == "OtherError" and self.tx is not None and self.tx.full_now:
+                    p["info"] = "transaction queue full"
+                await self._call("StatusNotification", p, now)
                 return True
         return False
 

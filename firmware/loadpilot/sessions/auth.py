@@ -35,6 +35,8 @@ class Authorizer:
         self.whitelist = whitelist  # callable -> sessions.whitelist.Whitelist, loaded on first use
         self.slots = {}  # dev_id -> _Slot, made when a car is first seen or an ID is presented
         self.on_change = None  # called when a wallbox became authorized: the manager decides at once
+        self.remote = None  # (dev_id, norm) -> "asking" | a method | None: the OCPP backend for IDs the
+        #                     whitelist does not know (ocpp/service.py check_id), while OCPP is on
         self._apply_config()
         store.subscribe(self._changed)
 
@@ -177,15 +179,32 @@ class Authorizer:
         try:
             how = self.check(norm)
         except AuthError as e:
-            if s is None or s.refused != norm:
-                self.log.warn("auth", "%s: %s" % (dev_id, e))
-            if s is not None:
-                s.refused = norm
-            raise
+            r = self.remote(dev_id, norm) if self.remote is not None else None
+            if r == "asking":  # the backend's answer grants it (grant) or not, in a moment
+                return norm, "asking the backend"
+            if r is None:
+                if s is None or s.refused != norm:
+                    self.log.warn("auth", "%s: %s" % (dev_id, e))
+                if s is not None:
+                    s.refused = norm
+                raise
+            how = r
         if s is None:
             s = self.slots[dev_id] = _Slot()
         self._grant(dev_id, s, norm, how or method, now)
         return norm, "authorized" if s.plugged else "pre-authorized"
+
+    def grant(self, dev_id, id_tag, method, now=None):
+        """An ID another authority accepted (the OCPP backend's RemoteStartTransaction): no whitelist check. A
+        waiting car is authorized; with no car there, the next one within the vehicle connection timeout."""
+        now = time.ticks_ms() if now is None else now
+        st = self.site.device(dev_id)
+        if st is not None:
+            self.observe(dev_id, st.status, now)
+        s = self.slots.get(dev_id)
+        if s is None:
+            s = self.slots[dev_id] = _Slot()
+        self._grant(dev_id, s, id_tag, method, now)
 
     def waiting(self):
         """The wallbox whose car waits for authorization and was plugged in most recently, or None. A car
