@@ -77,18 +77,18 @@ print(json.dumps([acc, ok, req, errs]))
 
 def test_dns_answers():
     r = mp("""
-from loadpilot import dns
-q = dns.query("backend.test", 0x1234)
+from loadpilot import dns, dns_query
+q = dns_query.query("backend.test", 0x1234)
 # an answer: header, the question, a CNAME then an A record, names compressed
 a = bytes(b"\\x12\\x34\\x81\\x80\\x00\\x01\\x00\\x02\\x00\\x00\\x00\\x00") + q[12:]
 a += b"\\xc0\\x0c\\x00\\x05\\x00\\x01\\x00\\x00\\x00\\x3c\\x00\\x02\\xc0\\x0c"
 a += b"\\xc0\\x0c\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x3c\\x00\\x04\\x0a\\x01\\x02\\x03"
-out = [dns.answer(a, 0x1234)]
+out = [dns_query.answer(a, 0x1234)]
 for bad in (a[:8], b"\\x12\\x35" + a[2:], b"\\x12\\x34\\x81\\x83" + a[4:], a[:-6]):
     try:
-        dns.answer(bad, 0x1234)
+        dns_query.answer(bad, 0x1234)
         out.append(None)
-    except dns.DnsError as e:
+    except dns_query.DnsError as e:
         out.append(str(e))
 print(json.dumps([out, dns.is_numeric("10.0.0.1"), dns.is_numeric("a.b.c.d"), list(q[12:])]))
 """)

@@ -192,3 +192,22 @@ def test_a_too_deep_installer_config_json_is_refused_with_its_reason_kept_aside(
     assert store.get("title") == "LoadPilot"  # defaults
     assert (tmp_path / "config.json.bad").exists() and not (tmp_path / "config.json").exists()
     assert any("config.json rejected" in line[3] for line in log.lines())
+
+
+def test_byte_class_table_matches_its_rule():
+    # json_in._CLASS is a literal (kept in flash when frozen): it must say what the scan's classes say
+    t = bytearray(256)
+    for b in b" \t\r\n":
+        t[b] = 1
+    for b in b"0123456789+-.":
+        t[b] = 2
+    for b in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_":
+        t[b] = 3
+    t[ord('"')] = 4
+    t[ord("{")] = t[ord("[")] = 5
+    t[ord("}")] = t[ord("]")] = 6
+    t[ord(":")] = 7
+    t[ord(",")] = 8
+    assert json_in._CLASS == bytes(t)
+    assert (json_in._C_SPACE, json_in._C_WORD, json_in._C_IDENT, json_in._C_QUOTE, json_in._C_OPEN,
+            json_in._C_CLOSE, json_in._C_COLON, json_in._C_COMMA) == (1, 2, 3, 4, 5, 6, 7, 8)

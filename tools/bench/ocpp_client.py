@@ -69,6 +69,10 @@ def main():
               "import %d B + construction %d B = %d B; bar %d B: %s" %
               (f["import_bytes"], f["construct_bytes"], f["total_bytes"], BAR_32_FROZEN,
                "within" if f["total_bytes"] <= BAR_32_FROZEN else "OVER"))
+        tx = f["total_bytes"] + f["tx_import_bytes"] + f["tx_construct_bytes"]
+        print("  with transactions (ocpp/tx.py + outbox.py, outbox empty): + import %d B + construction %d B = %d B; "
+              "bar %d B: %s" % (f["tx_import_bytes"], f["tx_construct_bytes"], tx, BAR_32_FROZEN,
+                                "within" if tx <= BAR_32_FROZEN else "OVER"))
         print("  (%s was built from this tree's firmware when `make firmware` last ran: rebuild after changes)"
               % os.path.relpath(frozen32, ROOT))
         mods = run(os.path.join(scratch, "none"), scratch, "modules", binary=frozen32)

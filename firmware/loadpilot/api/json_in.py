@@ -62,23 +62,23 @@ _C_COLON = const(7)
 _C_COMMA = const(8)
 
 
-def _classes():
-    t = bytearray(256)
-    for b in b" \t\r\n":
-        t[b] = _C_SPACE
-    for b in b"0123456789+-.":
-        t[b] = _C_WORD
-    for b in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_":
-        t[b] = _C_IDENT
-    t[_QUOTE] = _C_QUOTE
-    t[_OBJ] = t[_ARR] = _C_OPEN
-    t[_OBJ_END] = t[_ARR_END] = _C_CLOSE
-    t[_COLON] = _C_COLON
-    t[_COMMA] = _C_COMMA
-    return bytes(t)
-
-
-_CLASS = _classes()
+_CLASS = (  # byte -> class, 16 bytes a row; a constant, so frozen it stays in flash (test_inputs checks it)
+    b"\0\0\0\0\0\0\0\0\0\x01\x01\0\0\x01\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    b"\x01\0\x04\0\0\0\0\0\0\0\0\x02\x08\x02\x02\0"
+    b"\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x07\0\0\0\0\0"
+    b"\0\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03"
+    b"\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x05\0\x06\0\x03"
+    b"\0\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03"
+    b"\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x05\0\x06\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+    b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0")
 
 
 def _bad(i):

@@ -153,6 +153,8 @@ class MqttApiService:
         """A second delivery of a message already handled on this connection. Sessions are clean, so a broker
         never redelivers across connections, while packet ids start again after a reconnect: the memory is
         per client and is forgotten when the client reconnects."""
+        if msg.qos == 0:  # Dedup() below keeps no QoS 0 window: QoS 0 traffic needs neither it nor its import
+            return False
         k = id(client)
         d = self._dedup.get(k)
         if d is None or d[0] != client.connects:

@@ -9,8 +9,8 @@ CALL = const(2)
 CALLRESULT = const(3)
 CALLERROR = const(4)
 MAX_KEYS = const(16)  # GetConfigurationMaxKeys
-VENDOR_ID = "LoadPilot"
-PROFILES = "Core,RemoteTrigger,LocalAuthListManagement"
+VENDOR_ID = const("LoadPilot")
+PROFILES = const("Core,RemoteTrigger,LocalAuthListManagement")  # const: KEYS below stays a constant table
 ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
 
 # the backend's configuration keys this round implements: (key, kind, read-only, settings row, lo, hi).
