@@ -71,10 +71,11 @@ def test_bare_word_mqtt_is_the_default_broker():
         url.parse("mqtt", default="mqtt")  # a default that points at itself
 
 
-def test_numeric_ip_detection():
-    assert url.is_numeric_ip("127.0.0.1") and url.is_numeric_ip("::1")
-    assert not url.is_numeric_ip("broker.local") and not url.is_numeric_ip("1.2.3.256")
-    assert not url.is_numeric_ip("1.2.3")
+def test_numeric_hosts_need_no_dns_lookup():
+    from loadpilot import dns  # the one rule for every client (MQTT, OCPP)
+    assert dns.is_numeric("127.0.0.1") and dns.is_numeric("::1")
+    assert not dns.is_numeric("broker.local") and not dns.is_numeric("1.2.3.256")
+    assert not dns.is_numeric("1.2.3") and not dns.is_numeric("1..2.3")
 
 
 def test_connections_share_one_client_per_broker():

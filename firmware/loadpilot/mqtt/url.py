@@ -38,12 +38,6 @@ def _unquote(s, what):
             out.append(c)
             i += 1
     return out.decode()
-
-
-def is_numeric_ip(host):
-    """True for a dotted IPv4 address or an IPv6 literal: those need no DNS lookup."""
-    if ":" in host:
-        return True
     parts = host.split(".")
     if len(parts) != 4:
         return False
