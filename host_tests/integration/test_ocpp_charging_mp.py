@@ -82,7 +82,16 @@ def test_profiles_limit_the_offered_current(tmp_path):
             assert msg[0] == 4 and msg[2] == "TypeConstraintViolation"
             assert _limit(fw)["ocpp_ma"] == 5000
 
+            # a period boundary: 5 A now, 7 A from 3 s on (stack 3 wins over the W profile; the cap goes first)
             assert b.call(call.ClearChargingProfile(id=3)).status == "Accepted"
+            start = b.now_text()
+            p2 = profile(10, 5, stack=3, startSchedule=start)
+            p2["chargingSchedule"]["chargingSchedulePeriod"].append({"startPeriod": 3, "limit": 7})
+            p2["chargingSchedule"]["startSchedule"] = p2.pop("startSchedule")
+            assert _set(b, 1, p2) == "Accepted"
+            assert wait_for(lambda: _limit(fw)["ocpp_ma"] == 5000, 3)
+            assert wait_for(lambda: _limit(fw)["ocpp_ma"] == 7000, 6)
+            assert b.call(call.ClearChargingProfile(id=10)).status == "Accepted"
             assert wait_for(lambda: _limit(fw)["ocpp_ma"] == 6000, 3)
             assert b.call(call.ClearChargingProfile(id=12345)).status == "Unknown"
         finally:

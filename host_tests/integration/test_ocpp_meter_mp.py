@@ -1,6 +1,7 @@
 """OCPP MeterValues of the box's own connector on the MicroPython binary against the `ocpp` central system:
 periodic samples tied to the transaction with the S0 energy, power, per-phase current, the offered current;
-MeterValuesSampledData (validated) chooses the measurands; interval 0 stops them; samples go before the Stop."""
+MeterValuesSampledData (validated) chooses the measurands; interval 0 stops them; samples go before the Stop;
+transactionData in StopTransaction."""
 import time
 
 import pytest
@@ -74,6 +75,11 @@ def test_meter_values_during_a_transaction():
             assert wait_for(lambda: len(b.meter_values) >= n + 1, 5)
             unplug(fw)
             assert wait_for(lambda: len(b.stops) == 1, 5)
+            # transactionData: the start and end meter
+            td = b.stops[0]["transaction_data"]
+            assert [(x["sampled_value"][0]["value"], x["sampled_value"][0]["context"]) for x in td] == \
+                [("0", "Transaction.Begin"), ("4", "Transaction.End")]
+            assert td[1]["timestamp"] == b.stops[0]["timestamp"]
             time.sleep(2.5)
             # the samples of a transaction go before its Stop, and none after it
             order = [m.split('"')[3] for m in b.frames if '"MeterValues"' in m or '"StopTransaction"' in m]

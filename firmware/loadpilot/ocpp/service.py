@@ -293,7 +293,7 @@ class OcppService:
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
                 "transactions": self.tx.view() if self.tx is not None else None,
-                "not_built": "clock-aligned MeterValues, transactionData, other wallboxes"}
+                "not_built": "clock-aligned MeterValues, transactions and smart charging at other wallboxes"}
 
     # ---- the connection task ------------------------------------------------------------------------------
     async def run(self):

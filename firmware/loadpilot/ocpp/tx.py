@@ -41,6 +41,12 @@ def _value(v, measurand, unit, phase=None):
     return d
 
 
+def _reading(ts, wh, context):
+    """transactionData's meter value: the start or end meter, from the outbox record (survives a reboot)."""
+    return {"timestamp": iso(ts), "sampledValue": [{"value": str(wh), "context": context,
+                                                    "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}
+
+
 class Transactions:
     def __init__(self, config, site, tracker, log, root, authorizer=None):
         self.config = config
@@ -294,7 +300,9 @@ class Transactions:
                                         "timestamp": iso(t.ts_start)}
         m, ts, reason = t.stop
         return "StopTransaction", {"transactionId": t.txid, "meterStop": m, "timestamp": iso(ts),
-                                   "reason": STOP_REASONS[reason], "idTag": t.id_tag}
+                                   "reason": STOP_REASONS[reason], "idTag": t.id_tag, "transactionData": [
+                                       _reading(t.ts_start, t.meter_start, "Transaction.Begin"),
+                                       _reading(ts, m, "Transaction.End")]}
 
     def answered(self, kind, t, payload):
         self.attempts = 0
