@@ -41,6 +41,7 @@ def test_profiles_limit_the_offered_current(tmp_path):
         try:
             assert wait_for(lambda: fw.ctl("ocpp")["boot"] == "Accepted", 15)
             assert "loadpilot.ocpp.charging" not in fw.ctl("modules")  # no profile: not loaded
+            assert fw.ctl("ocpp")["charging"] is None
             plug(fw)
             assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, timeout=10)
             assert wait_for(lambda: fw.ctl("evse")["offered_ma"] > 10000, 10)  # what the manager allows
@@ -62,6 +63,7 @@ def test_profiles_limit_the_offered_current(tmp_path):
             # ChargePointMaxProfile on connector 0 caps everything
             assert _set(b, 0, profile(3, 5, purpose="ChargePointMaxProfile")) == "Accepted"
             assert wait_for(lambda: _limit(fw)["ocpp_ma"] == 5000, 3)
+            assert fw.ctl("ocpp")["charging"] == {"profiles": 3, "limit_ma": 5000}
 
             # invalid: Rejected, nothing changed
             bad = profile(4, 20, stack=2)
@@ -80,7 +82,7 @@ def test_profiles_limit_the_offered_current(tmp_path):
                 profile(9, 20), stackLevel="high")}])
             msg, _ = b.raw_call(frame, "m2")
             assert msg[0] == 4 and msg[2] == "TypeConstraintViolation"
-            assert _limit(fw)["ocpp_ma"] == 5000
+            assert _limit(fw)["ocpp_ma"] == 5000 and fw.ctl("ocpp")["charging"]["profiles"] == 3
 
             # a period boundary: 5 A now, 7 A from 3 s on (stack 3 wins over the W profile; the cap goes first)
             assert b.call(call.ClearChargingProfile(id=3)).status == "Accepted"

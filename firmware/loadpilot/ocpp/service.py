@@ -293,6 +293,7 @@ class OcppService:
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
                 "transactions": self.tx.view() if self.tx is not None else None,
+                "charging": None if self._cp is None else {"profiles": len(self._cp.items), "limit_ma": self._cp_ma},
                 "not_built": "clock-aligned MeterValues, transactions and smart charging at other wallboxes"}
 
     # ---- the connection task ------------------------------------------------------------------------------
