@@ -81,6 +81,12 @@ class CentralSystemCP(ChargePoint):
         return call_result.StopTransaction()
 
 
+    @on(Action.meter_values)
+    def on_meter_values(self, connector_id, meter_value, **kw):
+        self.backend.meter_values.append(dict(kw, connector_id=connector_id, meter_value=meter_value))
+        return call_result.MeterValues()
+
+
 class Backend:
     """A central system on 127.0.0.1:port (path /ocpp/<client id>). password: required Basic auth password or
     None; ssl_context: serve wss."""
@@ -99,6 +105,7 @@ class Backend:
         self.status_infos = []
         self.starts = []  # StartTransaction payloads with the transaction_id given
         self.stops = []
+        self.meter_values = []  # MeterValues payloads (snake_case keys at the top, the library's)
         self.next_txid = 1000
         self.unknown_tags = set()  # idTags answered Invalid
         self.authorizes = []  # idTags of Authorize.req

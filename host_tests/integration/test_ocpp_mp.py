@@ -106,7 +106,8 @@ def test_boot_heartbeat_status_configuration_and_bad_input(backend):
 
         # unknown and not-yet-built actions, malformed frames: the right CALLERROR, within 1 s, nothing changed
         cases = [('[2,"u1","FlyToTheMoon",{}]', "u1", "NotImplemented"),
-                 ('[2,"u2","SetChargingProfile",{"connectorId":1}]', "u2", "NotSupported"),
+                 ('[2,"u2","GetDiagnostics",{"location":"ftp://x/"}]', "u2", "NotSupported"),
+                 ('[2,"u9","SetChargingProfile",{"connectorId":1}]', "u9", "OccurenceConstraintViolation"),
                  ('[2,"u3","ChangeAvailability",{"connectorId":"one","type":"Inoperative"}]', "u3",
                   "TypeConstraintViolation"),
                  ('[2,"u4","ChangeAvailability",{"connectorId":1,"type":"Sideways"}]', "u4",

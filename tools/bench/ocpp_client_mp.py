@@ -143,6 +143,17 @@ def bench_heap():
     svc.attach_sessions(tracker, sys.argv[2])
     gc.collect()
     free5 = gc.mem_free()
+    # smart charging (ocpp/charging.py): loaded by the first profile; one TxDefaultProfile of 3 periods
+    __import__("loadpilot.ocpp.charging")
+    gc.collect()
+    free6 = gc.mem_free()
+    svc.core.answer("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [
+            {"startPeriod": 0, "limit": 10}, {"startPeriod": 3600, "limit": 16}, {"startPeriod": 7200, "limit": 6}]}}})
+    gc.collect()
+    free7 = gc.mem_free()
+    out(figure="charging", import_bytes=free5 - free6, profile_bytes=free6 - free7)
     out(figure="heap", import_bytes=free0 - free1, construct_bytes=free1 - free2, total_bytes=free0 - free2,
         buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._wbuf) + len(svc._ws._cbuf),
         tx_import_bytes=free3 - free4, tx_construct_bytes=free4 - free5)

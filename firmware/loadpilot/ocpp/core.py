@@ -10,7 +10,9 @@ CALLRESULT = const(3)
 CALLERROR = const(4)
 MAX_KEYS = const(16)  # GetConfigurationMaxKeys
 VENDOR_ID = const("LoadPilot")
-PROFILES = const("Core,RemoteTrigger,LocalAuthListManagement")  # const: KEYS below stays a constant table
+PROFILES = const("Core,RemoteTrigger,LocalAuthListManagement,SmartCharging")  # const: KEYS stays a constant table
+# MeterValuesSampledData: the measurands a MeterValues sample can hold (ocpp/tx.py builds them)
+MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Current.Offered", "Voltage")
 ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
 
 # the backend's configuration keys this round implements: (key, kind, read-only, settings row, lo, hi).
@@ -19,6 +21,8 @@ ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCP
 KEYS = (
     ("HeartbeatInterval", "int", False, "ocpp_heartbeat_s", 0, 86400),
     ("MeterValueSampleInterval", "int", False, "ocpp_meter_interval_s", 0, 86400),
+    ("MeterValuesSampledData", "csl", False, "ocpp_meter_measurands", 0, 0),
+    ("MeterValuesSampledDataMaxLength", "const", True, None, len(MEASURANDS), 0),
     ("WebSocketPingInterval", "int", False, "ocpp_ws_ping_s", 0, 3600),
     ("TransactionMessageAttempts", "int", False, "ocpp_tx_attempts", 1, 10),
     ("TransactionMessageRetryInterval", "int", False, "ocpp_tx_retry_s", 0, 86400),
@@ -38,7 +42,7 @@ KEYS = (
 # actions of the profiles LoadPilot will answer once sessions and authorization are merged: recognized, so
 # the backend gets NotSupported (known, not supported yet) rather than NotImplemented (unknown)
 LATER = (
-         "SetChargingProfile", "ClearChargingProfile", "GetCompositeSchedule", "GetDiagnostics",
+         "GetDiagnostics",
          "UpdateFirmware", "ReserveNow", "CancelReservation")
 TRIGGERS = ("BootNotification", "Heartbeat", "StatusNotification")
 NOT_TRIGGERABLE = ("MeterValues", "DiagnosticsStatusNotification", "FirmwareStatusNotification")
@@ -56,6 +60,7 @@ E_TRIGGER = "trigger"            # (E_TRIGGER, message, connector id or None)
 E_CLEAR_CACHE = "clear_cache"    # (E_CLEAR_CACHE,)
 E_REMOTE_START = "remote_start"  # (E_REMOTE_START, idTag)
 E_REMOTE_STOP = "remote_stop"    # (E_REMOTE_STOP, transactionId)
+E_PROFILES = "profiles"          # (E_PROFILES,): the charging profiles changed: store them, apply the limit
 
 
 class FrameError(Exception):
@@ -141,6 +146,8 @@ class Core:
         self.open_tx = None  # () -> (the open transaction's id or None, a session or transaction is running)
         self.list_version = None  # () -> the local list's version (ocpp/locallist.py), read on first use
         self.list_update = None   # (full, version, items) -> "Accepted" | "Failed": stores the list
+        self.charging = None      # () -> (ocpp/charging.Profiles loaded on first use, Unix s now, box max mA)
+        self.tx_start = None      # () -> Unix s the open transaction started
 
     def value(self, row):
         if row[1] == "const":
@@ -178,6 +185,12 @@ class Core:
             return {"status": "NotSupported"}, ()
         if row[2]:
             return {"status": "Rejected"}, ()
+        if row[1] == "csl":  # a comma-separated list of known measurands, each once
+            items = value.split(",")
+            for i in range(len(items)):
+                if items[i] not in MEASURANDS or items[i] in items[:i]:
+                    return {"status": "Rejected"}, ()
+            return {"status": "Accepted"}, ((E_CONFIG, row[3], value),)
         if row[1] == "bool":
             v = value.lower()
             if v not in ("true", "false"):
@@ -243,10 +256,14 @@ class Core:
             raise FrameError(None, "PropertyConstraintViolation", "idTag: 1..20 characters")
         if cid is not None and cid != self.connector or not self.operative or self.open_tx is None:
             return {"status": "Rejected"}, ()
-        if "chargingProfile" in p:  # smart charging is not built: a profile it cannot follow is refused
-            return {"status": "Rejected"}, ()
         if self.open_tx()[1]:  # a transaction runs at our connector already
             return {"status": "Rejected"}, ()
+        cp = p.get("chargingProfile")
+        if cp is not None:  # the TxProfile of the transaction to come: checked now, set when it has its id
+            from loadpilot.ocpp.charging import check_remote
+            if self.charging is None or not check_remote(cp, self.connector):
+                return {"status": "Rejected"}, ()
+            return {"status": "Accepted"}, ((E_REMOTE_START, tag, cp),)
         return {"status": "Accepted"}, ((E_REMOTE_START, tag),)
 
     def _on_RemoteStopTransaction(self, p):
@@ -254,6 +271,18 @@ class Core:
         if self.open_tx is None or self.open_tx()[0] != txid:
             return {"status": "Rejected"}, ()
         return {"status": "Accepted"}, ((E_REMOTE_STOP, txid),)
+
+    def _on_SetChargingProfile(self, p):
+        from loadpilot.ocpp.charging import answer_set  # imported on the first smart-charging call
+        return answer_set(self, p)
+
+    def _on_ClearChargingProfile(self, p):
+        from loadpilot.ocpp.charging import answer_clear
+        return answer_clear(self, p)
+
+    def _on_GetCompositeSchedule(self, p):
+        from loadpilot.ocpp.charging import answer_composite
+        return answer_composite(self, p)
 
     def _on_GetLocalListVersion(self, p):
         from loadpilot.ocpp.locallist import answer_version  # rare: imported on the first one

@@ -7,6 +7,8 @@
 # link with no frame for 2 x the heartbeat interval, or a ping unanswered for PONG_TIMEOUT_MS, is dead: close,
 # reconnect after a backoff from 5 s to 5 min plus jitter, resolving the host again. Nothing here reboots.
 import asyncio
+import json
+import os
 import socket
 import time
 from micropython import const
@@ -92,6 +94,10 @@ class OcppService:
         self._auths = []          # [dev_id, idTag] waiting for Authorize.req; the first is sent next
         self._tx_block = False    # the transaction rules say the local box may not charge (tx.poll)
         self._pending_tx = None   # (kind, Tx) of the outstanding CALL when it is a transaction message
+        self._cp = None           # ocpp/charging.Profiles once a profile exists or a smart-charging call came
+        self._cp_ma = None        # the profiles' limit now (mA), None: no limit
+        self._cp_at = 0           # ticks_ms of the next re-evaluation (a period boundary, at most an hour)
+        self._cp_txid = None      # the transaction id the limit was last evaluated with
         self._apply_availability()
         config.subscribe(self._config_changed)
 
@@ -103,9 +109,86 @@ class OcppService:
         self._authorizer = authorizer or self._authorizer
         self._root = root
         self.tx.on_change = self._tx_poll
+        if self.evse is not None:
+            self.tx.offered_ma = self._offered_ma
         self.core.open_tx = self.tx.open_tx
         self.core.list_version = lambda: self.local_list().version
         self.core.list_update = lambda full, version, items: self.local_list().update(full, version, items)
+        self.core.charging = self._charging
+        self.core.tx_start = lambda: self.tx.current().ts_start
+        try:  # smart charging costs nothing until a profile exists
+            os.stat(self._cp_path())
+            self._charging()
+            self._cp_eval()
+        except OSError:
+            pass
+
+    # ---- smart charging (ocpp/charging.py: the profiles, pure; here: flash and the EVSE limit)
+
+    def _cp_path(self):
+        return (self._root + "/" if self._root else "") + "ocpp/profiles.json"
+
+    def _charging(self):
+        if self._cp is None:
+            from loadpilot.ocpp.charging import Profiles
+            items = ()
+            try:
+                with open(self._cp_path()) as f:
+                    items = json.load(f)
+            except (OSError, ValueError):
+                pass
+            self._cp = Profiles(self.config.get("ocpp_connector_id"), items)
+        return self._cp, _unix(), self.evse.limits.hardware_ma if self.evse is not None else 32000
+
+    def _cp_store(self):
+        """Write the profiles: a new file renamed over the old one, so a power cut leaves one of them whole."""
+        path = self._cp_path()
+        try:
+            try:
+                os.mkdir(path[:path.rfind("/")])
+            except OSError:
+                pass
+            with open(path + ".new", "w") as f:
+                json.dump(self._cp.stored(), f)
+            os.rename(path + ".new", path)
+        except OSError as e:
+            self.log.error("ocpp", "charging profiles not stored: %s" % e)
+
+    def _cp_eval(self):
+        """The profile limit now, into the EVSE limit; the next re-evaluation at the next period boundary."""
+        t = self.tx.current() if self.tx is not None else None
+        txid = t.txid if t is not None and t.txid is not None and t.txid >= 0 else None
+        now = _unix()
+        ma, nxt = self._cp.limit(now, txid, t.ts_start if t is not None else None)
+        self._cp_ma = ma
+        wait = 3600 if nxt is None or nxt - now > 3600 else max(1, nxt - now)  # drift-safe: at least hourly
+        self._cp_at = time.ticks_add(time.ticks_ms(), wait * 1000)
+        self._apply_availability()
+
+    def _cp_tick(self):
+        """Every tick, allocating nothing unless something changed: the transaction's id, a boundary."""
+        t = self.tx.current()
+        txid = t.txid if t is not None and t.txid is not None and t.txid >= 0 else None
+        if txid != self._cp_txid:
+            self._cp_txid = txid
+            rp = self.tx.remote_profile
+            if txid is not None and rp is not None:  # RemoteStartTransaction's chargingProfile: its TxProfile
+                self.tx.remote_profile = None
+                st, why = self._charging()[0].set(self.config.get("ocpp_connector_id"), rp, txid, _unix())
+                if st == "Accepted":
+                    self._cp_store()
+                else:
+                    self.log.warn("ocpp", "RemoteStartTransaction's chargingProfile not set: %s" % why)
+            elif txid is None and self._cp is not None and self._cp.end_tx():
+                self._cp_store()
+            if self._cp is not None:
+                self._cp_eval()
+        elif self._cp is not None and time.ticks_diff(time.ticks_ms(), self._cp_at) >= 0:
+            self._cp_eval()
+
+    def _offered_ma(self):
+        from loadpilot.evse import pilot  # loaded already by the EVSE task
+        return pilot.current_ma_for_duty(self.evse.sm.duty_cpct)
 
     # ---- authorization (the local whitelist did not know the ID: sessions/auth.py asks here)
 
@@ -155,6 +238,7 @@ class OcppService:
             self.log.warn("auth", "%s: ID %s refused by the backend (%s): charging stays locked" % (dev_id, tag, st))
 
     def _tx_poll(self):
+        self._cp_tick()
         block = self.tx.poll()
         if block != self._tx_block:
             self._tx_block = block
@@ -209,7 +293,8 @@ class OcppService:
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
                 "transactions": self.tx.view() if self.tx is not None else None,
-                "not_built": "MeterValues, smart charging"}
+                "charging": None if self._cp is None else {"profiles": len(self._cp.items), "limit_ma": self._cp_ma},
+                "not_built": "clock-aligned MeterValues, transactions and smart charging at other wallboxes"}
 
     # ---- the connection task ------------------------------------------------------------------------------
     async def run(self):
@@ -458,7 +543,14 @@ class OcppService:
         elif what == core.E_TRIGGER:
             self._triggers.append((e[1], e[2]))
         elif what == core.E_REMOTE_START:
-            self.tx.remote_start(e[1])
+            self.tx.remote_start(e[1], e[2] if len(e) > 2 else None)
+        elif what == core.E_PROFILES:
+            if len(e) > 2:
+                self.log.warn("ocpp", "SetChargingProfile rejected: %s" % e[1])
+            else:
+                self._cp_store()
+                self._cp_eval()
+                self.log.info("ocpp", "charging profiles: %d, limit %s mA" % (len(self._cp.items), self._cp_ma))
         elif what == core.E_REMOTE_STOP:
             self.tx.remote_stop(e[1])
         elif what == core.E_CLEAR_CACHE:
@@ -469,7 +561,7 @@ class OcppService:
         # Inoperative: the local charge point offers no current (its OCPP limit, evse/effective.py)
         ev = self.evse
         if ev is not None:
-            ev.limits.ocpp_ma = None if self.core.operative and not self._tx_block else 0
+            ev.limits.ocpp_ma = self._cp_ma if self.core.operative and not self._tx_block else 0
 
     async def _do_reset(self):
         kind = self._reset
@@ -583,6 +675,11 @@ class OcppService:
                 await self._call("StatusNotification", p, now)
                 return True
         return False
+
+
+def _unix():
+    from loadpilot.ocpp.tx import unix_now  # loaded with the transactions, before any profile
+    return unix_now()
 
 
 def _wait_writable(s):

@@ -7,9 +7,12 @@ import time
 from micropython import const
 
 from loadpilot.codes import STOP_DEAUTHORIZED, STOP_POWER_LOSS, STOP_REASONS, STOP_REMOTE
-from loadpilot.ocpp.core import ID_STATUS
+from loadpilot.ocpp.core import ID_STATUS, MEASURANDS
 from loadpilot.ocpp.outbox import K_START, Outbox
 _INVALID = const(3)
+K_METER = const(9)    # a MeterValues sample: in RAM only (docs/ocpp.md, "MeterValues"), never an outbox record
+MAX_SAMPLES = const(8)  # unsent samples kept: the newest; an older one is dropped when a new one comes
+_PHASES = ("L1", "L2", "L3")
 _EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000
 
 
@@ -27,11 +30,29 @@ def iso(t):
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (g[0], g[1], g[2], g[3], g[4], g[5])
 
 
+def _amps(ma):
+    return "%d.%03d" % (ma // 1000, ma % 1000) if ma >= 0 else "-" + _amps(-ma)
+
+
+def _value(v, measurand, unit, phase=None):
+    d = {"value": v, "context": "Sample.Periodic", "measurand": measurand, "unit": unit}
+    if phase is not None:
+        d["phase"] = phase
+    return d
+
+
+def _reading(ts, wh, context):
+    """transactionData's meter value: the start or end meter, from the outbox record (survives a reboot)."""
+    return {"timestamp": iso(ts), "sampledValue": [{"value": str(wh), "context": context,
+                                                    "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}
+
+
 class Transactions:
     def __init__(self, config, site, tracker, log, root, authorizer=None):
         self.config = config
         self.authorizer = authorizer or (lambda: None)  # -> sessions/auth.Authorizer or None (made lazily)
-        self.remote = None       # (idTag, ticks_ms) of a RemoteStartTransaction waiting for its session
+        self.remote = None       # (idTag, ticks_ms, chargingProfile or None) of a RemoteStartTransaction waiting
+        self.remote_profile = None  # the chargingProfile of the RemoteStart a session took: its TxProfile
         self.site = site
         self.tracker = tracker
         self.log = log
@@ -43,6 +64,10 @@ class Transactions:
         self.attempts = 0        # failed attempts of the outbox's head
         self.retry_at = 0        # ticks_ms before which the head is not sent again
         self.on_change = None    # the service re-polls at once when a session ended
+        self.samples = []        # [(Tx, unix s, Wh, W, (mA L1..L3), offered mA, (V L1..L3))]: MeterValues to send
+        self.samples_dropped = 0
+        self.offered_ma = None   # () -> the current the local box offers now (the service sets it)
+        self._sample_at = None   # ticks_ms of the next MeterValues sample of the open transaction
         self._wall_offset = 0    # journal times -> Unix seconds (they are in the port's epoch)
         if time.gmtime(0)[0] == 2000:
             self._wall_offset = _EPOCH_2000
@@ -110,6 +135,7 @@ class Transactions:
         if r is not None:
             self.remote = None
             if time.ticks_diff(time.ticks_ms(), r[1]) < self.config.get("vehicle_connection_timeout_s") * 1000:
+                self.remote_profile = r[2]
                 return r[0]
         if s.id_tag and s.method not in ("free", "open"):
             return s.id_tag
@@ -120,6 +146,7 @@ class Transactions:
         while there is nothing to record). -> True if the local box may not charge (the outbox-full rule or a
         transaction the backend refused)."""
         s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
+        self._sample(s)
         if s is None:  # a full outbox with the rule on: no current even before a car comes (none can be recorded)
             return self.outbox.full() and self.config.get("ocpp_queue_full_block")
         if self.refused == s.seq:
@@ -143,6 +170,61 @@ class Transactions:
         self.full_now = self.blocked = False
         return False
 
+    def _sample(self, s):
+        """MeterValues every MeterValueSampleInterval while the local connector's transaction is open (a tuple
+        per sample, nothing else: the interval check allocates nothing)."""
+        ob = self.outbox
+        t = ob.txs[-1] if ob.txs else None
+        iv = self.config.get("ocpp_meter_interval_s")
+        if not iv or t is None or t.stop is not None or s is None or s.seq != t.seq:
+            self._sample_at = None
+            return
+        now = time.ticks_ms()
+        if self._sample_at is None:  # the first sample one interval after the Start (the Start holds meterStart)
+            self._sample_at = time.ticks_add(now, iv * 1000)
+            return
+        if time.ticks_diff(now, self._sample_at) < 0:
+            return
+        self._sample_at = time.ticks_add(now, iv * 1000)
+        d = self.site.devices.get(self.site.local_id)
+        if d is None or d.reading.updated_ms is None:
+            return
+        r = d.reading
+        c = r.current_ma
+        v = r.voltage_v
+        off = self.offered_ma() if self.offered_ma is not None else None
+        if len(self.samples) >= MAX_SAMPLES:
+            self.samples.pop(0)
+            self.samples_dropped += 1
+        self.samples.append((t, unix_now(), s.meter_end_wh if s.meter_end_wh >= 0 else r.import_wh, r.power_w,
+                             (c[0], c[1], c[2]), off, (v[0], v[1], v[2])))
+
+    def meter_payload(self, m):
+        """A sample -> MeterValues.req with the measurands of MeterValuesSampledData (values are decimal text:
+        Wh, W, A with up to 3 decimals, V)."""
+        want = self.config.get("ocpp_meter_measurands").split(",")
+        sv = []
+        for name in MEASURANDS:
+            if name not in want:
+                continue
+            if name == "Energy.Active.Import.Register":
+                sv.append(_value(str(m[2]), name, "Wh"))
+            elif name == "Power.Active.Import":
+                sv.append(_value(str(m[3]), name, "W"))
+            elif name == "Current.Import":
+                for i in range(3):
+                    sv.append(_value(_amps(m[4][i]), name, "A", _PHASES[i]))
+            elif name == "Current.Offered":
+                if m[5] is not None:
+                    sv.append(_value(_amps(m[5]), name, "A"))
+            else:
+                for i in range(3):
+                    if m[6][i]:  # unknown (0): left out
+                        sv.append(_value(str(m[6][i]), name, "V", _PHASES[i] + "-N"))
+        t = m[0]
+        return {"connectorId": t.connector, "transactionId": t.txid,
+                "meterValue": [{"timestamp": iso(m[1]), "sampledValue": sv}]}
+
     def _start(self, s):
         t = self.outbox.start(s.seq, self.config.get("ocpp_connector_id"), self.id_tag(s), s.meter_start_wh,
                               self._ts(s, False))
@@ -161,11 +243,17 @@ class Transactions:
         s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
         return None, s is not None and bool(s.method)  # a car authorized already (or its transaction ended)
 
-    def remote_start(self, tag):
+    def current(self):
+        """The open transaction of our connector (a Tx) or None; allocates nothing."""
+        ob = self.outbox
+        t = ob.txs[-1] if ob.txs else None
+        return t if t is not None and t.stop is None else None
+
+    def remote_start(self, tag, profile=None):
         """RemoteStartTransaction accepted: the backend authorized tag for our connector
         (AuthorizeRemoteTxRequests false). The car there, or the next one within the vehicle connection
         timeout, charges with a transaction for tag."""
-        self.remote = (tag, time.ticks_ms())
+        self.remote = (tag, time.ticks_ms(), profile)
         a = self.authorizer()
         if a is not None and self.site.local_id:
             a.grant(self.site.local_id, tag, "ocpp")
@@ -190,6 +278,12 @@ class Transactions:
         """The outbox's head to send now: (action, payload, (kind, Tx)), or None (empty, or a failed one waiting
         for its retry time). A Stop whose Start was given up has no transactionId to name: it is given up too."""
         while True:
+            sm = self.samples
+            if sm and sm[0][0].txid is not None and (not self.attempts or time.ticks_diff(now, self.retry_at) >= 0):
+                if sm[0][0].txid >= 0:  # before the head: a transaction's samples go before its Stop
+                    return "MeterValues", self.meter_payload(sm[0]), (K_METER, sm[0])
+                sm.pop(0)  # its Start was given up: no transactionId to name
+                continue
             h = self.outbox.head()
             if h is None or self.attempts and time.ticks_diff(now, self.retry_at) < 0:
                 return None
@@ -206,11 +300,16 @@ class Transactions:
                                         "timestamp": iso(t.ts_start)}
         m, ts, reason = t.stop
         return "StopTransaction", {"transactionId": t.txid, "meterStop": m, "timestamp": iso(ts),
-                                   "reason": STOP_REASONS[reason], "idTag": t.id_tag}
+                                   "reason": STOP_REASONS[reason], "idTag": t.id_tag, "transactionData": [
+                                       _reading(t.ts_start, t.meter_start, "Transaction.Begin"),
+                                       _reading(ts, m, "Transaction.End")]}
 
     def answered(self, kind, t, payload):
         self.attempts = 0
         ob = self.outbox
+        if kind == K_METER:
+            self._unsample(t)
+            return
         if kind != K_START:
             ob.stopped(t)
             return
@@ -233,9 +332,13 @@ class Transactions:
         message up after TransactionMessageAttempts (OCPP 1.6 4.10)."""
         self.attempts += 1
         limit = self.config.get("ocpp_tx_attempts")
-        name = "StartTransaction" if kind == K_START else "StopTransaction"
+        name = "StartTransaction" if kind == K_START else "MeterValues" if kind == K_METER else "StopTransaction"
         if self.attempts >= limit:
             self.attempts = 0
+            if kind == K_METER:
+                self.log.error("ocpp", "MeterValues given up after %d attempts (%s)" % (limit, why))
+                self._unsample(t)
+                return
             self.log.error("ocpp", "session %d: %s given up after %d attempts (%s)" % (t.seq, name, limit, why))
             if kind == K_START:
                 self.outbox.started(t, -1, _INVALID)
@@ -244,9 +347,14 @@ class Transactions:
             return
         self.retry_at = time.ticks_add(now, self.config.get("ocpp_tx_retry_s") * 1000 * self.attempts)
 
+    def _unsample(self, m):
+        if self.samples and self.samples[0] is m:
+            self.samples.pop(0)
+
     def view(self):
         ob = self.outbox
         cur = ob.txs[-1] if ob.txs else None
         return {"queued": len(ob.queue), "unfinished": len(ob.txs), "full": ob.full(), "records": ob.records,
-                "compactions": ob.compactions, "blocked": self.blocked or self.refused is not None,
+                "compactions": ob.compactions, "meter_samples": len(self.samples),
+                "meter_samples_dropped": self.samples_dropped, "blocked": self.blocked or self.refused is not None,
                 "transaction_id": cur.txid if cur is not None and cur.stop is None else None}
