@@ -38,13 +38,6 @@ def _unquote(s, what):
             out.append(c)
             i += 1
     return out.decode()
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not p or len(p) > 3 or not p.isdigit() or int(p) > 255:
-            return False
-    return True
 
 
 class BrokerUrl:
