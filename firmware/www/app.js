@@ -361,7 +361,8 @@ function whitelists(m) {
       "with one Id per line (a header line and more columns are fine); export: id,type lines, which import reads back."}), err, info,
     h("table", {}, [h("thead", {}, [h("tr", {}, [h("th", {text: "Id"}), h("th", {text: "Type"}), h("th")])]), list])]));
   m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "OCPP whitelist"}),
-    h("p", {"class": "help", text: "Comes with the OCPP client, which this firmware version does not have yet."})]));
+    h("p", {"class": "help", text: "The OCPP backend sends its own list (SendLocalList), kept apart from the local whitelist above. " +
+      "This page does not show it yet; the backend can read its version with GetLocalListVersion."})]));
   refresh();
 }
 
