@@ -102,6 +102,10 @@ def test_reset_device_starts_its_state_anew_and_keeps_its_settings(box):
     assert wait_for(lambda: "E2" in [d["dev_id"] for d in call(port, "cmd=get_status")[1]["devices"]], 3)
     st, ans = call(port, "cmd=set_ajax_evse&dev_id=E2&state=3&current=6000,6000,6000")
     assert st == 200 and "charging_current" in ans  # the recreated device takes data again
+    # the box's own charge point may be reset (not deleted): it reports again within its 100 ms step
+    assert call(port, "cmd=reset_device&dev_id=E1") == (200, {"ok": True})
+    assert wait_for(lambda: [d for d in call(port, "cmd=get_status")[1]["devices"] if d["dev_id"] == "E1"][0]
+                    ["state"] == 1, 3)  # waiting for a car, as before
     st, ans = call(port, "cmd=reset_device&dev_id=M7")
     assert st == 400 and "unknown device 'M7'" in ans["error"]
 
