@@ -201,3 +201,33 @@ def test_the_ocpp_local_list_is_read_searched_and_deleted(tmp_path):
     finally:
         fw.stop()
         backend.stop()
+
+
+def test_diag_logging_ends_by_itself_after_its_time():
+    """The 5 minutes, shortened to 1 s on the binary: the levels go back to what they were, DEBUG lines stop."""
+    import subprocess
+    from firmware_proc import FIRMWARE, micropython_binary
+    script = """
+import asyncio
+from loadpilot.log import Log, INFO, DEBUG
+from loadpilot.api import system_cmd
+log = Log(console_level=100)
+log.level = INFO
+class App: pass
+app = App(); app.log = log
+system_cmd.DIAG_S = 1
+s = system_cmd.SystemCommands(app)
+async def main():
+    r = s._set_diag_logging({"enable": "1"}, None)
+    log.debug("t", "while on")
+    on = (log.level, r["diag_logging_s"])
+    await asyncio.sleep_ms(1300)
+    log.debug("t", "after")
+    print(on == (DEBUG, 1), log.level == INFO, log.console_level == 100, s._diag_left(),
+          [l[3] for l in log.lines() if l[1] == "DEBUG"])
+asyncio.run(main())
+"""
+    out = subprocess.run([micropython_binary(), "-c", script], cwd=FIRMWARE, capture_output=True, text=True,
+                         timeout=20)
+    assert out.stdout.strip().splitlines()[-1] == "True True True 0 ['while on']", out.stdout + out.stderr
+    assert "DEBUG t: while on" in out.stdout and "DEBUG t: after" not in out.stdout  # the console too
