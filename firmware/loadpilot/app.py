@@ -10,14 +10,18 @@ from loadpilot.api.commands import Commands
 from loadpilot.codes import AUTH_OPEN, local_evse_id
 from loadpilot.config import ctl as config_ctl, schema
 from loadpilot.config.store import Store
-from loadpilot.log import Log, ring_lines
+from loadpilot.log import INFO, Log, ring_lines
 from loadpilot.looplag import LoopLagMonitor
 from loadpilot.modbus.pdu import Router
 from loadpilot.site import Site
 from loadpilot.supervisor import Supervisor
 
 # the System page's commands (api/system_cmd.py NAMES; a unit test keeps the two equal)
-_SYSTEM_CMDS = ("get_status", "get_log", "restart", "export_config", "import_config")
+_SYSTEM_CMDS = ("get_status", "get_log", "restart", "export_config", "import_config", "accept_license",
+                "set_diag_logging")
+# del_device, reset_device (api/device_cmd.py) and the OCPP local list (api/ocpp_list_cmd.py): imported on use
+_MODULE_CMDS = (("device_cmd", ("del_device", "reset_device")),
+                ("ocpp_list_cmd", ("ocpp_list_get", "ocpp_list_delete", "ocpp_list_clear")))
 _OPEN_AUTH = ("", AUTH_OPEN)  # a session where authorization is off: no idTag, every car may charge
 
 
@@ -27,6 +31,7 @@ class App:
         self.fs_root = fs_root
         self.log = log or Log()
         self.log.resize(ring_lines(board["heap_kb"]))
+        self.log.level = INFO  # DEBUG lines only during diagnostic logging (set_diag_logging)
         self.hal = hal_mod.load(board, fs_root)
         from loadpilot.devices.checks import check_devices
         schema.on_new("devices", check_devices)  # drivers, addresses, definitions of a list being set
@@ -56,6 +61,9 @@ class App:
         run = self._system_cmd  # one bound method for all five (a closure each would cost heap)
         for name in _SYSTEM_CMDS:
             self.commands.add_command(name, run)
+        for _, names in _MODULE_CMDS:
+            for name in names:
+                self.commands.add_command(name, self._module_cmd)
         self._authorization()
         from loadpilot.manager_cycle import ManagerCycle
         shed = self.hal.input("load_shed") if "load_shed" in board["inputs"] else None
@@ -171,6 +179,13 @@ class App:
             from loadpilot.api.system_cmd import SystemCommands
             self._system = SystemCommands(self)
         return self._system.run(name, args, payload)
+
+    def _module_cmd(self, args, payload):
+        if args["cmd"] in _MODULE_CMDS[0][1]:
+            from loadpilot.api import device_cmd as mod
+        else:
+            from loadpilot.api import ocpp_list_cmd as mod
+        return mod.run(self, args)
 
     def _auth_changed(self, key):
         if key in ("devices", "free_charging") and self.authorizer is None:

@@ -27,6 +27,7 @@ class Log:
         self._next = 0
         self.count = 0  # total lines ever logged; lets readers detect what they missed
         self.console_level = console_level
+        self.level = DEBUG  # lines below it are dropped; the app keeps INFO except during diagnostic logging
         self._listeners = []
 
     def resize(self, size):
@@ -41,6 +42,8 @@ class Log:
         self._listeners.append(fn)
 
     def write(self, level, tag, msg):
+        if level < self.level:
+            return
         msg = redact(msg)  # a URL password never reaches the console, the ring or a listener (MQTT log)
         entry = (time.ticks_ms(), level, tag, msg)
         self._ring[self._next] = entry

@@ -92,6 +92,9 @@ function field(f, val, form) {
     inp = h("span", {id: "f-" + f.k}, [0, 1, 2].map(function (i) {
       return h("input", {type: "number", step: "0.1", min: "0", style: "width:5em", value: amps(val[i]), title: "L" + (i + 1)});
     }));
+  } else if (f.t === "json") {  // an object, edited as JSON text; empty: {}
+    inp = h("textarea", {id: "f-" + f.k, rows: "4", spellcheck: "false"});
+    inp.value = val && Object.keys(val).length ? JSON.stringify(val) : "";
   } else if (f.t === "pwd" || f.t === "pem") {  // write-only: the box never sends it back; empty keeps it
     inp = h(f.t === "pem" ? "textarea" : "input", {id: "f-" + f.k, type: f.t === "pwd" ? "password" : null,
       rows: f.t === "pem" ? "3" : null, autocomplete: "new-password",
@@ -114,6 +117,7 @@ function readField(x) {
   if (f.t === "A") return Math.round(parseFloat(v) * 1000);
   if (f.t === "A3") return [].map.call(x.inp.children, function (i) { return Math.round(parseFloat(i.value) * 1000); });
   if (f.t === "int") return v === "" ? NaN : Number(v);
+  if (f.t === "json") { try { return v.trim() ? JSON.parse(v) : {}; } catch (e) { return NaN; } }
   if ((f.t === "pwd" || f.t === "pem") && v === "") return x.orig;  // untouched: unchanged
   return v;
 }
@@ -360,10 +364,50 @@ function whitelists(m) {
       "the last card read at each wallbox shows on the dashboard's device data (get_dev_info rfid). Import: a .csv file " +
       "with one Id per line (a header line and more columns are fine); export: id,type lines, which import reads back."}), err, info,
     h("table", {}, [h("thead", {}, [h("tr", {}, [h("th", {text: "Id"}), h("th", {text: "Type"}), h("th")])]), list])]));
-  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "OCPP whitelist"}),
-    h("p", {"class": "help", text: "The OCPP backend sends its own list (SendLocalList), kept apart from the local whitelist above. " +
-      "This page does not show it yet; the backend can read its version with GetLocalListVersion."})]));
+  m.appendChild(ocppList());
   refresh();
+}
+
+// ---- the OCPP local list (ocpp_list_*): the backend's (SendLocalList); read, search, delete one or all
+function ocppList() {
+  var list = h("tbody", {id: "ol-list"}), info = h("p", {id: "ol-info"}), err = h("p", {"class": "err", id: "ol-err"});
+  var qf = h("input", {id: "ol-q", placeholder: "Search for idTag ...", oninput: function () { refresh(0); }});
+  var more = h("button", {"class": "sec", id: "ol-more", text: "Show more", hidden: true}), seq = 0;
+  var clear = h("button", {"class": "del", id: "ol-clear", text: "Delete whole list", onclick: function () {
+    if (confirm("Delete every entry of the OCPP local list? The backend is asked to send it again.")) api("cmd=ocpp_list_clear").then(function () { refresh(0); }, fail);
+  }});
+  var box = h("div", {"class": "card", id: "ocpp-list"}, [h("h3", {text: "OCPP whitelist"}),
+    h("p", {"class": "help", text: "The list the OCPP backend sends (SendLocalList), kept apart from the local whitelist above: " +
+      "idTags with their status, expiry and parent idTag. Deleting entries here makes the list the box's own: its version " +
+      "becomes 0, so a backend that checks the version (GetLocalListVersion) sends the whole list again."}),
+    h("div", {"class": "row"}, [qf, clear]), err, info,
+    h("table", {}, [h("thead", {}, [h("tr", {}, ["idTag", "Status", "Expiry", "Parent idTag", ""].map(function (t) {
+      return h("th", {text: t}); }))]), list]), more]);
+  function fail(e) {
+    if (/OCPP is not configured/.test(e.message)) {  // no backend: nothing to show, nothing to delete
+      box.replaceChildren(box.firstChild, h("p", {"class": "help", id: "ol-off", text: "OCPP is off (no backend URL on " +
+        "the Backend page): there is no OCPP list."}));
+    } else err.textContent = e.message;
+  }
+  function refresh(off) {
+    var mine = ++seq;
+    api("cmd=ocpp_list_get&" + q({q: qf.value, offset: off})).then(function (r) {
+      if (mine !== seq) return;
+      err.textContent = "";
+      if (!off) list.innerHTML = "";
+      r.ids.forEach(function (x) {
+        list.appendChild(h("tr", {}, [h("td", {text: x.id}), h("td", {text: x.status}), h("td", {text: x.expiry || "-"}),
+          h("td", {text: x.parent || "-"}), h("td", {}, [h("button", {"class": "del", text: "Delete", "data-id": x.id,
+            onclick: function () { api("cmd=ocpp_list_delete&" + q({id: x.id})).then(function () { refresh(0); }, fail); }})])]));
+      });
+      info.textContent = r.entries + " entries, list version " + r.version + (r.enabled ? "" :
+        " (the local list is switched off: LocalAuthListEnabled)") + (qf.value ? ", " + r.found + " found" : "");
+      more.hidden = r.next == null;
+      more.onclick = function () { refresh(r.next); };
+    }, fail);
+  }
+  refresh(0);
+  return box;
 }
 
 function authorization(m, p) {
@@ -413,6 +457,7 @@ function load(m, p) {
   var form = newForm();
   m.appendChild(h("h2", {text: "Load management"}));
   m.appendChild(section(form, "House connection", HOUSE, p));
+  m.appendChild(section(form, "Operator limit", OPERATOR, p));
   m.appendChild(phaseTable(form, {key: "cm_schedule", id: "sched", first: "hour", head: "Hour", entries: p.cm_schedule,
     choices: range(0, 23, function (i) { return i + ":00"; }), title: "Maximum current schedule",
     help: "From each hour on, the max. total current per phase is the entry's L1/L2/L3 [A] until the next entry. It " +
@@ -426,6 +471,7 @@ function load(m, p) {
     choices: range(1, 16, String), title: "Charging groups",
     help: "The wallboxes and meters of a group (device field 'Charging group') together stay below its L1/L2/L3 [A], " +
       "for example a sub-distribution with its own fuse."}));
+  loadExtras(m, form, p);
   m.appendChild(devices(form, p.devices));
   saveBar(form).forEach(function (e) { m.appendChild(e); });
 }
@@ -462,6 +508,88 @@ function phaseTable(form, o) {
 }
 function range(a, b, fmt) { var out = []; for (var i = a; i <= b; i++) out.push([i, fmt(i)]); return out; }
 
+// ---- Load management: the operator limit, the Modbus servers and slave maps, Charging Manager variables and flags
+var OPERATOR = [
+  {k: "dlm_operator_limit", l: "Operator EVSE Sub-Distribution Limit (L1/L2/L3) [A]", t: "A3", help: "Operator current " +
+    "limit available for distribution to the wallboxes, per grid phase (OMCCI 613-615, which a Modbus master may " +
+    "also write). 0: no operator limit on that phase. It can only lower what the house connection allows."}];
+var P4 = " Takes effect after a restart; 0: off.";
+var MODBUS = [
+  {k: "modbus_enabled", l: "SunSpec Modbus server", t: "bool", help: "The site's figures as SunSpec models (ID) and " +
+    "each published device (ID+1), and the load-management settings (models 60000-60002) for a Modbus master."},
+  {k: "modbus_id", l: "SunSpec Modbus ID", t: "int", help: "1..246: the site answers on this unit id, the device " +
+    "map on the next."},
+  {k: "modbus_tcp_port", l: "SunSpec Modbus TCP port", t: "int", help: "Usually 502 or 1502." + P4},
+  {k: "modbus_rtu_port", l: "SunSpec Modbus RTU port", t: "str", help: "COM1,9600,8,n,1 to serve SunSpec on an " +
+    "RS485 bus (the bus is then a slave); empty: off. Takes effect after a restart."},
+  {k: "modbus_proxy", l: "Modbus TCP-to-RTU proxy", t: "str", help: "UNITS@PORT;...: unit ids the SunSpec TCP server " +
+    "forwards to an RS485 bus, e.g. 2-9,12@COM1. Empty: off."},
+  {k: "pb_tcp_port", l: "Power Brain map: Modbus TCP port", t: "int", help: "This box's charge point as a Power " +
+    "Brain (registers 8000+) on this port, its S0 meters on the next two." + P4},
+  {k: "pb_evse_id", l: "Power Brain map: charge point unit id", t: "int", help: "1..247."},
+  {k: "pb_s0_1_id", l: "Power Brain map: S0 meter 1 unit id", t: "int", help: "1..247."},
+  {k: "pb_s0_2_id", l: "Power Brain map: S0 meter 2 unit id", t: "int", help: "1..247."},
+  {k: "omcci_tcp_port", l: "Modbus TCP Server Base Port (OMCCI)", t: "int", help: "Open Modbus Charge Control " +
+    "Interface (registers 100+) on this port, usually 502." + P4},
+  {k: "omcci_unit_id", l: "OMCCI unit id", t: "int", help: "1..247."},
+  {k: "slave_rtu_port", l: "Slave map on RS485", t: "str", help: "COM2,9600,8,n,1 to serve this box's charge point " +
+    "to a master on an RS485 bus; empty: off. Takes effect after a restart."},
+  {k: "slave_rtu_map", l: "Register set on RS485", t: "sel", o: [["powerbrain", "Power Brain (8000+)"], ["omcci", "OMCCI (100+)"]],
+    help: "The map the RS485 slave serves."},
+  {k: "fail_safe_duration", l: "Fail-safe time [s]", t: "int", help: "When no master has written for this long, the " +
+    "charge point falls back to the fail-safe current (Power Brain 8083). 0: never."},
+  {k: "fail_safe_current", l: "Fail-safe current [A]", t: "A", help: "Power Brain 8085; 0 stops charging."},
+  {k: "omcci_safe_current", l: "OMCCI safe current [A]", t: "A", help: "OMCCI 131: the current after the " +
+    "communication timeout."},
+  {k: "omcci_comm_timeout", l: "OMCCI communication timeout [s]", t: "int", help: "OMCCI 132; 0: no timeout."}];
+function loadExtras(m, form, p) {
+  m.appendChild(section(form, "Modbus", MODBUS, p));
+  m.appendChild(cmVars(form, p));
+}
+// variables (name and formula saved with the page; a value set at once with set_cm_vars, never saved) and 32 flags
+function cmVars(form, p) {
+  var defs = JSON.parse(JSON.stringify(p.cm_vars || [])), body = h("tbody", {id: "vars"}), msg = h("p", {"class": "err", id: "vars-err"});
+  var box = h("div", {"class": "card", "data-key": "cm_vars"}), flags = h("div", {"class": "row", id: "flags"}), vals = {};
+  form.extra.push({k: "cm_vars", orig: p.cm_vars || [], get: function () { return defs; }});
+  for (var i = 1; i <= 32; i++) (function (i) {
+    var k = "cm_flag" + i, cb = h("input", {type: "checkbox", id: "f-" + k});
+    cb.checked = !!p[k];
+    form.extra.push({k: k, orig: p[k], get: function () { return cb.checked ? 1 : 0; }});
+    flags.appendChild(h("label", {title: "CM._flag" + i}, [cb, " " + i]));
+  })(i);
+  function draw() {
+    body.innerHTML = "";
+    defs.forEach(function (d, i) {
+      var n = h("input", {value: d.name, oninput: function () { d.name = n.value; }});
+      var e = h("input", {value: d.expr || "", oninput: function () { d.expr = e.value; }});
+      var v = h("input", {type: "number", style: "width:7em", value: vals[d.name] == null ? "" : vals[d.name]});
+      body.appendChild(h("tr", {}, [h("td", {}, [n]), h("td", {}, [e]), h("td", {}, [v, " ", h("button", {"class": "sec",
+        text: "Set", "data-var": d.name, onclick: function () {
+          api("cmd=set_cm_vars&" + q({name: d.name, val: v.value})).then(function () {
+            msg.className = "ok"; msg.textContent = d.name + " = " + v.value + " (until the next restart)";
+          }, function (er) { msg.className = "err"; msg.textContent = er.message; });
+        }})]), h("td", {}, [h("button", {"class": "del", text: "Delete", onclick: function () { defs.splice(i, 1); draw(); }})])]));
+    });
+  }
+  api("cmd=get_cm_vars").then(function (r) { vals = r; draw(); }, function () {});
+  draw();
+  box.appendChild(h("h3", {text: "Charging Manager variables and flags"}));
+  box.appendChild(h("p", {"class": "help", text: "Variables a Modbus master (SunSpec model 60002), MQTT or HTTP " +
+    "(set_cm_vars) may set. Name and formula are saved with the page; formulas are kept but not evaluated by this " +
+    "version. A value set here holds until the next restart. Save first to set a new variable."}));
+  box.appendChild(h("table", {}, [h("thead", {}, [h("tr", {}, ["Name", "Formula", "Value", ""].map(function (t) {
+    return h("th", {text: t}); }))]), body]));
+  box.appendChild(h("div", {"class": "row"}, [h("button", {"class": "sec", id: "vars-add", text: "Add variable",
+    onclick: function () { defs.push({name: "var" + (defs.length + 1), expr: ""}); draw(); }})]));
+  box.appendChild(msg);
+  box.appendChild(h("div", {"class": "err"}));
+  box.appendChild(h("h4", {text: "Flags CM._flag1..32"}));
+  box.appendChild(h("p", {"class": "help", text: "On/off switches for a Modbus master (SunSpec model 60001) or " +
+    "home automation; saved with the page but never to flash: all off after a restart."}));
+  box.appendChild(flags);
+  return box;
+}
+
 // the device list: edited here as a copy, saved with the page's Save as one devices list (checked whole by the box)
 var DEV_FIELDS = [
   {k: "name", l: "Name", t: "str", kind: "EM", help: "Shown on the dashboard and in get_dev_info."},
@@ -488,7 +616,10 @@ var DEV_FIELDS = [
   {k: "auth_required", l: "Authorization required", t: "bool", kind: "E", help: "Charging only after an RFID/PIN on the " +
     "whitelist (or free charging)."},
   {k: "publish_modbus", l: "Publish via Modbus", t: "bool", kind: "EM", help: "Listed in the SunSpec device map (ID+1)."},
-  {k: "publish_mqtt", l: "Publish via MQTT", t: "bool", kind: "EM", help: "Its figures on get/<dev_id>."}];
+  {k: "publish_mqtt", l: "Publish via MQTT", t: "bool", kind: "EM", help: "Its figures on get/<dev_id>."},
+  {k: "definition", l: "Meter definition (JSON)", t: "json", kind: "M", help: "A user-defined meter: the definition " +
+    "file's JSON (docs/devices.md), rtype 0 for driver meter_modbus (registers), rtype 2 for meter_mqtt (topics). " +
+    "Empty for the built-in meter models."}];
 function devices(form, list) {
   var devs = JSON.parse(JSON.stringify(list)), box = h("div", {"class": "card", "data-key": "devices"});
   form.extra.push({k: "devices", orig: list, get: function () { return devs; }});
@@ -502,7 +633,8 @@ function devices(form, list) {
       tb.appendChild(h("tr", {}, [h("td", {text: d.dev_id}), h("td", {text: d.name}), h("td", {text: d.driver}),
         h("td", {text: d.address}), h("td", {text: d.dev_id[0] === "E" ? "prio " + d.prio : (ROLES[d.role] || [0, ""])[1]}),
         h("td", {}, [h("button", {"class": "sec", text: "Edit", onclick: function () { draw(i); }}), " ",
-          h("button", {"class": "del", text: "Remove", onclick: function () { devs.splice(i, 1); draw(); }})])]));
+          h("button", {"class": "del", text: "Remove", onclick: function () { devs.splice(i, 1); draw(); }}), " ",
+          resetBtn(list, d.dev_id)])]));
     });
     box.appendChild(h("table", {}, [h("thead", {}, [h("tr", {}, ["Id", "Name", "Driver", "Address", "Priority / role", ""].map(function (t) {
       return h("th", {text: t}); }))]), tb]));
@@ -522,6 +654,15 @@ function devices(form, list) {
   draw();
   box.openEditor = function (i) { if (i < devs.length) draw(i); };
   return box;
+}
+// reset_device: a saved device's state, counters and connection start anew (its settings stay)
+function resetBtn(saved, id) {
+  if (!saved.some(function (x) { return x.dev_id === id; })) return null;
+  return h("button", {"class": "sec", text: "Reset", "data-reset": id, title: "Restart its driver: state, counters " +
+    "and connection anew, settings kept", onclick: function (ev) {
+      var b = ev.target;
+      api("cmd=reset_device&" + q({dev_id: id})).then(function () { b.textContent = "Reset done"; }, function (e) { alert(e.message); });
+    }});
 }
 function devEditor(devs, i, draw) {
   var d = devs[i], kind = d.dev_id[0], ed = h("div", {"class": "card", id: "dev-editor"}, [h("h3", {text: "Device " + d.dev_id})]);
@@ -546,7 +687,12 @@ function devEditor(devs, i, draw) {
     ed.appendChild(row);
   });
   ed.appendChild(h("div", {"class": "row"}, [h("button", {id: "dev-done", text: "Done", onclick: function () {
-    inputs.forEach(function (x) { var v = readField(x.x); if (typeof v !== "number" || !isNaN(v)) d[x.f.k] = v; });
+    var bad = null;
+    inputs.forEach(function (x) {
+      var v = readField(x.x);
+      if (typeof v !== "number" || !isNaN(v)) d[x.f.k] = v; else if (x.f.t === "json") bad = x.f.k;
+    });
+    if (bad) { ed.querySelector('[data-key="devices[' + i + '].' + bad + '"] .err').textContent = "devices[" + i + "]." + bad + ": not valid JSON"; return; }
     draw();
   }}), h("span", {"class": "help", text: "then Save below"})]));
   return ed;
@@ -596,6 +742,24 @@ function backend(m, p) {
   saveBar(form).forEach(function (e) { m.appendChild(e); });
 }
 
+// set_diag_logging: DEBUG lines in the log for 5 minutes (or until stopped)
+function diagCard(showDebug) {
+  var st = h("span", {id: "diag-state"}), btn = h("button", {"class": "sec", id: "diag-btn"}), on = false;
+  function show(left) {
+    on = left > 0;
+    st.textContent = on ? "on, " + Math.floor(left / 60) + " min " + left % 60 + " s left" : "off";
+    btn.textContent = on ? "Stop diagnostic logging" : "Start diagnostic logging (5 min)";
+  }
+  btn.onclick = function () {
+    api("cmd=set_diag_logging&enable=" + (on ? 0 : 1)).then(function (r) {
+      show(r.diag_logging_s); if (r.diag_logging_s) showDebug();
+    }, function (e) { st.textContent = e.message; });
+  };
+  every(5000, function () { api("cmd=get_status").then(function (s) { show(s.diag_logging_s || 0); }, function () {}); });
+  return h("div", {"class": "card"}, [h("h3", {text: "Diagnostic logging"}), h("p", {"class": "help", text: "Adds the " +
+    "DEBUG lines (every HTTP command and more) to the log, the console and the MQTT log topic for 5 minutes, then the " +
+    "log goes back to INFO."}), h("div", {"class": "row"}, ["Diagnostic logging: ", st, btn])]);
+}
 function system(m) {
   var st = h("div", {"class": "card", id: "sys-status"}), log = h("pre", {"class": "log", id: "log"}), since = 0;
   var lv = h("select", {id: "log-level", onchange: function () { since = 0; log.textContent = ""; pollLog(); }},
@@ -614,6 +778,7 @@ function system(m) {
   m.appendChild(h("h2", {text: "System"}));
   m.appendChild(st);
   m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "Log"}), h("div", {"class": "row"}, ["Level at least ", lv]), log]));
+  m.appendChild(diagCard(function () { lv.value = "DEBUG"; since = 0; log.textContent = ""; pollLog(); }));
   var file = h("input", {type: "file", id: "cfg-file", accept: ".json", hidden: true});
   file.addEventListener("change", function () {
     var fr = new FileReader();

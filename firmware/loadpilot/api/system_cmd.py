@@ -9,25 +9,36 @@
 #                              and resets the board (the unix port: the process exits, as hal.reset() does)
 #   export_config              every setting but the state counters, secrets left out (listed in "omitted")
 #   import_config (POST JSON)  an export's "settings" object (or the object itself), all or nothing
+#   accept_license&acc=1&allow_usage_stats=0   reference/http-api.md: LoadPilot has no license to accept and
+#                              reports no statistics to anyone; the answers are stored (license_accepted,
+#                              allow_usage_stats) so that an integration reads back what it set, and nothing else
+#   set_diag_logging&enable=1  DEBUG lines into the log ring, the console and the MQTT log for DIAG_S, then back
+#                              to INFO (enable=0 ends it at once); get_status diag_logging_s: the seconds left
 import asyncio
+import time
 
 from loadpilot.api.commands import CommandError
 from loadpilot.codes import TOTALS
 from loadpilot.config.schema import SECRET, SECRET_URL, field
+from loadpilot.log import DEBUG
 from loadpilot.redact import REDACTED
 
-NAMES = ("get_status", "get_log", "restart", "export_config", "import_config")
+NAMES = ("get_status", "get_log", "restart", "export_config", "import_config", "accept_license", "set_diag_logging")
 _LEVELS = (("DEBUG", 10), ("INFO", 20), ("WARN", 30), ("ERROR", 40))
 # state the box keeps in the configuration store, not configuration: never exported, never imported
 _STATE_KEYS = ("count_restart", "s0_1_energy_wh", "s0_1_pulses", "s0_2_energy_wh", "s0_2_pulses")
 RESTART_DELAY_MS = 500  # the answer leaves before the reset
 _MAX_LOG_LINES = 64
+DIAG_S = 300  # the document: diagnostic logging "runs for 5 minutes if not stopped"
 
 
 class SystemCommands:
     def __init__(self, app):
         self.app = app
         self.restarting = False
+        self.diag_until = None  # ticks_ms when diagnostic logging ends, None: off
+        self._diag_task = None
+        self._levels = None
 
     def run(self, name, args, payload):
         return getattr(self, "_" + name)(args, payload)
@@ -51,6 +62,7 @@ class SystemCommands:
                         "max_imbalance_current": cfg.get("max_imbalance_current"),
                         "lb_enabled": cfg.get("lb_enabled"), "avail_evse_w": site.avail_evse_w}
         st["log_count"] = app.log.count
+        st["diag_logging_s"] = self._diag_left()
         st["ocpp"] = app.ocpp.view() if app.ocpp is not None else None  # no secret in it: the URL holds none
         return st
 
@@ -119,6 +131,57 @@ class SystemCommands:
                                    "drop the setting" % (k, REDACTED))
         changed = self.app.commands.set_params(payload)  # validated whole; nothing changes on a refusal
         return {"ok": True, "changed": changed}
+
+
+    def _accept_license(self, args, payload):
+        flags = {}
+        for arg, key in (("acc", "license_accepted"), ("allow_usage_stats", "allow_usage_stats")):
+            v = args.get(arg)
+            if v is None and arg == "acc":
+                raise CommandError("accept_license: needs acc=1 (or 0)")
+            if v is not None:
+                if v not in ("0", "1"):
+                    raise CommandError("accept_license: %s must be 0 or 1, got %r" % (arg, v))
+                flags[key] = v == "1"
+        self.app.commands.set_params(flags)
+        return {"ok": True}
+
+    def _set_diag_logging(self, args, payload):
+        v = args.get("enable")
+        if v not in ("0", "1"):
+            raise CommandError("set_diag_logging: enable must be 1 (start) or 0 (stop), got %r" % (v,))
+        log = self.app.log
+        if self._diag_task is not None:
+            self._diag_task.cancel()
+            self._diag_task = None
+        if v == "1":
+            if self.diag_until is None:
+                self._levels = (log.level, log.console_level)  # what to go back to
+            self.diag_until = time.ticks_add(time.ticks_ms(), DIAG_S * 1000)
+            self._diag_task = asyncio.create_task(self._diag_end())
+            log.level = DEBUG
+            log.console_level = min(log.console_level, DEBUG)
+            log.info("app", "diagnostic logging on for %d s" % DIAG_S)
+        else:
+            self._diag_stop()
+        return {"ok": True, "diag_logging_s": self._diag_left()}
+
+    async def _diag_end(self):
+        await asyncio.sleep_ms(DIAG_S * 1000)
+        self._diag_task = None
+        self._diag_stop()
+
+    def _diag_stop(self):
+        log = self.app.log
+        if self.diag_until is not None:
+            self.diag_until = None
+            log.level, log.console_level = self._levels
+            log.info("app", "diagnostic logging off")
+
+    def _diag_left(self):
+        if self.diag_until is None:
+            return 0
+        return max(0, time.ticks_diff(self.diag_until, time.ticks_ms()) // 1000)
 
 
 def _rank(name):

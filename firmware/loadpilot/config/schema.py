@@ -129,6 +129,9 @@ FIELDS = (
     # access
     ("admin_pwd", "str", FACTORY_ADMIN_PWD, 0, 64, SECRET),  # write-only; HTTP login (docs/http.md)
     ("http_port", "int", 0, 0, 65535, 0),  # HTTP /cnf API (docs/http.md), usually 80; 0: off
+    # accept_license (reference/http-api.md): stored answers only; LoadPilot has no license and sends no statistics
+    ("license_accepted", "bool", False, 0, 0, 0),
+    ("allow_usage_stats", "bool", False, 0, 0, 0),
     # authorization (seed: AUTHORIZATION; docs/authorization.md); a wallbox requires it with "auth_required"
     ("free_charging", "bool", False, 0, 0, 0),
     ("free_charging_tag", "id_tag", "FREECHARGING", 0, 0, 0),  # seed "freecharging"; tags compare uppercase

@@ -112,6 +112,8 @@ class HttpService:
             self.log.error("http", "%s failed: %s: %s" % (cmd, type(e).__name__, e))
             status = 500
             out = json.dumps(error_answer("bad request: %s: %s" % (type(e).__name__, e), query), separators=_SEP)
+        if self.log.level <= 10:  # diagnostic logging (set_diag_logging) only: nothing is built per request else
+            self.log.debug("http", "cmd=%s: %d" % (cmd, status))
         if stream is not None:
             await resp.start(200, stream.content_type, stream.length())
             for part in stream.parts():
