@@ -6,10 +6,10 @@
 # pings and drops a connection whose broker stopped answering. On any failure it closes the socket and
 # reconnects after an exponential backoff with jitter. Other tasks call publish()/subscribe() at any time.
 import asyncio
-import socket
 import time
 from micropython import const
 
+from loadpilot import tcp
 from loadpilot.mqtt import packet, url as url_mod
 
 DISCONNECTED = "disconnected"
@@ -78,13 +78,6 @@ def _random_bits(n):
         return random.getrandbits(n)
     except Exception:
         return time.ticks_us() & ((1 << n) - 1)
-
-
-def _wait_writable(s):
-    # what asyncio.open_connection awaits after a non-blocking connect; kept here so the socket stays ours
-    # and a timed-out connect can be closed rather than leaked
-    from asyncio import core
-    yield core._io_queue.queue_write(s)
 
 
 class Client:
@@ -270,17 +263,8 @@ class Client:
         if self._addr is None:  # resolved once, again after a failed connect (loadpilot/dns.py: never blocking)
             from loadpilot import dns
             self._addr = await dns.resolve(u.host, u.port, self.dns_server() if self.dns_server else None)
-        family, addr = self._addr
-        s = socket.socket(family, socket.SOCK_STREAM)
-        self._sock = s
-        s.setblocking(False)
         try:
-            s.connect(addr)
-        except OSError as e:
-            if e.args[0] != 115 and e.args[0] != 119:  # EINPROGRESS (Linux 115, lwIP 119)
-                raise
-        try:
-            await asyncio.wait_for_ms(_wait_writable(s), self.connect_timeout_ms)
+            s = self._sock = await tcp.connect(self._addr[0], self._addr[1], self.connect_timeout_ms)
         except asyncio.TimeoutError:
             self._addr = None
             raise MqttError("TCP connect timed out after %d ms" % self.connect_timeout_ms)

@@ -9,11 +9,10 @@
 import asyncio
 import json
 import os
-import socket
 import time
 from micropython import const
 
-from loadpilot import dns
+from loadpilot import dns, tcp
 from loadpilot.ocpp import core, tls, url as url_mod, ws as ws_mod
 
 DISCONNECTED = "disconnected"
@@ -357,16 +356,8 @@ class OcppService:
         is_tls, host, port, path = url_mod.parse(cfg.get("ocpp_url"), cid)
         server = self.hal.dns_server() if hasattr(self.hal, "dns_server") else None
         family, addr = await dns.resolve(host, port, server)  # every reconnect: backends move
-        s = socket.socket(family, socket.SOCK_STREAM)
-        self._sock = s
-        s.setblocking(False)
         try:
-            s.connect(addr)
-        except OSError as e:
-            if e.args[0] not in (115, 119):  # EINPROGRESS (Linux 115, lwIP 119)
-                raise
-        try:
-            await asyncio.wait_for_ms(_wait_writable(s), _CONNECT_TIMEOUT_MS)
+            s = self._sock = await tcp.connect(family, addr, _CONNECT_TIMEOUT_MS)
         except asyncio.TimeoutError:
             raise OcppError("TCP connect timed out")
         if is_tls:
@@ -680,8 +671,3 @@ class OcppService:
 def _unix():
     from loadpilot.ocpp.tx import unix_now  # loaded with the transactions, before any profile
     return unix_now()
-
-
-def _wait_writable(s):
-    from asyncio import core as acore
-    yield acore._io_queue.queue_write(s)
