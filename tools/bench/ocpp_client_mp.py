@@ -155,7 +155,7 @@ def bench_heap():
     free7 = gc.mem_free()
     out(figure="charging", import_bytes=free5 - free6, profile_bytes=free6 - free7)
     out(figure="heap", import_bytes=free0 - free1, construct_bytes=free1 - free2, total_bytes=free0 - free2,
-        buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._wbuf) + len(svc._ws._cbuf),
+        buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._cbuf),
         tx_import_bytes=free3 - free4, tx_construct_bytes=free4 - free5)
 
 

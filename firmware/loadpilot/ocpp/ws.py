@@ -28,23 +28,13 @@ _HEAD_MAX = const(2048)  # the server's handshake answer; more is not a WebSocke
 
 
 class WsError(Exception):
-    pass
+    """Any WebSocket failure; the text says which: "... (close N)" when the connection ended (N our close
+    code or the server's, 1006 when TCP just ended), "HTTP N instead of 101 ..." when the upgrade was refused
+    (401: wrong password). One class: each exception class costs about 0.1 KB of heap."""
 
 
-class WsClosed(WsError):
-    """The connection ended: code is the close code (ours or the server's), 1006 when TCP just ended."""
-
-    def __init__(self, code, why):
-        super().__init__("%s (close %d)" % (why, code))
-        self.code = code
-
-
-class WsHttpError(WsError):
-    """The server answered the upgrade with an HTTP status other than 101 (401: wrong password)."""
-
-    def __init__(self, status):
-        super().__init__("HTTP %d instead of 101 Switching Protocols" % status)
-        self.status = status
+def _closed(code, why):
+    return WsError("%s (close %d)" % (why, code))
 
 
 def mask_into(buf, start, n, key_at):
@@ -102,14 +92,14 @@ def upgrade_request(host, port, tls, path, key, auth=None, protocol=b"ocpp1.6"):
 
 
 def check_answer(head, key, protocol=b"ocpp1.6"):
-    """Check the server's answer to the upgrade (bytes up to the blank line); raise WsError/WsHttpError."""
+    """Check the server's answer to the upgrade (bytes up to the blank line); raise WsError."""
     line_end = head.find(b"\r\n")
     first = head[:line_end].split()
     if len(first) < 2 or not first[0].startswith(b"HTTP/1.") or not first[1].isdigit():
         raise WsError("not an HTTP answer")
     status = int(first[1])
     if status != 101:
-        raise WsHttpError(status)
+        raise WsError("HTTP %d instead of 101 Switching Protocols" % status)
     got_accept = got_protocol = None
     for line in head[line_end + 2:].split(b"\r\n"):
         name, sep, value = line.partition(b":")
@@ -128,16 +118,13 @@ def check_answer(head, key, protocol=b"ocpp1.6"):
 
 
 class WebSocket:
-    def __init__(self, max_message=4096, io_timeout_ms=5000, send_buffer=1024):
+    def __init__(self, max_message=4096, io_timeout_ms=5000):
         self.max_message = max_message
         self.io_timeout_ms = io_timeout_ms
         self.rbuf = bytearray(max_message)  # the last message recv() returned is rbuf[:n]
         self._rmv = memoryview(self.rbuf)
         self._cbuf = bytearray(127)  # control frame payload (<= 125), and the frame header's length bytes
         self._cmv = memoryview(self._cbuf)
-        # header (<= 8 bytes with the mask key) + payload; larger frames (rare in OCPP) get a buffer of their own
-        self._wbuf = bytearray(min(max_message, send_buffer) + 8)
-        self._wmv = memoryview(self._wbuf)
         self._stream = None
         self.closing = False
         self.pongs = 0
@@ -145,7 +132,7 @@ class WebSocket:
 
     # ---- opening ------------------------------------------------------------------------------------------
     async def handshake(self, stream, host, port, tls, path, auth=None, timeout_ms=10000):
-        """Upgrade an open stream (TCP or TLS) to a WebSocket; raises WsError, WsHttpError or TimeoutError."""
+        """Upgrade an open stream (TCP or TLS) to a WebSocket; raises WsError or TimeoutError."""
         self._stream = stream
         self.closing = False
         key = bytearray(16)
@@ -177,7 +164,7 @@ class WebSocket:
             if k is None:
                 continue
             if not k:
-                raise WsClosed(1006, "connection closed by server")
+                raise _closed(1006, "connection closed by server")
             got += k
 
     async def _length(self, n):
@@ -194,7 +181,7 @@ class WebSocket:
 
     async def recv(self):
         """The next data message: -> (opcode, n), the payload in rbuf[:n]. Answers pings, counts pongs, ends
-        with WsClosed on a close frame (echoed), a protocol error (1002) or a message over max_message (1009)."""
+        with WsError on a close frame (echoed), a protocol error (1002) or a message over max_message (1009)."""
         op = -1
         got = 0
         c = self._cbuf
@@ -221,7 +208,7 @@ class WebSocket:
                     if not self.closing:
                         self.closing = True
                         await self._send_close(status if n >= 2 else CLOSE_NORMAL)
-                    raise WsClosed(status, "closed by server")
+                    raise _closed(status, "closed by server")
                 continue
             if code == OP_CONT:
                 if op < 0:
@@ -250,38 +237,35 @@ class WebSocket:
             await self.close(code)
         except Exception:
             pass
-        raise WsClosed(code, why)
+        raise _closed(code, why)
 
     # ---- writing ------------------------------------------------------------------------------------------
     async def send(self, data, op=OP_TEXT):
         """One unfragmented frame with data (bytes, bytearray, memoryview or an ASCII/UTF-8 str)."""
-        if isinstance(data, str):
-            data = data.encode()
-        n = len(data)
+        # The frame is built in a buffer of its own, 8 bytes of room for the header and mask key, then the
+        # payload (a str's UTF-8 bytes) copied in once and masked in place: as much as encoding a str allocates
+        # anyway, and no send buffer is held between frames (1 KB less resident heap, docs/ocpp.md "Memory").
+        # No lock: each frame is one stream write, which the stream sends or queues whole, in order.
+        b = bytearray(8)
+        b.extend(data)
+        n = len(b) - 8
         if n > self.max_message:
             raise ValueError("message of %d bytes over the limit %d" % (n, self.max_message))
-        # no lock: each frame is one stream write, which the stream sends or queues whole, in order, and
-        # copies what the socket did not take, so the buffer is free again when write() returns
-        b = self._wbuf
-        if n + 8 > len(b):
-            b = bytearray(n + 8)
-        b[0] = 0x80 | op
         if n < 126:
-            b[1] = 0x80 | n
-            k = 2
+            k = 2  # the frame starts at 2: 2 header bytes, the key at 4..7
+            b[3] = 0x80 | n
         else:  # max_message stays below 64 KB, so the 16-bit length always fits
+            k = 0
             b[1] = 0x80 | 126
             b[2] = n >> 8
             b[3] = n & 0xFF
-            k = 4
-        _random_into(b, k, 4)
-        mv = self._wmv if b is self._wbuf else memoryview(b)
-        mv[k + 4:k + 4 + n] = data
-        mask_into(b, k + 4, n, k)
+        b[k] = 0x80 | op
+        _random_into(b, 4, 4)
+        mask_into(b, 8, n, 4)
         st = self._stream
         if st is None:
-            raise WsClosed(1006, "not connected")
-        st.write(mv[:k + 4 + n])
+            raise _closed(1006, "not connected")
+        st.write(memoryview(b)[k:] if k else b)
         await self._drain(st)
 
     async def ping(self, payload=b""):
@@ -304,7 +288,7 @@ class WebSocket:
     async def _write(self, buf):
         st = self._stream
         if st is None:
-            raise WsClosed(1006, "not connected")
+            raise _closed(1006, "not connected")
         st.write(buf)
         await self._drain(st)
 
@@ -318,7 +302,7 @@ class WebSocket:
         try:
             await asyncio.wait_for_ms(st.drain(), self.io_timeout_ms)
         except asyncio.TimeoutError:
-            raise WsClosed(1006, "write timed out after %d ms" % self.io_timeout_ms)
+            raise _closed(1006, "write timed out after %d ms" % self.io_timeout_ms)
 
     def detach(self):
         self._stream = None
