@@ -143,8 +143,8 @@ def bench_heap():
     svc.attach_sessions(tracker, sys.argv[2])
     gc.collect()
     free5 = gc.mem_free()
-    # smart charging (ocpp/charging.py): loaded by the first profile; one TxDefaultProfile of 3 periods
-    __import__("loadpilot.ocpp.charging")
+    # smart charging (ocpp/charging.py + smart.py): loaded by the first profile; one TxDefaultProfile of 3 periods
+    __import__("loadpilot.ocpp.smart")
     gc.collect()
     free6 = gc.mem_free()
     svc.core.answer("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": {
@@ -201,8 +201,9 @@ def bench_modules():
     from loadpilot.config.store import Store  # noqa: F401
     from loadpilot.site import Site  # noqa: F401
     import ssl  # noqa: F401 (the port's TLS module, loaded by wss connections)
-    for m in ("loadpilot.ocpp", "loadpilot.ocpp.url", "loadpilot.ocpp.tls", "loadpilot.dns",
-              "loadpilot.ocpp.ws", "loadpilot.ocpp.core", "loadpilot.ocpp.service"):
+    # (ocpp/tls.py is not among them: a wss connect loads it)
+    for m in ("loadpilot.ocpp", "loadpilot.ocpp.url", "loadpilot.dns", "loadpilot.tcp",
+              "loadpilot.ocpp.ws", "loadpilot.ocpp.core", "loadpilot.ocpp.service", "loadpilot.ocpp.tls"):
         gc.collect()
         f = gc.mem_free()
         __import__(m)

@@ -246,11 +246,13 @@ class WebSocket:
         # payload (a str's UTF-8 bytes) copied in once and masked in place: as much as encoding a str allocates
         # anyway, and no send buffer is held between frames (1 KB less resident heap, docs/ocpp.md "Memory").
         # No lock: each frame is one stream write, which the stream sends or queues whole, in order.
-        b = bytearray(8)
-        b.extend(data)
-        n = len(b) - 8
+        src = memoryview(data)  # a str's UTF-8 bytes too, without a copy
+        n = len(src)
         if n > self.max_message:
             raise ValueError("message of %d bytes over the limit %d" % (n, self.max_message))
+        b = bytearray(n + 8)
+        mv = memoryview(b)
+        mv[8:] = src
         if n < 126:
             k = 2  # the frame starts at 2: 2 header bytes, the key at 4..7
             b[3] = 0x80 | n
@@ -265,7 +267,7 @@ class WebSocket:
         st = self._stream
         if st is None:
             raise _closed(1006, "not connected")
-        st.write(memoryview(b)[k:] if k else b)
+        st.write(mv[k:] if k else b)
         await self._drain(st)
 
     async def ping(self, payload=b""):
