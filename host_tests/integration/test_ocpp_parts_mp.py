@@ -43,8 +43,8 @@ print(json.dumps([out, errs, url.basic_auth("CP1", "p:w").decode()]))
 
 def test_accept_key_masking_and_frames():
     r = mp("""
-from loadpilot.ocpp import ws
-acc = ws.accept_key(b"dGhlIHNhbXBsZSBub25jZQ==").decode()
+from loadpilot.ocpp import dial, ws
+acc = dial.accept_key(b"dGhlIHNhbXBsZSBub25jZQ==").decode()
 ok = True
 for n in range(0, 13):
     for start in (4, 5, 7):
@@ -55,13 +55,13 @@ for n in range(0, 13):
         ws.mask_into(b, start, n, 0)
         want = bytes(((i * 37) & 0xFF) ^ b"\\x01\\x80\\xfe\\x37"[i & 3] for i in range(n))
         ok = ok and bytes(b[start:]) == want
-req = ws.upgrade_request("h", 80, False, "/ocpp/CP1", b"k==", b"Basic eA==").decode()
+req = dial.upgrade_request("h", 80, False, "/ocpp/CP1", b"k==", b"Basic eA==").decode()
 errs = []
 for head in (b"HTTP/1.1 401 Unauthorized\\r\\n\\r\\n", b"HTTP/1.1 101 OK\\r\\nSec-WebSocket-Accept: x\\r\\n\\r\\n",
-             b"HTTP/1.1 101 OK\\r\\nSec-WebSocket-Accept: " + ws.accept_key(b"k==") + b"\\r\\n\\r\\n",
+             b"HTTP/1.1 101 OK\\r\\nSec-WebSocket-Accept: " + dial.accept_key(b"k==") + b"\\r\\n\\r\\n",
              b"garbage\\r\\n\\r\\n"):
     try:
-        ws.check_answer(head, b"k==")
+        dial.check_answer(head, b"k==")
         errs.append(None)
     except ws.WsError as e:
         errs.append(str(e))

@@ -72,14 +72,6 @@ def pem_to_der(data):
     return binascii.a2b_base64(b"".join(body.split()))
 
 
-def _random_bits(n):
-    try:
-        import random
-        return random.getrandbits(n)
-    except Exception:
-        return time.ticks_us() & ((1 << n) - 1)
-
-
 class Client:
     def __init__(self, broker, client_id=None, status_topic=None, keepalive_s=30, max_packet=4096,
                  connect_timeout_ms=5000, io_timeout_ms=5000, ping_timeout_ms=None,
@@ -89,7 +81,8 @@ class Client:
         self.version = self.url.version  # protocol level in use: 5 falls back to 4 once a broker refuses it
         self._retry_now = False
         if client_id is None:
-            client_id = "loadpilot-%08x" % _random_bits(30)
+            from random import getrandbits  # (every port we build has it: OCPP needs it too)
+            client_id = "loadpilot-%08x" % getrandbits(30)
         self.client_id = client_id
         self.status_topic = status_topic
         self.keepalive_ms = keepalive_s * 1000
@@ -223,7 +216,8 @@ class Client:
             delay = self.backoff_min_ms << min(failures, 16)
             if delay > self.backoff_max_ms:
                 delay = self.backoff_max_ms
-            delay = delay // 2 + (_random_bits(16) * (delay // 2)) // 65536
+            from random import getrandbits
+            delay = delay // 2 + (getrandbits(16) * (delay // 2)) // 65536
             await asyncio.sleep_ms(delay)
 
     def _note_error(self, e):

@@ -1,18 +1,18 @@
 # The OCPP 1.6J client task: connection, supervision and the message flow around the pure core (core.py).
 #
-# run() keeps one connection: resolve (dns.py, never blocking), TCP, TLS (tls.py), the WebSocket upgrade with
-# HTTP Basic auth (ws.py), then a session: a reader task answers every incoming CALL at once from the core and
+# run() keeps one connection: ocpp/dial.py resolves (dns.py, never blocking), connects TCP, TLS (tls.py) and
+# the WebSocket upgrade with HTTP Basic auth, then a session: a reader task answers every incoming CALL at once from the core and
 # matches answers to our one outstanding CALL; a 200 ms housekeeping loop sends the next CALL (BootNotification
 # until accepted, triggered messages, StatusNotification on change, Heartbeat), pings and judges the link. A
 # link with no frame for 2 x the heartbeat interval, or a ping unanswered for PONG_TIMEOUT_MS, is dead: close,
 # reconnect after a backoff from 5 s to 5 min plus jitter, resolving the host again. Nothing here reboots.
 import asyncio
 import os
+import sys
 import time
 from micropython import const
 
-from loadpilot import dns, tcp
-from loadpilot.ocpp import core, url as url_mod, ws as ws_mod
+from loadpilot.ocpp import core, ws as ws_mod
 
 DISCONNECTED = "disconnected"
 CONNECTING = "connecting"
@@ -30,7 +30,6 @@ _BOOT_RETRY_S = const(60)        # BootNotification again after an error or an i
 _MAX_REQUESTS = const(4)
 _LINK_KEYS = ("ocpp_url", "ocpp_client_id", "ocpp_password", "ocpp_tls_ca", "ocpp_tls_cert", "ocpp_tls_key")
 _EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000 (time.gmtime(0) says which)
-_NO_TLS = const("none")          # tls.NONE, without importing tls.py for a ws:// backend
 
 
 def backoff_ms(failures, rnd):
@@ -66,7 +65,7 @@ class OcppService:
         self.calls_out = 0
         self.call_errors = 0      # CALLERRORs we answered
         self.call_timeouts = 0
-        self.tls_mode = _NO_TLS
+        self.tls_mode = "none"  # dial.NO_TLS until the first connect
         self._ws = ws_mod.WebSocket(MAX_MESSAGE)
         self._sock = None
         self._uid = 0
@@ -294,32 +293,12 @@ class OcppService:
 
     async def _connect(self):
         self.state = CONNECTING
-        cfg = self.config
-        cid = self.client_id()
-        is_tls, host, port, path = url_mod.parse(cfg.get("ocpp_url"), cid)
-        server = self.hal.dns_server() if hasattr(self.hal, "dns_server") else None
-        family, addr = await dns.resolve(host, port, server)  # every reconnect: backends move
+        from loadpilot.ocpp import dial  # connect-time code: released again below
         try:
-            s = self._sock = await tcp.connect(family, addr, _CONNECT_TIMEOUT_MS)
-        except asyncio.TimeoutError:
-            raise ws_mod.WsError("TCP connect timed out")
-        if is_tls:
-            from loadpilot.ocpp import tls  # a ws:// backend never loads it
-            ca, cert, key = (cfg.secret("ocpp_tls_ca"), cfg.secret("ocpp_tls_cert"), cfg.secret("ocpp_tls_key"))
-            s = tls.wrap(s, host, ca, cert, key)
-            self._sock = s
-            self.tls_mode = tls.mode(ca, cert, key)
-        else:
-            self.tls_mode = _NO_TLS
-        pwd = cfg.secret("ocpp_password")
-        auth = url_mod.basic_auth(cid, pwd) if pwd else None
-        try:
-            await self._ws.handshake(asyncio.StreamWriter(s), host, port, is_tls, path, auth, _CONNECT_TIMEOUT_MS)
-        except ValueError as e:  # MicroPython's TLS layer reports certificate failures as ValueError
-            raise ws_mod.WsError("TLS: %s" % (str(e).strip() or "handshake failed"))
-        except asyncio.TimeoutError:
-            raise ws_mod.WsError("no WebSocket answer within %d ms" % _CONNECT_TIMEOUT_MS)
-        del auth
+            host = await dial.connect(self, _CONNECT_TIMEOUT_MS)
+        finally:
+            del dial
+            _release()
         self.state = CONNECTED
         self.connects += 1
         self.last_error = None
@@ -327,7 +306,7 @@ class OcppService:
         self._rx_frames = self._ws.rx_frames
         self._ping_ms = None
         self._sent_status = [None, None]  # the backend hears the present state after every reconnect
-        self.log.info("ocpp", "connected to %s as %s (TLS: %s)" % (host, cid, self.tls_mode))
+        self.log.info("ocpp", "connected to %s as %s (TLS: %s)" % (host, self.client_id(), self.tls_mode))
 
     async def _session(self):
         reader = asyncio.create_task(self._reader())
@@ -609,3 +588,15 @@ class OcppService:
                 await self._call("StatusNotification", p, now)
                 return True
         return False
+
+
+def _release():
+    # code that runs once per connect leaves the heap between connects (docs/ocpp.md, "Memory and cost");
+    # dns.py and tcp.py stay: MQTT holds them
+    pkg = sys.modules["loadpilot.ocpp"]
+    for name in ("dial", "url", "tls"):
+        sys.modules.pop("loadpilot.ocpp." + name, None)
+        try:
+            delattr(pkg, name)
+        except AttributeError:
+            pass  # not loaded (tls.py for a ws:// backend)

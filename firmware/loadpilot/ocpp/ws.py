@@ -1,14 +1,12 @@
 # A small RFC 6455 WebSocket client on asyncio streams, for OCPP-J (subprotocol "ocpp1.6").
 #
 # Buffers are allocated once per client: a receive buffer of max_message bytes that fragments are appended
-# into, a 125-byte one for control frames, and a send buffer the payload is copied into and masked in place
-# (mask_into: no allocation per frame). Every read and write the caller makes is bounded: the handshake by
-# timeout_ms, each write by io_timeout_ms; recv() itself waits for as long as the caller lets it (the OCPP
-# session's supervision cancels it when the link goes quiet). A message over max_message is refused with close
+# into and a 125-byte one for control frames; each sent frame is built in a buffer of its own and masked in
+# place (mask_into). The opening handshake's HTTP side is in ocpp/dial.py (connect-time code). Every read and
+# write the caller makes is bounded: the opening by timeout_ms, each write by io_timeout_ms; recv() itself
+# waits for as long as the caller lets it (the OCPP session's supervision cancels it when the link goes quiet). A message over max_message is refused with close
 # code 1009 (too big), a protocol error with 1002.
 import asyncio
-import binascii
-import hashlib
 from micropython import const
 from random import getrandbits
 
@@ -22,7 +20,6 @@ CLOSE_NORMAL = const(1000)
 CLOSE_GOING_AWAY = const(1001)
 CLOSE_PROTOCOL = const(1002)
 CLOSE_TOO_BIG = const(1009)
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 _TOO_BIG = const(0x3FFFFFFF)  # a length over 16 MB: more than any limit here
 _HEAD_MAX = const(2048)  # the server's handshake answer; more is not a WebSocket server
 
@@ -61,7 +58,7 @@ def mask_into(buf, start, n, key_at):
         j += 1
 
 
-def _random_into(buf, at, n):
+def random_into(buf, at, n):
     # the masking key must be unpredictable to intermediaries (RFC 6455 5.3); 16 bits at a time stay small ints
     i = at
     end = at + n
@@ -71,50 +68,6 @@ def _random_into(buf, at, n):
         if i + 1 < end:
             buf[i + 1] = r >> 8
         i += 2
-
-
-def accept_key(key):
-    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (both base64 text without newline)."""
-    return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
-
-
-def upgrade_request(host, port, tls, path, key, auth=None, protocol=b"ocpp1.6"):
-    """The HTTP/1.1 upgrade request (bytes). auth: the Authorization header value, or None."""
-    default = 443 if tls else 80
-    h = host if port == default else "%s:%d" % (host, port)
-    lines = [b"GET ", path.encode(), b" HTTP/1.1\r\nHost: ", h.encode(),
-             b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ", key,
-             b"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ", protocol, b"\r\n"]
-    if auth:
-        lines += [b"Authorization: ", auth, b"\r\n"]
-    lines.append(b"\r\n")
-    return b"".join(lines)
-
-
-def check_answer(head, key, protocol=b"ocpp1.6"):
-    """Check the server's answer to the upgrade (bytes up to the blank line); raise WsError."""
-    line_end = head.find(b"\r\n")
-    first = head[:line_end].split()
-    if len(first) < 2 or not first[0].startswith(b"HTTP/1.") or not first[1].isdigit():
-        raise WsError("not an HTTP answer")
-    status = int(first[1])
-    if status != 101:
-        raise WsError("HTTP %d instead of 101 Switching Protocols" % status)
-    got_accept = got_protocol = None
-    for line in head[line_end + 2:].split(b"\r\n"):
-        name, sep, value = line.partition(b":")
-        if not sep:
-            continue
-        name = name.strip().lower()
-        value = value.strip()
-        if name == b"sec-websocket-accept":
-            got_accept = value
-        elif name == b"sec-websocket-protocol":
-            got_protocol = value
-    if got_accept != accept_key(key):
-        raise WsError("wrong Sec-WebSocket-Accept")
-    if got_protocol != protocol:  # OCPP-J 3.1.2: a server that does not confirm ocpp1.6 is not an OCPP 1.6 server
-        raise WsError("server did not accept subprotocol %s" % protocol.decode())
 
 
 class WebSocket:
@@ -131,16 +84,13 @@ class WebSocket:
         self.rx_frames = 0  # bumped on every complete frame: the session's "link alive" evidence
 
     # ---- opening ------------------------------------------------------------------------------------------
-    async def handshake(self, stream, host, port, tls, path, auth=None, timeout_ms=10000):
-        """Upgrade an open stream (TCP or TLS) to a WebSocket; raises WsError or TimeoutError."""
+    async def open(self, stream, request, timeout_ms=10000):
+        """Send the HTTP upgrade request (ocpp/dial.py builds it and checks the answer) on an open stream (TCP
+        or TLS) -> the server's answer up to the blank line (bytes); raises WsError or TimeoutError."""
         self._stream = stream
         self.closing = False
-        key = bytearray(16)
-        _random_into(key, 0, 16)
-        key = binascii.b2a_base64(key)[:-1]
-        await self._write(upgrade_request(host, port, tls, path, key, auth))
-        head = await asyncio.wait_for_ms(self._read_head(), timeout_ms)
-        check_answer(head, key)
+        await self._write(request)
+        return await asyncio.wait_for_ms(self._read_head(), timeout_ms)
 
     async def _read_head(self):
         # one byte at a time: no byte of a first frame right after the answer is taken from recv()
@@ -262,7 +212,7 @@ class WebSocket:
             b[2] = n >> 8
             b[3] = n & 0xFF
         b[k] = 0x80 | op
-        _random_into(b, 4, 4)
+        random_into(b, 4, 4)
         mask_into(b, 8, n, 4)
         st = self._stream
         if st is None:
