@@ -596,7 +596,5 @@ def _release():
     pkg = sys.modules["loadpilot.ocpp"]
     for name in ("dial", "url", "tls"):
         sys.modules.pop("loadpilot.ocpp." + name, None)
-        try:
+        if hasattr(pkg, name):  # tls.py is not loaded for a ws:// backend
             delattr(pkg, name)
-        except AttributeError:
-            pass  # not loaded (tls.py for a ws:// backend)
