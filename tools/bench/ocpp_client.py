@@ -76,8 +76,10 @@ def main():
         print("  (%s was built from this tree's firmware when `make firmware` last ran: rebuild after changes)"
               % os.path.relpath(frozen32, ROOT))
         mods = run(os.path.join(scratch, "none"), scratch, "modules", binary=frozen32)
-        print("  per module (import, 32-bit frozen; tls only for a wss backend, at its first connect): " +
-              ", ".join("%s %d B" % (m["module"].split(".")[-1], m["bytes"]) for m in mods))
+        print("  per module (import, 32-bit frozen): " + ", ".join(
+            "%s %d B" % (m["module"].split(".")[-1], m["bytes"]) for m in mods[:6]) +
+            "; during a connect only (released after it): " + ", ".join(
+            "%s %d B" % (m["module"].split(".")[-1], m["bytes"]) for m in mods[6:]) + " (tls for wss:// only)")
     else:
         print("No 32-bit frozen build (make firmware MICROPY_DIR=...): the 32-bit figure below is an estimate")
     h, cg = run(mpy, scratch, "heap")[:2]

@@ -201,9 +201,9 @@ def bench_modules():
     from loadpilot.config.store import Store  # noqa: F401
     from loadpilot.site import Site  # noqa: F401
     import ssl  # noqa: F401 (the port's TLS module, loaded by wss connections)
-    # (ocpp/tls.py is not among them: a wss connect loads it)
-    for m in ("loadpilot.ocpp", "loadpilot.ocpp.url", "loadpilot.dns", "loadpilot.tcp",
-              "loadpilot.ocpp.ws", "loadpilot.ocpp.core", "loadpilot.ocpp.service", "loadpilot.ocpp.tls"):
+    # the resident ones, then what a connect loads and releases again (ocpp/dial.py with url.py and tls.py)
+    for m in ("loadpilot.ocpp", "loadpilot.dns", "loadpilot.tcp", "loadpilot.ocpp.ws", "loadpilot.ocpp.core",
+              "loadpilot.ocpp.service", "loadpilot.ocpp.url", "loadpilot.ocpp.dial", "loadpilot.ocpp.tls"):
         gc.collect()
         f = gc.mem_free()
         __import__(m)
