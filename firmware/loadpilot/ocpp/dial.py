@@ -15,7 +15,7 @@ NO_TLS = "none"  # tls.NONE, without importing tls.py for a ws:// backend
 
 
 async def connect(svc, timeout_ms):
-    """Open svc's link to the backend: svc._sock, svc.tls_mode and svc._ws are set; -> the host. Raises
+    """Open svc's link to the backend: svc._sock and svc.tls_mode set, svc._ws open; -> the host. Raises
     WsError (the text says which step failed), OSError or ValueError."""
     cfg = svc.config
     cid = svc.client_id()
