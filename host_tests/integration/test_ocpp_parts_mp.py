@@ -43,8 +43,8 @@ print(json.dumps([out, errs, url.basic_auth("CP1", "p:w").decode()]))
 
 def test_accept_key_masking_and_frames():
     r = mp("""
-from loadpilot.ocpp import ws
-acc = ws.accept_key(b"dGhlIHNhbXBsZSBub25jZQ==").decode()
+from loadpilot.ocpp import dial, ws
+acc = dial.accept_key(b"dGhlIHNhbXBsZSBub25jZQ==").decode()
 ok = True
 for n in range(0, 13):
     for start in (4, 5, 7):
@@ -55,13 +55,13 @@ for n in range(0, 13):
         ws.mask_into(b, start, n, 0)
         want = bytes(((i * 37) & 0xFF) ^ b"\\x01\\x80\\xfe\\x37"[i & 3] for i in range(n))
         ok = ok and bytes(b[start:]) == want
-req = ws.upgrade_request("h", 80, False, "/ocpp/CP1", b"k==", b"Basic eA==").decode()
+req = dial.upgrade_request("h", 80, False, "/ocpp/CP1", b"k==", b"Basic eA==").decode()
 errs = []
 for head in (b"HTTP/1.1 401 Unauthorized\\r\\n\\r\\n", b"HTTP/1.1 101 OK\\r\\nSec-WebSocket-Accept: x\\r\\n\\r\\n",
-             b"HTTP/1.1 101 OK\\r\\nSec-WebSocket-Accept: " + ws.accept_key(b"k==") + b"\\r\\n\\r\\n",
+             b"HTTP/1.1 101 OK\\r\\nSec-WebSocket-Accept: " + dial.accept_key(b"k==") + b"\\r\\n\\r\\n",
              b"garbage\\r\\n\\r\\n"):
     try:
-        ws.check_answer(head, b"k==")
+        dial.check_answer(head, b"k==")
         errs.append(None)
     except ws.WsError as e:
         errs.append(str(e))
@@ -127,3 +127,54 @@ print(json.dumps([t, bad, st]))
     assert st == [["Available", "NoError"], ["Preparing", "NoError"], ["Charging", "NoError"],
                   ["Faulted", "GroundFailure"], ["Faulted", "PowerSwitchFailure"],
                   ["Faulted", "EVCommunicationError"], ["Unavailable", "NoError"]]
+
+
+def test_connect_code_is_released_after_each_connect(tmp_path):
+    """ocpp/dial.py (with url.py) runs once per connect and is dropped afterwards: after a connect it is in
+    neither sys.modules nor the package, and the next connect loads it again and connects."""
+    from firmware_proc import free_port
+    port = free_port()
+    r = mp("""
+import asyncio, binascii, hashlib
+from loadpilot.config.store import Store
+from loadpilot.log import Log
+from loadpilot.site import Site
+from loadpilot.ocpp.service import OcppService
+
+async def backend(reader, writer):  # answers the upgrade, then holds the connection
+    head = b""
+    while not head.endswith(b"\\r\\n\\r\\n"):
+        head += await reader.read(1)
+    key = [l.split(b":", 1)[1].strip() for l in head.split(b"\\r\\n") if l.lower().startswith(b"sec-websocket-key")][0]
+    acc = binascii.b2a_base64(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())[:-1]
+    writer.write(b"HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n"
+                 b"Sec-WebSocket-Accept: " + acc + b"\\r\\nSec-WebSocket-Protocol: ocpp1.6\\r\\n\\r\\n")
+    await writer.drain()
+    await asyncio.sleep(5)
+
+class Hal:
+    def reset(self):
+        pass
+
+def loaded():
+    pkg = sys.modules["loadpilot.ocpp"]
+    return [n for n in ("dial", "url", "tls") if "loadpilot.ocpp." + n in sys.modules or hasattr(pkg, n)]
+
+async def main():
+    srv = await asyncio.start_server(backend, "127.0.0.1", %d)
+    log = Log()
+    store = Store(%r, log)
+    store.set("ocpp_url", "ws://127.0.0.1:%d/ocpp")
+    svc = OcppService(store, Site(), log, Hal(), None, "T1", "0")
+    out = []
+    for i in range(2):
+        await svc._connect()
+        out.append([svc.state, svc.tls_mode, loaded()])
+        svc._close()
+    srv.close()
+    print(json.dumps([out, svc.connects]))
+
+asyncio.run(main())
+""" % (port, str(tmp_path), port))
+    out, connects = r
+    assert out == [["connected", "none", []], ["connected", "none", []]] and connects == 2

@@ -64,7 +64,7 @@ def main():
 
     frozen32 = os.path.join(ROOT, "build", "unix32", "frozen", "micropython")
     if os.path.exists(frozen32):  # `make firmware` built it: the firmware frozen, at the ESP32's word size
-        f = run(os.path.join(scratch, "none"), scratch, "heap", binary=frozen32)[0]
+        f = [g for g in run(os.path.join(scratch, "none"), scratch, "heap", binary=frozen32) if g["figure"] == "heap"][0]
         print("Resident heap of the OCPP client, 32-bit unix port with the firmware frozen (as on the ESP32): "
               "import %d B + construction %d B = %d B; bar %d B: %s" %
               (f["import_bytes"], f["construct_bytes"], f["total_bytes"], BAR_32_FROZEN,
@@ -76,8 +76,10 @@ def main():
         print("  (%s was built from this tree's firmware when `make firmware` last ran: rebuild after changes)"
               % os.path.relpath(frozen32, ROOT))
         mods = run(os.path.join(scratch, "none"), scratch, "modules", binary=frozen32)
-        print("  per module (import, 32-bit frozen): " + ", ".join("%s %d B" % (m["module"].split(".")[-1],
-                                                                              m["bytes"]) for m in mods))
+        print("  per module (import, 32-bit frozen): " + ", ".join(
+            "%s %d B" % (m["module"].split(".")[-1], m["bytes"]) for m in mods[:6]) +
+            "; during a connect only (released after it): " + ", ".join(
+            "%s %d B" % (m["module"].split(".")[-1], m["bytes"]) for m in mods[6:]) + " (tls for wss:// only)")
     else:
         print("No 32-bit frozen build (make firmware MICROPY_DIR=...): the 32-bit figure below is an estimate")
     h, cg = run(mpy, scratch, "heap")[:2]
@@ -91,7 +93,7 @@ def main():
           "in all (before this round's transactions: 56096 B, measured at commit df0ef91 in the same binary)" %
           (h["tx_import_bytes"], h["tx_construct_bytes"],
            h["total_bytes"] + h["tx_import_bytes"] + h["tx_construct_bytes"]))
-    print("  smart charging (ocpp/charging.py, loaded by the first profile or smart-charging call): import %d B, "
+    print("  smart charging (ocpp/charging.py + smart.py, loaded by the first profile or smart-charging call): import %d B, "
           "+ %d B with one 3-period profile (none before this round)" % (cg["import_bytes"], cg["profile_bytes"]))
     print("  32-bit frozen estimate: bytecode stays in flash; the buffers do not shrink. Estimate %d B "
           "(64-bit / %d), at most %d B (buffers + the rest / %d); bar %d B" %

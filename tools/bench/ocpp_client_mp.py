@@ -143,8 +143,8 @@ def bench_heap():
     svc.attach_sessions(tracker, sys.argv[2])
     gc.collect()
     free5 = gc.mem_free()
-    # smart charging (ocpp/charging.py): loaded by the first profile; one TxDefaultProfile of 3 periods
-    __import__("loadpilot.ocpp.charging")
+    # smart charging (ocpp/charging.py + smart.py): loaded by the first profile; one TxDefaultProfile of 3 periods
+    __import__("loadpilot.ocpp.smart")
     gc.collect()
     free6 = gc.mem_free()
     svc.core.answer("SetChargingProfile", {"connectorId": 1, "csChargingProfiles": {
@@ -155,7 +155,7 @@ def bench_heap():
     free7 = gc.mem_free()
     out(figure="charging", import_bytes=free5 - free6, profile_bytes=free6 - free7)
     out(figure="heap", import_bytes=free0 - free1, construct_bytes=free1 - free2, total_bytes=free0 - free2,
-        buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._wbuf) + len(svc._ws._cbuf),
+        buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._cbuf),
         tx_import_bytes=free3 - free4, tx_construct_bytes=free4 - free5)
 
 
@@ -201,8 +201,9 @@ def bench_modules():
     from loadpilot.config.store import Store  # noqa: F401
     from loadpilot.site import Site  # noqa: F401
     import ssl  # noqa: F401 (the port's TLS module, loaded by wss connections)
-    for m in ("loadpilot.ocpp", "loadpilot.ocpp.url", "loadpilot.ocpp.tls", "loadpilot.dns",
-              "loadpilot.ocpp.ws", "loadpilot.ocpp.core", "loadpilot.ocpp.service"):
+    # the resident ones, then what a connect loads and releases again (ocpp/dial.py with url.py and tls.py)
+    for m in ("loadpilot.ocpp", "loadpilot.dns", "loadpilot.tcp", "loadpilot.ocpp.ws", "loadpilot.ocpp.core",
+              "loadpilot.ocpp.service", "loadpilot.ocpp.url", "loadpilot.ocpp.dial", "loadpilot.ocpp.tls"):
         gc.collect()
         f = gc.mem_free()
         __import__(m)

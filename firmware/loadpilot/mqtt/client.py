@@ -6,10 +6,10 @@
 # pings and drops a connection whose broker stopped answering. On any failure it closes the socket and
 # reconnects after an exponential backoff with jitter. Other tasks call publish()/subscribe() at any time.
 import asyncio
-import socket
 import time
 from micropython import const
 
+from loadpilot import tcp
 from loadpilot.mqtt import packet, url as url_mod
 
 DISCONNECTED = "disconnected"
@@ -72,21 +72,6 @@ def pem_to_der(data):
     return binascii.a2b_base64(b"".join(body.split()))
 
 
-def _random_bits(n):
-    try:
-        import random
-        return random.getrandbits(n)
-    except Exception:
-        return time.ticks_us() & ((1 << n) - 1)
-
-
-def _wait_writable(s):
-    # what asyncio.open_connection awaits after a non-blocking connect; kept here so the socket stays ours
-    # and a timed-out connect can be closed rather than leaked
-    from asyncio import core
-    yield core._io_queue.queue_write(s)
-
-
 class Client:
     def __init__(self, broker, client_id=None, status_topic=None, keepalive_s=30, max_packet=4096,
                  connect_timeout_ms=5000, io_timeout_ms=5000, ping_timeout_ms=None,
@@ -96,7 +81,8 @@ class Client:
         self.version = self.url.version  # protocol level in use: 5 falls back to 4 once a broker refuses it
         self._retry_now = False
         if client_id is None:
-            client_id = "loadpilot-%08x" % _random_bits(30)
+            from random import getrandbits  # (every port we build has it: OCPP needs it too)
+            client_id = "loadpilot-%08x" % getrandbits(30)
         self.client_id = client_id
         self.status_topic = status_topic
         self.keepalive_ms = keepalive_s * 1000
@@ -230,7 +216,8 @@ class Client:
             delay = self.backoff_min_ms << min(failures, 16)
             if delay > self.backoff_max_ms:
                 delay = self.backoff_max_ms
-            delay = delay // 2 + (_random_bits(16) * (delay // 2)) // 65536
+            from random import getrandbits
+            delay = delay // 2 + (getrandbits(16) * (delay // 2)) // 65536
             await asyncio.sleep_ms(delay)
 
     def _note_error(self, e):
@@ -270,17 +257,8 @@ class Client:
         if self._addr is None:  # resolved once, again after a failed connect (loadpilot/dns.py: never blocking)
             from loadpilot import dns
             self._addr = await dns.resolve(u.host, u.port, self.dns_server() if self.dns_server else None)
-        family, addr = self._addr
-        s = socket.socket(family, socket.SOCK_STREAM)
-        self._sock = s
-        s.setblocking(False)
         try:
-            s.connect(addr)
-        except OSError as e:
-            if e.args[0] != 115 and e.args[0] != 119:  # EINPROGRESS (Linux 115, lwIP 119)
-                raise
-        try:
-            await asyncio.wait_for_ms(_wait_writable(s), self.connect_timeout_ms)
+            s = self._sock = await tcp.connect(self._addr[0], self._addr[1], self.connect_timeout_ms)
         except asyncio.TimeoutError:
             self._addr = None
             raise MqttError("TCP connect timed out after %d ms" % self.connect_timeout_ms)

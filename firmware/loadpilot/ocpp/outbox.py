@@ -55,10 +55,8 @@ class Tx:
 
 class Outbox:
     def __init__(self, root, log):
-        self.dir = (root + "/" if root else "") + "ocpp"
-        self.path = self.dir + "/outbox"
+        self.path = (root + "/" if root else "") + "ocpp/outbox"
         self.log = log
-        self._buf = bytearray(RECORD)
         self.txs = []          # live transactions, in the order their Start was recorded
         self.queue = []        # [(kind, Tx)] messages not answered yet, in the order they were recorded
         self.records = 0       # records in the file
@@ -75,7 +73,7 @@ class Outbox:
         except OSError:
             pass
         by_seq = {}
-        buf = self._buf
+        buf = bytearray(RECORD)  # a record buffer only while one is read or written: 4 appends a session
         try:
             f = open(self.path, "rb")
         except OSError:
@@ -180,14 +178,14 @@ class Outbox:
         self.txs.remove(t)
 
     def _pack(self, kind, seq, reason, c, meter, ts, tag):
-        buf = self._buf
+        buf = bytearray(RECORD)
         struct.pack_into(_FMT, buf, 0, _MAGIC, kind, reason, 0, seq, c, meter, ts, tag.encode())
         struct.pack_into("<I", buf, _BODY, crc32(memoryview(buf)[:_BODY]) & 0xFFFFFFFF)
         return buf
 
     def _mkdir(self):
         try:
-            os.mkdir(self.dir)
+            os.mkdir(self.path[:self.path.rfind("/")])
         except OSError:
             pass  # exists
 

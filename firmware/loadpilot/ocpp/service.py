@@ -1,20 +1,18 @@
 # The OCPP 1.6J client task: connection, supervision and the message flow around the pure core (core.py).
 #
-# run() keeps one connection: resolve (dns.py, never blocking), TCP, TLS (tls.py), the WebSocket upgrade with
-# HTTP Basic auth (ws.py), then a session: a reader task answers every incoming CALL at once from the core and
+# run() keeps one connection: ocpp/dial.py resolves (dns.py, never blocking), connects TCP, TLS (tls.py) and
+# the WebSocket upgrade with HTTP Basic auth, then a session: a reader task answers every incoming CALL at once from the core and
 # matches answers to our one outstanding CALL; a 200 ms housekeeping loop sends the next CALL (BootNotification
 # until accepted, triggered messages, StatusNotification on change, Heartbeat), pings and judges the link. A
 # link with no frame for 2 x the heartbeat interval, or a ping unanswered for PONG_TIMEOUT_MS, is dead: close,
 # reconnect after a backoff from 5 s to 5 min plus jitter, resolving the host again. Nothing here reboots.
 import asyncio
-import json
 import os
-import socket
+import sys
 import time
 from micropython import const
 
-from loadpilot import dns
-from loadpilot.ocpp import core, tls, url as url_mod, ws as ws_mod
+from loadpilot.ocpp import core, ws as ws_mod
 
 DISCONNECTED = "disconnected"
 CONNECTING = "connecting"
@@ -32,10 +30,6 @@ _BOOT_RETRY_S = const(60)        # BootNotification again after an error or an i
 _MAX_REQUESTS = const(4)
 _LINK_KEYS = ("ocpp_url", "ocpp_client_id", "ocpp_password", "ocpp_tls_ca", "ocpp_tls_cert", "ocpp_tls_key")
 _EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000 (time.gmtime(0) says which)
-
-
-class OcppError(Exception):
-    pass
 
 
 def backoff_ms(failures, rnd):
@@ -71,7 +65,7 @@ class OcppService:
         self.calls_out = 0
         self.call_errors = 0      # CALLERRORs we answered
         self.call_timeouts = 0
-        self.tls_mode = tls.NONE
+        self.tls_mode = "none"  # dial.NO_TLS until the first connect
         self._ws = ws_mod.WebSocket(MAX_MESSAGE)
         self._sock = None
         self._uid = 0
@@ -86,7 +80,6 @@ class OcppService:
         self._ping_ms = None
         self._reset = None
         self._relink = False      # a connection setting changed: reconnect now, without backoff
-        self._wake = asyncio.Event()
         self.tx = None            # ocpp/tx.Transactions once the session journal is attached
         self._authorizer = lambda: None
         self._ids = None          # ocpp/idcache.IdCache, read on first use
@@ -94,10 +87,7 @@ class OcppService:
         self._auths = []          # [dev_id, idTag] waiting for Authorize.req; the first is sent next
         self._tx_block = False    # the transaction rules say the local box may not charge (tx.poll)
         self._pending_tx = None   # (kind, Tx) of the outstanding CALL when it is a transaction message
-        self._cp = None           # ocpp/charging.Profiles once a profile exists or a smart-charging call came
-        self._cp_ma = None        # the profiles' limit now (mA), None: no limit
-        self._cp_at = 0           # ticks_ms of the next re-evaluation (a period boundary, at most an hour)
-        self._cp_txid = None      # the transaction id the limit was last evaluated with
+        self._cp = None           # ocpp/smart.SmartCharging once a profile exists or a smart-charging call came
         self._apply_availability()
         config.subscribe(self._config_changed)
 
@@ -117,74 +107,25 @@ class OcppService:
         self.core.charging = self._charging
         self.core.tx_start = lambda: self.tx.current().ts_start
         try:  # smart charging costs nothing until a profile exists
-            os.stat(self._cp_path())
-            self._charging()
-            self._cp_eval()
+            os.stat((root + "/" if root else "") + "ocpp/profiles.json")
+            self._smart().eval()
         except OSError:
             pass
 
-    # ---- smart charging (ocpp/charging.py: the profiles, pure; here: flash and the EVSE limit)
+    # ---- smart charging: ocpp/smart.py, loaded on first use
 
-    def _cp_path(self):
-        return (self._root + "/" if self._root else "") + "ocpp/profiles.json"
+    def _smart(self):
+        if self._cp is None:
+            from loadpilot.ocpp.smart import SmartCharging
+            self._cp = SmartCharging(self)
+        return self._cp
 
     def _charging(self):
-        if self._cp is None:
-            from loadpilot.ocpp.charging import Profiles
-            items = ()
-            try:
-                with open(self._cp_path()) as f:
-                    items = json.load(f)
-            except (OSError, ValueError):
-                pass
-            self._cp = Profiles(self.config.get("ocpp_connector_id"), items)
-        return self._cp, _unix(), self.evse.limits.hardware_ma if self.evse is not None else 32000
-
-    def _cp_store(self):
-        """Write the profiles: a new file renamed over the old one, so a power cut leaves one of them whole."""
-        path = self._cp_path()
-        try:
-            try:
-                os.mkdir(path[:path.rfind("/")])
-            except OSError:
-                pass
-            with open(path + ".new", "w") as f:
-                json.dump(self._cp.stored(), f)
-            os.rename(path + ".new", path)
-        except OSError as e:
-            self.log.error("ocpp", "charging profiles not stored: %s" % e)
-
-    def _cp_eval(self):
-        """The profile limit now, into the EVSE limit; the next re-evaluation at the next period boundary."""
-        t = self.tx.current() if self.tx is not None else None
-        txid = t.txid if t is not None and t.txid is not None and t.txid >= 0 else None
-        now = _unix()
-        ma, nxt = self._cp.limit(now, txid, t.ts_start if t is not None else None)
-        self._cp_ma = ma
-        wait = 3600 if nxt is None or nxt - now > 3600 else max(1, nxt - now)  # drift-safe: at least hourly
-        self._cp_at = time.ticks_add(time.ticks_ms(), wait * 1000)
-        self._apply_availability()
+        return self._smart().charging()
 
     def _cp_tick(self):
-        """Every tick, allocating nothing unless something changed: the transaction's id, a boundary."""
-        t = self.tx.current()
-        txid = t.txid if t is not None and t.txid is not None and t.txid >= 0 else None
-        if txid != self._cp_txid:
-            self._cp_txid = txid
-            rp = self.tx.remote_profile
-            if txid is not None and rp is not None:  # RemoteStartTransaction's chargingProfile: its TxProfile
-                self.tx.remote_profile = None
-                st, why = self._charging()[0].set(self.config.get("ocpp_connector_id"), rp, txid, _unix())
-                if st == "Accepted":
-                    self._cp_store()
-                else:
-                    self.log.warn("ocpp", "RemoteStartTransaction's chargingProfile not set: %s" % why)
-            elif txid is None and self._cp is not None and self._cp.end_tx():
-                self._cp_store()
-            if self._cp is not None:
-                self._cp_eval()
-        elif self._cp is not None and time.ticks_diff(time.ticks_ms(), self._cp_at) >= 0:
-            self._cp_eval()
+        if self._cp is not None or self.tx.remote_profile is not None:
+            self._smart().tick()
 
     def _offered_ma(self):
         from loadpilot.evse import pilot  # loaded already by the EVSE task
@@ -251,8 +192,7 @@ class OcppService:
 
     def _config_changed(self, key):
         if key in _LINK_KEYS:
-            self._relink = True
-            self._wake.set()  # cuts a backoff wait short
+            self._relink = True  # cuts a backoff wait short
 
     # ---- requests from the box ---------------------------------------------------------------------------
     def data_transfer(self, vendor_id, message_id=None, data=None):
@@ -293,7 +233,8 @@ class OcppService:
                 "call_errors": self.call_errors, "call_timeouts": self.call_timeouts,
                 "data_transfer": self.last_data_transfer,
                 "transactions": self.tx.view() if self.tx is not None else None,
-                "charging": None if self._cp is None else {"profiles": len(self._cp.items), "limit_ma": self._cp_ma},
+                "charging": None if self._cp is None else {"profiles": len(self._cp.profiles.items),
+                                                            "limit_ma": self._cp.ma},
                 "not_built": "clock-aligned MeterValues, transactions and smart charging at other wallboxes"}
 
     # ---- the connection task ------------------------------------------------------------------------------
@@ -316,17 +257,17 @@ class OcppService:
             self._close()
             if self._relink:  # new settings: use them now; the backoff is for failures
                 self._relink = False
-                self._wake.clear()
                 self.failures = 0
                 continue
             if up is not None and time.ticks_diff(time.ticks_ms(), up) >= _STABLE_MS:
                 self.failures = 0
             self.failures += 1
-            try:
-                await asyncio.wait_for_ms(self._wake.wait(), backoff_ms(self.failures, random.getrandbits(16)))
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+            wait = backoff_ms(self.failures, random.getrandbits(16))
+            t0 = time.ticks_ms()
+            # polled, not an asyncio.Event: a changed setting still cuts the wait short, and the Event class
+            # (0.6 KB of heap on a box where nothing else loads it) is not needed
+            while not self._relink and time.ticks_diff(time.ticks_ms(), t0) < wait:
+                await asyncio.sleep_ms(_TICK_MS)
 
     def _note(self, e):
         msg = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
@@ -352,39 +293,12 @@ class OcppService:
 
     async def _connect(self):
         self.state = CONNECTING
-        cfg = self.config
-        cid = self.client_id()
-        is_tls, host, port, path = url_mod.parse(cfg.get("ocpp_url"), cid)
-        server = self.hal.dns_server() if hasattr(self.hal, "dns_server") else None
-        family, addr = await dns.resolve(host, port, server)  # every reconnect: backends move
-        s = socket.socket(family, socket.SOCK_STREAM)
-        self._sock = s
-        s.setblocking(False)
+        from loadpilot.ocpp import dial  # connect-time code: released again below
         try:
-            s.connect(addr)
-        except OSError as e:
-            if e.args[0] not in (115, 119):  # EINPROGRESS (Linux 115, lwIP 119)
-                raise
-        try:
-            await asyncio.wait_for_ms(_wait_writable(s), _CONNECT_TIMEOUT_MS)
-        except asyncio.TimeoutError:
-            raise OcppError("TCP connect timed out")
-        if is_tls:
-            ca, cert, key = (cfg.secret("ocpp_tls_ca"), cfg.secret("ocpp_tls_cert"), cfg.secret("ocpp_tls_key"))
-            s = tls.wrap(s, host, ca, cert, key)
-            self._sock = s
-            self.tls_mode = tls.mode(ca, cert, key)
-        else:
-            self.tls_mode = tls.NONE
-        pwd = cfg.secret("ocpp_password")
-        auth = url_mod.basic_auth(cid, pwd) if pwd else None
-        try:
-            await self._ws.handshake(asyncio.StreamWriter(s), host, port, is_tls, path, auth, _CONNECT_TIMEOUT_MS)
-        except ValueError as e:  # MicroPython's TLS layer reports certificate failures as ValueError
-            raise OcppError("TLS: %s" % (str(e).strip() or "handshake failed"))
-        except asyncio.TimeoutError:
-            raise OcppError("no WebSocket answer within %d ms" % _CONNECT_TIMEOUT_MS)
-        del auth
+            host = await dial.connect(self, _CONNECT_TIMEOUT_MS)
+        finally:
+            del dial
+            _release()
         self.state = CONNECTED
         self.connects += 1
         self.last_error = None
@@ -392,7 +306,7 @@ class OcppService:
         self._rx_frames = self._ws.rx_frames
         self._ping_ms = None
         self._sent_status = [None, None]  # the backend hears the present state after every reconnect
-        self.log.info("ocpp", "connected to %s as %s (TLS: %s)" % (host, cid, self.tls_mode))
+        self.log.info("ocpp", "connected to %s as %s (TLS: %s)" % (host, self.client_id(), self.tls_mode))
 
     async def _session(self):
         reader = asyncio.create_task(self._reader())
@@ -400,9 +314,9 @@ class OcppService:
             while True:
                 await asyncio.sleep_ms(_TICK_MS)
                 if reader.done():
-                    raise OcppError(self._reader_error or "connection closed")
+                    raise ws_mod.WsError(self._reader_error or "connection closed")
                 if self._relink:
-                    raise OcppError("connection settings changed: reconnecting")
+                    raise ws_mod.WsError("connection settings changed: reconnecting")
                 now = time.ticks_ms()
                 self._check_link(now)
                 if self._ping_ms is None:
@@ -428,9 +342,9 @@ class OcppService:
             self._ping_ms = None
         limit = 2 * self.heartbeat_s() * 1000
         if time.ticks_diff(now, self._rx_ms) >= limit:
-            raise OcppError("no traffic for %d s (2 x heartbeat interval): link dead" % (limit // 1000))
+            raise ws_mod.WsError("no traffic for %d s (2 x heartbeat interval): link dead" % (limit // 1000))
         if self._ping_ms is not None and time.ticks_diff(now, self._ping_ms) >= PONG_TIMEOUT_MS:
-            raise OcppError("no answer to a WebSocket ping within %d s: link dead" % (PONG_TIMEOUT_MS // 1000))
+            raise ws_mod.WsError("no answer to a WebSocket ping within %d s: link dead" % (PONG_TIMEOUT_MS // 1000))
 
     # ---- incoming -----------------------------------------------------------------------------------------
     _reader_error = None
@@ -548,9 +462,7 @@ class OcppService:
             if len(e) > 2:
                 self.log.warn("ocpp", "SetChargingProfile rejected: %s" % e[1])
             else:
-                self._cp_store()
-                self._cp_eval()
-                self.log.info("ocpp", "charging profiles: %d, limit %s mA" % (len(self._cp.items), self._cp_ma))
+                self._cp.changed()
         elif what == core.E_REMOTE_STOP:
             self.tx.remote_stop(e[1])
         elif what == core.E_CLEAR_CACHE:
@@ -561,7 +473,8 @@ class OcppService:
         # Inoperative: the local charge point offers no current (its OCPP limit, evse/effective.py)
         ev = self.evse
         if ev is not None:
-            ev.limits.ocpp_ma = self._cp_ma if self.core.operative and not self._tx_block else 0
+            ok = self.core.operative and not self._tx_block
+            ev.limits.ocpp_ma = (self._cp.ma if self._cp is not None else None) if ok else 0
 
     async def _do_reset(self):
         kind = self._reset
@@ -677,11 +590,11 @@ class OcppService:
         return False
 
 
-def _unix():
-    from loadpilot.ocpp.tx import unix_now  # loaded with the transactions, before any profile
-    return unix_now()
-
-
-def _wait_writable(s):
-    from asyncio import core as acore
-    yield acore._io_queue.queue_write(s)
+def _release():
+    # code that runs once per connect leaves the heap between connects (docs/ocpp.md, "Memory and cost");
+    # dns.py and tcp.py stay: MQTT holds them
+    pkg = sys.modules["loadpilot.ocpp"]
+    for name in ("dial", "url", "tls"):
+        sys.modules.pop("loadpilot.ocpp." + name, None)
+        if hasattr(pkg, name):  # tls.py is not loaded for a ws:// backend
+            delattr(pkg, name)

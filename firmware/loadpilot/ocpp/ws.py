@@ -1,14 +1,12 @@
 # A small RFC 6455 WebSocket client on asyncio streams, for OCPP-J (subprotocol "ocpp1.6").
 #
 # Buffers are allocated once per client: a receive buffer of max_message bytes that fragments are appended
-# into, a 125-byte one for control frames, and a send buffer the payload is copied into and masked in place
-# (mask_into: no allocation per frame). Every read and write the caller makes is bounded: the handshake by
-# timeout_ms, each write by io_timeout_ms; recv() itself waits for as long as the caller lets it (the OCPP
-# session's supervision cancels it when the link goes quiet). A message over max_message is refused with close
+# into and a 125-byte one for control frames; each sent frame is built in a buffer of its own and masked in
+# place (mask_into). The opening handshake's HTTP side is in ocpp/dial.py (connect-time code). Every read and
+# write the caller makes is bounded: the opening by timeout_ms, each write by io_timeout_ms; recv() itself
+# waits for as long as the caller lets it (the OCPP session's supervision cancels it when the link goes quiet). A message over max_message is refused with close
 # code 1009 (too big), a protocol error with 1002.
 import asyncio
-import binascii
-import hashlib
 from micropython import const
 from random import getrandbits
 
@@ -22,29 +20,18 @@ CLOSE_NORMAL = const(1000)
 CLOSE_GOING_AWAY = const(1001)
 CLOSE_PROTOCOL = const(1002)
 CLOSE_TOO_BIG = const(1009)
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 _TOO_BIG = const(0x3FFFFFFF)  # a length over 16 MB: more than any limit here
 _HEAD_MAX = const(2048)  # the server's handshake answer; more is not a WebSocket server
 
 
 class WsError(Exception):
-    pass
+    """Any WebSocket failure; the text says which: "... (close N)" when the connection ended (N our close
+    code or the server's, 1006 when TCP just ended), "HTTP N instead of 101 ..." when the upgrade was refused
+    (401: wrong password). One class: each exception class costs about 0.1 KB of heap."""
 
 
-class WsClosed(WsError):
-    """The connection ended: code is the close code (ours or the server's), 1006 when TCP just ended."""
-
-    def __init__(self, code, why):
-        super().__init__("%s (close %d)" % (why, code))
-        self.code = code
-
-
-class WsHttpError(WsError):
-    """The server answered the upgrade with an HTTP status other than 101 (401: wrong password)."""
-
-    def __init__(self, status):
-        super().__init__("HTTP %d instead of 101 Switching Protocols" % status)
-        self.status = status
+def _closed(code, why):
+    return WsError("%s (close %d)" % (why, code))
 
 
 def mask_into(buf, start, n, key_at):
@@ -71,7 +58,7 @@ def mask_into(buf, start, n, key_at):
         j += 1
 
 
-def _random_into(buf, at, n):
+def random_into(buf, at, n):
     # the masking key must be unpredictable to intermediaries (RFC 6455 5.3); 16 bits at a time stay small ints
     i = at
     end = at + n
@@ -83,77 +70,27 @@ def _random_into(buf, at, n):
         i += 2
 
 
-def accept_key(key):
-    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (both base64 text without newline)."""
-    return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
-
-
-def upgrade_request(host, port, tls, path, key, auth=None, protocol=b"ocpp1.6"):
-    """The HTTP/1.1 upgrade request (bytes). auth: the Authorization header value, or None."""
-    default = 443 if tls else 80
-    h = host if port == default else "%s:%d" % (host, port)
-    lines = [b"GET ", path.encode(), b" HTTP/1.1\r\nHost: ", h.encode(),
-             b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ", key,
-             b"\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ", protocol, b"\r\n"]
-    if auth:
-        lines += [b"Authorization: ", auth, b"\r\n"]
-    lines.append(b"\r\n")
-    return b"".join(lines)
-
-
-def check_answer(head, key, protocol=b"ocpp1.6"):
-    """Check the server's answer to the upgrade (bytes up to the blank line); raise WsError/WsHttpError."""
-    line_end = head.find(b"\r\n")
-    first = head[:line_end].split()
-    if len(first) < 2 or not first[0].startswith(b"HTTP/1.") or not first[1].isdigit():
-        raise WsError("not an HTTP answer")
-    status = int(first[1])
-    if status != 101:
-        raise WsHttpError(status)
-    got_accept = got_protocol = None
-    for line in head[line_end + 2:].split(b"\r\n"):
-        name, sep, value = line.partition(b":")
-        if not sep:
-            continue
-        name = name.strip().lower()
-        value = value.strip()
-        if name == b"sec-websocket-accept":
-            got_accept = value
-        elif name == b"sec-websocket-protocol":
-            got_protocol = value
-    if got_accept != accept_key(key):
-        raise WsError("wrong Sec-WebSocket-Accept")
-    if got_protocol != protocol:  # OCPP-J 3.1.2: a server that does not confirm ocpp1.6 is not an OCPP 1.6 server
-        raise WsError("server did not accept subprotocol %s" % protocol.decode())
-
-
 class WebSocket:
-    def __init__(self, max_message=4096, io_timeout_ms=5000, send_buffer=1024):
+    def __init__(self, max_message=4096, io_timeout_ms=5000):
         self.max_message = max_message
         self.io_timeout_ms = io_timeout_ms
         self.rbuf = bytearray(max_message)  # the last message recv() returned is rbuf[:n]
         self._rmv = memoryview(self.rbuf)
         self._cbuf = bytearray(127)  # control frame payload (<= 125), and the frame header's length bytes
         self._cmv = memoryview(self._cbuf)
-        # header (<= 8 bytes with the mask key) + payload; larger frames (rare in OCPP) get a buffer of their own
-        self._wbuf = bytearray(min(max_message, send_buffer) + 8)
-        self._wmv = memoryview(self._wbuf)
         self._stream = None
         self.closing = False
         self.pongs = 0
         self.rx_frames = 0  # bumped on every complete frame: the session's "link alive" evidence
 
     # ---- opening ------------------------------------------------------------------------------------------
-    async def handshake(self, stream, host, port, tls, path, auth=None, timeout_ms=10000):
-        """Upgrade an open stream (TCP or TLS) to a WebSocket; raises WsError, WsHttpError or TimeoutError."""
+    async def open(self, stream, request, timeout_ms=10000):
+        """Send the HTTP upgrade request (ocpp/dial.py builds it and checks the answer) on an open stream (TCP
+        or TLS) -> the server's answer up to the blank line (bytes); raises WsError or TimeoutError."""
         self._stream = stream
         self.closing = False
-        key = bytearray(16)
-        _random_into(key, 0, 16)
-        key = binascii.b2a_base64(key)[:-1]
-        await self._write(upgrade_request(host, port, tls, path, key, auth))
-        head = await asyncio.wait_for_ms(self._read_head(), timeout_ms)
-        check_answer(head, key)
+        await self._write(request)
+        return await asyncio.wait_for_ms(self._read_head(), timeout_ms)
 
     async def _read_head(self):
         # one byte at a time: no byte of a first frame right after the answer is taken from recv()
@@ -177,7 +114,7 @@ class WebSocket:
             if k is None:
                 continue
             if not k:
-                raise WsClosed(1006, "connection closed by server")
+                raise _closed(1006, "connection closed by server")
             got += k
 
     async def _length(self, n):
@@ -194,7 +131,7 @@ class WebSocket:
 
     async def recv(self):
         """The next data message: -> (opcode, n), the payload in rbuf[:n]. Answers pings, counts pongs, ends
-        with WsClosed on a close frame (echoed), a protocol error (1002) or a message over max_message (1009)."""
+        with WsError on a close frame (echoed), a protocol error (1002) or a message over max_message (1009)."""
         op = -1
         got = 0
         c = self._cbuf
@@ -221,7 +158,7 @@ class WebSocket:
                     if not self.closing:
                         self.closing = True
                         await self._send_close(status if n >= 2 else CLOSE_NORMAL)
-                    raise WsClosed(status, "closed by server")
+                    raise _closed(status, "closed by server")
                 continue
             if code == OP_CONT:
                 if op < 0:
@@ -250,38 +187,37 @@ class WebSocket:
             await self.close(code)
         except Exception:
             pass
-        raise WsClosed(code, why)
+        raise _closed(code, why)
 
     # ---- writing ------------------------------------------------------------------------------------------
     async def send(self, data, op=OP_TEXT):
         """One unfragmented frame with data (bytes, bytearray, memoryview or an ASCII/UTF-8 str)."""
-        if isinstance(data, str):
-            data = data.encode()
-        n = len(data)
+        # The frame is built in a buffer of its own, 8 bytes of room for the header and mask key, then the
+        # payload (a str's UTF-8 bytes) copied in once and masked in place: as much as encoding a str allocates
+        # anyway, and no send buffer is held between frames (1 KB less resident heap, docs/ocpp.md "Memory").
+        # No lock: each frame is one stream write, which the stream sends or queues whole, in order.
+        src = memoryview(data)  # a str's UTF-8 bytes too, without a copy
+        n = len(src)
         if n > self.max_message:
             raise ValueError("message of %d bytes over the limit %d" % (n, self.max_message))
-        # no lock: each frame is one stream write, which the stream sends or queues whole, in order, and
-        # copies what the socket did not take, so the buffer is free again when write() returns
-        b = self._wbuf
-        if n + 8 > len(b):
-            b = bytearray(n + 8)
-        b[0] = 0x80 | op
+        b = bytearray(n + 8)
+        mv = memoryview(b)
+        mv[8:] = src
         if n < 126:
-            b[1] = 0x80 | n
-            k = 2
+            k = 2  # the frame starts at 2: 2 header bytes, the key at 4..7
+            b[3] = 0x80 | n
         else:  # max_message stays below 64 KB, so the 16-bit length always fits
+            k = 0
             b[1] = 0x80 | 126
             b[2] = n >> 8
             b[3] = n & 0xFF
-            k = 4
-        _random_into(b, k, 4)
-        mv = self._wmv if b is self._wbuf else memoryview(b)
-        mv[k + 4:k + 4 + n] = data
-        mask_into(b, k + 4, n, k)
+        b[k] = 0x80 | op
+        random_into(b, 4, 4)
+        mask_into(b, 8, n, 4)
         st = self._stream
         if st is None:
-            raise WsClosed(1006, "not connected")
-        st.write(mv[:k + 4 + n])
+            raise _closed(1006, "not connected")
+        st.write(mv[k:] if k else b)
         await self._drain(st)
 
     async def ping(self, payload=b""):
@@ -304,7 +240,7 @@ class WebSocket:
     async def _write(self, buf):
         st = self._stream
         if st is None:
-            raise WsClosed(1006, "not connected")
+            raise _closed(1006, "not connected")
         st.write(buf)
         await self._drain(st)
 
@@ -318,7 +254,7 @@ class WebSocket:
         try:
             await asyncio.wait_for_ms(st.drain(), self.io_timeout_ms)
         except asyncio.TimeoutError:
-            raise WsClosed(1006, "write timed out after %d ms" % self.io_timeout_ms)
+            raise _closed(1006, "write timed out after %d ms" % self.io_timeout_ms)
 
     def detach(self):
         self._stream = None
