@@ -162,18 +162,21 @@ def test_the_ocpp_local_list_is_read_searched_and_deleted(tmp_path):
         fw.wait_port(port)
         ok = {"status": "Accepted"}
         r = backend.call(ocall.SendLocalList(list_version=7, update_type="Full", local_authorization_list=[
-            {"id_tag": "AABBCCDD", "id_tag_info": {"status": "Accepted", "expiry_date": "2027-01-31T00:00:00Z",
+            {"id_tag": "AABBCCDD", "id_tag_info": {"status": "Accepted", "expiry_date": "2099-01-31T00:00:00Z",
                                                     "parent_id_tag": "FLEET1"}},
             {"id_tag": "0BADBAD0", "id_tag_info": {"status": "Blocked"}},
+            {"id_tag": "0DDDDDD0", "id_tag_info": {"status": "Accepted", "expiry_date": "2025-06-01T00:00:00Z"}},
             {"id_tag": "11111111", "id_tag_info": ok}] + [{"id_tag": "T%02d" % i, "id_tag_info": ok} for i in range(40)]))
         assert r.status == "Accepted"
         st, got = call(port, "cmd=ocpp_list_get")
-        assert st == 200 and got["version"] == 7 and got["entries"] == 43 and got["enabled"] is True
-        assert len(got["ids"]) == 43 and got["next"] is None
+        assert st == 200 and got["version"] == 7 and got["entries"] == 44 and got["enabled"] is True
+        assert len(got["ids"]) == 44 and got["next"] is None
         first = {e["id"]: e for e in got["ids"]}
-        assert first["AABBCCDD"] == {"id": "AABBCCDD", "status": "Accepted", "expiry": "2027-01-31T00:00:00Z",
+        assert first["AABBCCDD"] == {"id": "AABBCCDD", "status": "Accepted", "expiry": "2099-01-31T00:00:00Z",
                                      "parent": "FLEET1"}
         assert first["0BADBAD0"] == {"id": "0BADBAD0", "status": "Blocked", "expiry": None, "parent": None}
+        # an Accepted entry past its expiryDate counts as Expired, and is shown so
+        assert first["0DDDDDD0"]["status"] == "Expired"
         page = call(port, "cmd=ocpp_list_get&q=t&n=10&offset=10")[1]
         assert page["found"] == 40 and [e["id"] for e in page["ids"]] == ["T%02d" % i for i in range(10, 20)]
         assert page["next"] == 20
@@ -181,7 +184,7 @@ def test_the_ocpp_local_list_is_read_searched_and_deleted(tmp_path):
         st, ans = call(port, "cmd=ocpp_list_get&offset=x")
         assert st == 400 and "offset must be an integer" in ans["error"]
         # deleting one: gone, and the version the backend reads is 0, so it sends the list again
-        assert call(port, "cmd=ocpp_list_delete&id=0BADBAD0") == (200, {"ok": True, "entries": 42, "version": 0})
+        assert call(port, "cmd=ocpp_list_delete&id=0BADBAD0") == (200, {"ok": True, "entries": 43, "version": 0})
         st, ans = call(port, "cmd=ocpp_list_delete&id=0BADBAD0")
         assert st == 400 and "not on the OCPP local list" in ans["error"]
         assert backend.call(ocall.GetLocalListVersion()).list_version == 0

@@ -41,7 +41,7 @@ def _get(app, lst, args):
     out = []
     for tag in tags[off:off + n]:
         info = lst.info(tag)
-        out.append({"id": tag, "status": lst.entries[tag], "expiry": info[0], "parent": info[1]})
+        out.append({"id": tag, "status": lst.status(tag), "expiry": info[0], "parent": info[1]})
     return {"enabled": bool(app.config.get("ocpp_local_list")), "version": lst.version, "entries": len(lst.entries),
             "found": len(tags), "ids": out, "next": off + n if off + n < len(tags) else None}
 

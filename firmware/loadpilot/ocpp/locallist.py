@@ -12,6 +12,7 @@ from micropython import const
 from loadpilot.ocpp import core
 
 MAX_LENGTH = const(100)  # LocalAuthListMaxLength and SendLocalListMaxLength
+_CLOCK_KNOWN = const(1577836800)  # 2020-01-01: a clock before it was never set (no NTP, no backend yet)
 
 
 class LocalList:
@@ -37,8 +38,19 @@ class LocalList:
             self.extra = {}
 
     def status(self, tag):
-        """The list's status for tag, or None if the list does not hold it."""
-        return self.entries.get(tag)
+        """The list's status for tag, or None if the list does not hold it. An Accepted entry whose expiryDate
+        has passed is Expired (OCPP 1.6 7.25 IdTagInfo); while the clock is unknown, the backend's word stands."""
+        st = self.entries.get(tag)
+        exp = self.extra.get(tag)
+        if st == "Accepted" and exp and exp[0]:
+            from loadpilot.ocpp.tx import unix_now  # loaded with transactions anyway
+            now = unix_now()
+            try:
+                if now > _CLOCK_KNOWN and core.parse_time(exp[0]) <= now:
+                    return "Expired"
+            except ValueError:
+                pass  # kept as the backend sent it; SendLocalList validated the time
+        return st
 
     def info(self, tag):
         """(expiryDate, parentIdTag) as the backend sent them, each None if it sent none."""
