@@ -52,7 +52,7 @@ class App:
         self.authorizer = None  # sessions/auth.Authorizer while authorization has something to do (else None)
         self.manager = None
         self.commands.whitelist = self.whitelist
-        self._users = None  # sessions/users.Users, loaded when users.json exists or a user command asks
+        self._users = None  # sessions/users.Users, loaded when users.jsonl exists or a user command asks
         self.commands.users = self.users
         self._system = None  # api/system_cmd.py, imported on the first of its commands (docs/webui.md)
         run = self._system_cmd  # one bound method for all five (a closure each would cost heap)
@@ -179,7 +179,7 @@ class App:
         return self._users
 
     def _users_path(self):
-        return self.fs_root + "/users.json" if self.fs_root else "users.json"
+        return self.fs_root + "/users.jsonl" if self.fs_root else "users.jsonl"
 
     def _users_changed(self):
         if self.authorizer is None:
@@ -205,7 +205,7 @@ class App:
         """The authorizer, once free charging is on or a wallbox requires authorization; until then nothing
         of sessions/auth.py is imported (docs/authorization.md). Once made, it stays (switched off it
         authorizes every car as "open")."""
-        users = self.users(False)  # users.json exists: its wallboxes charge only for their users (docs/users.md)
+        users = self.users(False)  # users.jsonl exists: its wallboxes charge only for their users (docs/users.md)
         if self.config.get("free_charging") or any(d.get("auth_required") for d in self.config.peek("devices")) or \
                 users is not None:
             from loadpilot.sessions.auth import Authorizer

@@ -133,7 +133,7 @@ def test_a_user_reads_and_changes_itself_with_its_id_only(env):
 
 
 def test_a_wrong_user_id_waits_like_a_wrong_password(env):
-    anna, bob = env["ids"]["anna"], env["ids"]["bob"]
+    anna = env["ids"]["anna"]
     u = anyone(env)
     t = time.monotonic()
     s, ans = js(u.get("cmd=get_user&id=99999999"))

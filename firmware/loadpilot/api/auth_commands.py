@@ -127,9 +127,9 @@ def override_credentials(commands, flags, args):
     norm = _id(rfid, "override_device")
     if commands.users is not None:  # a user's ID/PIN or RFID (docs/users.md): its name is shown, never the ID
         from loadpilot.api import user_cmd
-        f = user_cmd.find(commands, norm)
-        if f is not None:
-            return "user", (f[0][1] or "user") if f[1] is None else norm
+        shown = user_cmd.shown(commands, norm)
+        if shown is not None:
+            return "user", shown
     if commands.whitelist is None:
         raise CommandError("override_device: no whitelist on this box to check the RFID/PIN")
     try:

@@ -29,60 +29,55 @@ def _wallboxes(commands):
     return out
 
 
-def _user(commands, us, text, cmd):
-    """The user whose ID text is; a wrong one is a guess when no admin asks."""
+def _number(commands, us, text, cmd):
+    """The user number of user ID text; a wrong one is a guess when no admin asks."""
     from loadpilot.sessions import users
-    u = None
-    if isinstance(text, str):
+    n = None
+    if us is not None and isinstance(text, str):
         try:
-            u = us.get(users.user_id(text))
+            n = us.number(users.user_id(text))
         except users.UsersError:
             pass
-    if u is None:
+    if n is None:
         if commands.login is False:
             raise Denied("%s: no user with this ID" % cmd, True)
         raise CommandError("%s: no user with this ID" % cmd)
-    return u
+    return n
 
 
 def get_users(commands, args, payload):
-    """Every user (the admin's list): the document's array of user objects."""
+    """Every user (the admin's list): the document's array of user objects, streamed from flash."""
     _admin(commands, "get_users")
-    from loadpilot.sessions.users import view
     us = _store(commands, "get_users", False)
     if us is None:
         return []
-    hide = commands.login is None
-    return [view(u, hide) for u in us.users]
+    from loadpilot.sessions.users import UsersStream
+    return UsersStream(us, commands.login is None)
 
 
 def get_user(commands, args, payload):
     """One user, by id=<user ID>: the admin any, a user only itself (the ID is the credential)."""
-    from loadpilot.sessions.users import view
     text = args.get("id")
     if not text:
         if commands.login is False:
             raise Denied("get_user: give id=<user ID>")
         raise CommandError("get_user: give id=<user ID>")
     us = _store(commands, "get_user", False)
-    if us is None:
-        if commands.login is False:
-            raise Denied("get_user: no user with this ID", True)
-        raise CommandError("get_user: no user with this ID")
-    return view(_user(commands, us, text, "get_user"), commands.login is None)
+    u = us.read(_number(commands, us, text, "get_user"))
+    if commands.login is None:
+        u["id"] = "***"
+    return u
 
 
 def _same_rights(u, obj):
     """obj changes neither the wallbox assignment nor the priority of user u (what only the admin sets)."""
-    from loadpilot.sessions.users import DEV_IDS, MAINTAIN, PRIO
     if "dev_ids" in obj:
         d = obj["dev_ids"]
-        if not isinstance(d, list) or sorted(set(x for x in d if isinstance(x, str))) != list(u[DEV_IDS]) or \
-                len(set(d)) != len(u[DEV_IDS]):
+        if not isinstance(d, list) or not all(isinstance(x, str) for x in d) or sorted(set(d)) != u["dev_ids"]:
             return False
     if "priority" in obj:
         p = obj["priority"]
-        if (None if p == MAINTAIN else p) != u[PRIO] or isinstance(p, bool):
+        if isinstance(p, bool) or ("maintain" if p is None else p) != u["priority"]:
             return False
     return True
 
@@ -100,28 +95,27 @@ def set_user(commands, args, payload):
         if user:
             raise Denied("set_user: give your user ID (id)")
         raise CommandError("set_user: id missing (get a new one with get_new_user_id)")
-    old = None
+    n = None
     if isinstance(payload["id"], str):
         try:
-            old = us.get(users.user_id(payload["id"]))
+            n = us.number(users.user_id(payload["id"]))
         except users.UsersError:
             pass
     if user:
-        if old is None:
+        if n is None:
             raise Denied("set_user: no user with this ID (creating a user needs the admin login)", True)
-        if not _same_rights(old, payload):
+        if not _same_rights(us.read(n), payload):
             raise Denied("set_user: dev_ids and priority are set by the admin")
     try:
-        us.set(payload, old, _wallboxes(commands))
+        n2 = us.set(payload, n, _wallboxes(commands))
     except users.UsersError as e:
         if user and "already in use" in str(e):  # an oracle for other users' IDs: counted as a guess
             raise Denied("set_user: %s" % e, True)
         raise CommandError("set_user: %s" % e)
     except OSError as e:
         raise CommandError("set_user: flash write failed (%s): nothing changed" % e)
-    commands.log.info("users", "user %s %s" % (repr(payload.get("name", old[1] if old else "")),
-                                               "created" if old is None else "changed"))
-    return {"ok": True, "created": old is None, "users": len(us)}
+    commands.log.info("users", "user %r %s" % (us.name(n2), "created" if n is None else "changed"))
+    return {"ok": True, "created": n is None, "users": len(us)}
 
 
 def get_new_user_id(commands, args, payload):
@@ -136,26 +130,36 @@ def del_user(commands, args, payload):
     """Delete the user id=<user ID> (admin): its wallboxes no longer need it; the last user removes the file."""
     _admin(commands, "del_user")
     us = _store(commands, "del_user", False)
-    if us is None:
-        raise CommandError("del_user: no user with this ID")
-    u = _user(commands, us, args.get("id"), "del_user")
+    n = _number(commands, us, args.get("id"), "del_user")
+    name = us.name(n)
     try:
-        us.delete(u)
+        us.delete(n)
     except (ValueError, OSError) as e:
         raise CommandError("del_user: %s: nothing changed" % e)
-    commands.log.info("users", "user %r deleted" % u[1])
+    commands.log.info("users", "user %r deleted" % name)
     return {"ok": True, "users": len(us)}
 
 
-def find(commands, norm):
-    """(user, rfid or None) of an ID in normal form, or None; never makes the store (a box without users)."""
+def _find(commands, norm):
+    """(store, its find()) of an ID in normal form, or None; never makes the store (a box without users)."""
     us = commands.users(False) if commands.users is not None else None
-    return us.find(norm) if us is not None else None
+    f = us.find(norm) if us is not None else None
+    return (us, f) if f is not None else None
+
+
+def shown(commands, norm):
+    """What a wallbox's rfid shows for a user's ID or RFID norm (the user's name for the ID, never the ID), or
+    None when norm is no user's."""
+    x = _find(commands, norm)
+    if x is None:
+        return None
+    us, f = x
+    return (us.name(f[0]) or "user") if f[1] is None else norm
 
 
 def require_user(commands, norm, cmd):
     """enter_rfid without the admin login: the ID must be a user's ID or RFID, else a guess."""
-    if find(commands, norm) is None:
+    if _find(commands, norm) is None:
         raise Denied("%s: needs the admin login or a user's ID/PIN or RFID" % cmd, True)
 
 
@@ -168,9 +172,9 @@ def box_user(commands, dev_id, text, cmd):
         norm = ids.normal(text) if text else None
     except ids.IdError:
         pass
-    f = find(commands, norm) if norm is not None else None
-    if f is None or dev_id not in f[0][3]:  # users.DEV_IDS
+    x = _find(commands, norm) if norm is not None else None
+    if x is None or dev_id not in x[0].dev_ids(x[1][0]):
         if not text:
             raise Denied("%s: needs the admin login or the ID/PIN or RFID of a user of %s (rfid=)" % (cmd, dev_id))
         raise Denied("%s: needs the admin login or the ID/PIN or RFID of a user of %s" % (cmd, dev_id), True)
-    return (f[0][1] or "user") if f[1] is None else norm
+    return shown(commands, norm)

@@ -188,16 +188,16 @@ class Authorizer:
         """norm for a message, unless it is a user ID (a secret: never in a log or an answer)."""
         us = self.users
         if us is not None:
-            f = us.find(norm)
-            if f is not None and f[1] is None:
+            if us.number(norm) is not None:
                 return "(a user ID)"
         return norm
 
     def _user(self, dev_id, s, norm, method, now):
         """An ID at a wallbox with users: the user's ID (method "user", the session shows the user's name, never
         the ID) or one of the user's RFIDs with ac_auth; anything else is refused. -> the idTag recorded."""
-        u = self.users.authorizes(dev_id, norm)
-        if u is None:
+        us = self.users
+        a = us.authorizes(dev_id, norm)
+        if a is None:
             if s is None or s.refused != norm:
                 self.log.warn("auth", "%s: an ID that is no user's of this wallbox was refused" % dev_id)
             if s is not None:
@@ -205,13 +205,13 @@ class Authorizer:
             raise AuthError("this ID is not one of %s's users: charging stays locked" % dev_id)
         if s is None:
             s = self.slots[dev_id] = _Slot()
-        pin = norm == u[0]
+        n, pin = a
         tag = norm
-        if pin:  # the user's name (users.NAME), at most the journal's 20 idTag bytes, cut between characters
-            tag = u[1] or "user"
+        if pin:  # the user's name, at most the journal's 20 idTag bytes, cut between characters
+            tag = us.name(n) or "user"
             while len(tag.encode()) > 20:
                 tag = tag[:-1]
-        self._grant(dev_id, s, tag, AUTH_USER if pin else method, now, u[4])  # users.PRIO
+        self._grant(dev_id, s, tag, AUTH_USER if pin else method, now, us.prio(n))
         return tag, s
 
     def present(self, dev_id, text, method, now=None):
@@ -280,8 +280,8 @@ class Authorizer:
         us = self.users
         f = us.find(norm) if us is not None else None
         if f is not None:  # a user's ID or RFID: the car waiting at one of the user's wallboxes
-            boxes = f[0][3]  # users.DEV_IDS
-            if f[1] is not None and not f[1][2]:
+            boxes = us.dev_ids(f[0])
+            if not f[2]:
                 raise AuthError("this RFID does not authorize charging (ac_auth is off)")
         else:
             boxes = None
