@@ -590,18 +590,4 @@ def error_answer(message, query):
     if "%" in query or "+" in query:
         query = _unquote(query)
     query = redact(query)
-    if "id=" in query:
-        query = _hide_ids(query)
     return {"error": redact(message), "query": query if len(query) <= 200 else query[:200] + "..."}
-
-
-def _hide_ids(query):
-    # a user ID/PIN never goes back into an answer that MQTT publishes: id/rfid of the user commands become ***
-    parts = query.split("&")
-    if "cmd=get_user" not in parts and "cmd=del_user" not in parts and "cmd=enter_rfid" not in parts and \
-            "cmd=override_device" not in parts:
-        return query
-    for i in range(len(parts)):
-        if parts[i].startswith("id=") or parts[i].startswith("rfid="):
-            parts[i] = parts[i].split("=")[0] + "=***"
-    return "&".join(parts)
