@@ -18,7 +18,7 @@ pytestmark = pytest.mark.mp
 
 ADMIN = "Adm1n-S3cret"
 DEVICES = [{"dev_id": "E2", "driver": "http_input", "address": "", "name": "Garage"},
-           {"dev_id": "E3", "driver": "http_input", "address": "", "name": "Carport"}]
+           {"dev_id": "E3", "driver": "http_input", "address": "", "name": "Carport", "prio": 3}]
 ANNA_CARD = "0A1B2C3D"
 BOB_CARD = "0B0B0B0B"
 WHITE_CARD = "07A47731"
@@ -201,6 +201,24 @@ def test_a_box_with_a_user_charges_only_for_that_user(env):
     assert b"Anna B" in c.get("cmd=export_sessions")[1]
     c.close()
     u.close()
+
+
+def test_the_charging_users_priority_replaces_the_wallboxs(env):
+    fw = env["fw"]
+    c = admin(env)
+    assert js(c.get("cmd=set_params&max_total_current=10000"))[0] == 200  # room for one car at 6 A
+    push(c, "E2", state=2)
+    push(c, "E3", state=2, rfid=BOB_CARD)  # Bob: priority "maintain", so E3's own 3
+    assert js(anyone(env).get("cmd=enter_rfid&dev_id=E2&rfid=" + env["ids"]["anna"]))[0] == 200  # Anna: 5
+    # E2's own priority is 1, below E3's 3: only Anna's 5 puts her car first
+    assert wait_for(lambda: push(c, "E2", state=2)["charging_current"] >= 6000 and
+                    push(c, "E3", state=2)["charging_current"] == 0, timeout=10)
+    assert status_of(fw, "E3")["reason"] in ("priority_pause", "pause_hold")
+    push(c, "E2", state=1)  # Anna leaves: her priority goes with her, and Bob's car gets the current
+    assert wait_for(lambda: push(c, "E3", state=2)["charging_current"] >= 6000, timeout=10)
+    push(c, "E3", state=1)
+    assert js(c.get("cmd=set_params&max_total_current=32000"))[0] == 200
+    c.close()
 
 
 def without_echo(m):
