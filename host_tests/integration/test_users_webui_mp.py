@@ -34,21 +34,21 @@ def test_add_a_user_on_the_users_page_and_see_it_listed(box, browser):
     fw, url = box
     d = browser
     d.get(url)
-    until(d, lambda: by_id(d, "login").is_displayed())
+    until(d, lambda: by_id(d, "login").is_displayed(), timeout=20)
     set_value(by_id(d, "login").find_element("name", "pwd"), FACTORY)
     click(d, by_id(d, "login-btn"))
-    until(d, lambda: not by_id(d, "login").is_displayed())
+    until(d, lambda: not by_id(d, "login").is_displayed(), timeout=20)
     go(d, url, "users")
-    until(d, lambda: "No users" in by_id(d, "us-list").text)
+    until(d, lambda: "No users" in by_id(d, "us-list").text, timeout=20)
     click(d, by_id(d, "us-add"))
-    uid = until(d, lambda: by_id(d, "us-id").get_attribute("value"))
+    uid = until(d, lambda: by_id(d, "us-id").get_attribute("value"), timeout=20)
     assert uid.isdigit() and len(uid) == 14
     set_value(by_id(d, "us-name"), "Anna")
     click(d, by_id(d, "us-box-E2"))
     click(d, by_id(d, "us-add-rfid"))
     set_value(by_id(d, "us-rfids").find_element("css selector", "input"), "0a1b2c3d")
     click(d, by_id(d, "us-save"))
-    until(d, lambda: "Anna" in by_id(d, "us-list").text)
+    until(d, lambda: "Anna" in by_id(d, "us-list").text, timeout=20)
     row = by_id(d, "us-list").text
     assert uid in row and "E2" in row and "maintain" in row
     shot(d, "users-page")
@@ -63,5 +63,5 @@ def test_add_a_user_on_the_users_page_and_see_it_listed(box, browser):
     click(d, by_id(d, "us-add-rfid"))
     set_value(by_id(d, "us-rfids").find_elements("css selector", "tr")[1].find_element("css selector", "input"), "zz")
     click(d, by_id(d, "us-save"))
-    assert "rfids[1].id" in text_of(d, "us-err")
+    assert "rfids[1].id" in text_of(d, "us-err", timeout=20)
     shot(d, "users-edit")
