@@ -57,6 +57,8 @@ class App:
         self.authorizer = None  # sessions/auth.Authorizer while authorization has something to do (else None)
         self.manager = None
         self.commands.whitelist = self.whitelist
+        self._users = None  # sessions/users.Users, loaded when users.jsonl exists or a user command asks
+        self.commands.users = self.users
         self._system = None  # api/system_cmd.py, imported on the first of its commands (docs/webui.md)
         run = self._system_cmd  # one bound method for all five (a closure each would cost heap)
         for name in _SYSTEM_CMDS:
@@ -173,6 +175,29 @@ class App:
             self._whitelist = Whitelist(self.fs_root, self.log)
         return self._whitelist
 
+    def users(self, make=True):
+        """The user store (sessions/users.py), read from flash on first use; make False: None while no user
+        exists (a box without users imports nothing of it)."""
+        if self._users is None:
+            if not make and not _exists(self._users_path()):
+                return None
+            from loadpilot.sessions.users import Users
+            self._users = Users(self.fs_root, self.log)
+            self._users.on_change = self._users_changed
+        return self._users
+
+    def _users_path(self):
+        return self.fs_root + "/users.jsonl" if self.fs_root else "users.jsonl"
+
+    def _users_changed(self):
+        if self.authorizer is None:
+            self._authorization()
+        else:
+            self.authorizer.users = self._users
+            self.authorizer.users_changed()
+        if self.manager is not None:
+            self.manager._redecide = True  # a wallbox that gained users locks at once
+
     def _system_cmd(self, args, payload):
         name = args["cmd"]
         if self._system is None:
@@ -195,9 +220,14 @@ class App:
         """The authorizer, once free charging is on or a wallbox requires authorization; until then nothing
         of sessions/auth.py is imported (docs/authorization.md). Once made, it stays (switched off it
         authorizes every car as "open")."""
-        if self.config.get("free_charging") or any(d.get("auth_required") for d in self.config.peek("devices")):
+        users = self.users(False)  # users.jsonl exists: its wallboxes charge only for their users (docs/users.md)
+        if self.config.get("free_charging") or any(d.get("auth_required") for d in self.config.peek("devices")) or \
+                users is not None:
             from loadpilot.sessions.auth import Authorizer
             a = self.authorizer = Authorizer(self.config, self.site, self.log, self.whitelist)
+            if users is not None:
+                a.users = users
+                a.users_changed()
             if getattr(self, "ocpp", None) is not None:  # IDs the whitelist does not know: the backend decides
                 a.remote = self.ocpp.check_id
             a.on_change = self._auth_granted
@@ -485,6 +515,15 @@ class App:
         self.log.info("app", "LoadPilot %s ready on board %s" % (VERSION, self.board["name"]))
         while True:
             await asyncio.sleep_ms(1000)
+
+
+def _exists(path):
+    import os
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
 
 
 def loaded_modules():

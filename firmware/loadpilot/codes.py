@@ -45,7 +45,7 @@ STOP_OTHER = const(7)
 # how a session was authorized (the authorizer's method codes, sessions/auth.py; the journal stores the index,
 # so new codes go at the end; "" = not yet known). A code not in this tuple is journalled as "other".
 AUTH_METHODS = ("", "free", "open", "enter_rfid", "http_input", "doubt", "whitelist", "ocpp", "fixed", "modbus",
-                "admin", "other")
+                "admin", "other", "user")
 
 # the address that makes a configured wallbox the board's own charge point (reference/http-api.md: "evse")
 LOCAL_ADDRESS = "evse"
@@ -77,6 +77,7 @@ AUTH_OPEN = "open"              # the wallbox does not require authorization
 AUTH_ENTER_RFID = "enter_rfid"  # an RFID or PIN from the whitelist, given with enter_rfid
 AUTH_HTTP_INPUT = "http_input"  # an RFID from the whitelist, read by the wallbox itself (HTTP-input "rfid")
 AUTH_DOUBT = "doubt"            # the ID could not be checked and "if in doubt allow charging" is on
+AUTH_USER = "user"              # a user's ID (PIN) at a wallbox with users (sessions/users.py; idTag: the name)
 # what get_dev_info "auth" shows for a wallbox
 AUTH_STATES = ("none", "waiting", "timeout", "authorized")
 AUTH_NONE = const(0)        # no car, nothing pending

@@ -86,6 +86,7 @@ class ManagerCycle:
         decision every wallbox falls back to its start limit (set-points cleared)."""
         cps = []
         self.max_ma = []  # configured maximum per chargepoint (an override lowers cp.max_ma below it)
+        self.prio = []  # configured priority per chargepoint (a charging user's priority replaces it)
         devices = self.store.get("devices")
         for d in chargepoint_configs(devices, self.site.local_id, self.local_max_ma):
             cp = model.Chargepoint(d["dev_id"], min_ma=d["min_charging_cur"], max_ma=d["max_charging_cur"],
@@ -94,6 +95,7 @@ class ManagerCycle:
                                    fail_safe_ma=d.get("fail_safe_current", 6000))
             cps.append(cp)
             self.max_ma.append(cp.max_ma)
+            self.prio.append(cp.priority)
         self.msite.chargepoints = cps
         self.setpoints.clear()
         self.meters = [(d["dev_id"], d.get("role", 0)) for d in devices if d["dev_id"][0] == "M"]
@@ -191,6 +193,8 @@ class ManagerCycle:
                 if d is not None:
                     a.observe(cp.dev_id, d.status, now)  # plug-in and unplug end or start an authorization
                 cp.authorized = a.allowed(cp.dev_id)
+                up = a.prio_of(cp.dev_id)  # the charging user's priority, while that user charges (users.md)
+                cp.priority = self.prio[i] if up is None else up
             else:
                 cp.authorized = True
 

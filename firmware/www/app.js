@@ -835,3 +835,86 @@ function system(m) {
 window.addEventListener("hashchange", route);
 $("menu-btn").addEventListener("click", function () { $("nav").classList.toggle("open"); });
 route();
+
+// ---- Users (docs/users.md): the admin's list of users with PINs (get_users), add with a new ID (get_new_user_id),
+// edit name, name display, wallboxes, priority and RFIDs (set_user), delete (del_user). A separate block: the menu
+// entry is one line in index.html, and the page registers itself here.
+function usersPage(m) {
+  var list = h("tbody", {id: "us-list"}), ed = h("div", {id: "us-edit"}), err = h("p", {"class": "err", id: "us-err"});
+  var boxes = (S.params.devices || []).filter(function (d) { return d.dev_id[0] === "E"; }).map(function (d) { return d.dev_id; });
+  function fail(e) { err.textContent = e.message; }
+  function refresh() {
+    api("cmd=get_users").then(function (us) {
+      list.innerHTML = "";
+      us.forEach(function (u) {
+        list.appendChild(h("tr", {}, [h("td", {text: u.name || "-"}), h("td", {text: u.id}),
+          h("td", {text: u.dev_ids.join(", ") || "none"}), h("td", {text: String(u.priority)}),
+          h("td", {text: String(u.rfids.length)}), h("td", {}, [
+            h("button", {"class": "sec", text: "Edit", onclick: function () { edit(u, false); }}), " ",
+            h("button", {"class": "del", text: "Delete", onclick: function () {
+              if (confirm("Delete user " + (u.name || u.id) + "?")) api("cmd=del_user&" + q({id: u.id})).then(refresh, fail);
+            }})])]));
+      });
+      if (!us.length) list.appendChild(h("tr", {}, [h("td", {colspan: 6, text: "No users: every wallbox charges as set on the Authorization page."})]));
+    }, fail);
+  }
+  function edit(u, isNew) {
+    err.textContent = ""; ed.innerHTML = "";
+    var name = h("input", {id: "us-name", value: u.name || "", maxlength: 32});
+    var disp = h("input", {id: "us-display", type: "checkbox"}); disp.checked = u.display !== false;
+    var prio = h("select", {id: "us-prio"}, ["maintain", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(function (p) {
+      return h("option", {value: String(p), text: p === "maintain" ? "maintain (the wallbox's)" : String(p)}); }));
+    prio.value = String(u.priority == null ? "maintain" : u.priority);
+    var all = boxes.slice(); (u.dev_ids || []).forEach(function (d) { if (all.indexOf(d) < 0) all.push(d); });
+    if (all.indexOf("E1") < 0) all.unshift("E1");
+    var checks = all.map(function (d) {
+      var c = h("input", {type: "checkbox", id: "us-box-" + d}); c.checked = (u.dev_ids || []).indexOf(d) >= 0;
+      return [d, c];
+    });
+    var rows = h("tbody", {id: "us-rfids"});
+    function rfidRow(r) {
+      var id = h("input", {value: r.id || "", placeholder: "RFID or PIN"}), nm = h("input", {value: r.name || "", maxlength: 32});
+      var au = h("input", {type: "checkbox"}), ov = h("input", {type: "checkbox"});
+      au.checked = r.ac_auth !== false; ov.checked = !!r.ac_ovch;
+      var ph = h("select", {}, [[0, "keep"], [1, "L1"], [3, "L1+L2"], [7, "L1+L2+L3"]].map(function (o) {
+        return h("option", {value: String(o[0]), text: o[1]}); }));
+      ph.value = String(r.used_phases || 0);
+      var tr = h("tr", {}, [h("td", {}, [id]), h("td", {}, [nm]), h("td", {}, [au]), h("td", {}, [ov]), h("td", {}, [ph]),
+        h("td", {}, [h("button", {"class": "del", text: "Remove", onclick: function () { tr.remove(); }})])]);
+      tr.get = function () { return {id: id.value.trim(), name: nm.value, ac_auth: au.checked, ac_ovch: ov.checked, used_phases: parseInt(ph.value, 10)}; };
+      rows.appendChild(tr);
+    }
+    (u.rfids || []).forEach(rfidRow);
+    function save() {
+      var body = {id: u.id, name: name.value, display: disp.checked,
+        dev_ids: checks.filter(function (c) { return c[1].checked; }).map(function (c) { return c[0]; }),
+        priority: prio.value === "maintain" ? "maintain" : parseInt(prio.value, 10),
+        rfids: [].map.call(rows.children, function (tr) { return tr.get(); })};
+      api("cmd=set_user", body).then(function () { ed.innerHTML = ""; refresh(); }, fail);
+    }
+    ed.appendChild(h("div", {"class": "card"}, [h("h3", {text: isNew ? "New user" : "Edit user"}),
+      h("div", {"class": "f"}, [h("label", {text: "User ID"}), h("input", {id: "us-id", value: u.id, readonly: true}),
+        h("span", {"class": "help", text: "The user's PIN: with it the user charges (enter_rfid) and changes name and RFIDs without the admin password. Keep it secret."})]),
+      h("div", {"class": "f"}, [h("label", {text: "Name"}), name, h("span", {"class": "help", text: "Shown in the list of charging processes instead of the ID."})]),
+      h("div", {"class": "f"}, [h("label", {text: "Allow name display"}), disp]),
+      h("div", {"class": "f"}, [h("label", {text: "Wallbox assignment"}), h("span", {}, checks.map(function (c) {
+        return h("label", {}, [c[1], " " + c[0] + " "]); })), h("span", {"class": "help", text: "As soon as a wallbox has a user, it charges only after that user's PIN or RFID."})]),
+      h("div", {"class": "f"}, [h("label", {text: "Priority"}), prio, h("span", {"class": "help", text: "Replaces the wallbox's priority while this user charges."})]),
+      h("h3", {text: "RFIDs and PINs"}),
+      h("table", {}, [h("thead", {}, [h("tr", {}, ["ID", "Name", "Authorize charging", "Stop charging", "Phases", ""].map(function (t) { return h("th", {text: t}); }))]), rows]),
+      h("div", {"class": "row"}, [h("button", {"class": "sec", id: "us-add-rfid", text: "Add RFID/PIN", onclick: function () { rfidRow({}); }}),
+        h("button", {id: "us-save", text: "Save", onclick: save}),
+        h("button", {"class": "sec", text: "Cancel", onclick: function () { ed.innerHTML = ""; err.textContent = ""; }})])]));
+  }
+  m.appendChild(h("h2", {text: "Users"}));
+  m.appendChild(h("div", {"class": "card"}, [h("div", {"class": "row"}, [h("button", {id: "us-add", text: "Add user", onclick: function () {
+      api("cmd=get_new_user_id").then(function (id) { edit({id: id, name: "", dev_ids: [], priority: "maintain", rfids: []}, true); }, fail);
+    }})]), err,
+    h("table", {}, [h("thead", {}, [h("tr", {}, ["Name", "User ID", "Wallboxes", "Priority", "RFIDs", ""].map(function (t) { return h("th", {text: t}); }))]), list]),
+    h("p", {"class": "help", text: "Users authorize charging with their user ID (PIN) or one of their RFIDs at the wallboxes assigned to them. " +
+      "Per-user charging rules and budgets are not supported."})]));
+  m.appendChild(ed);
+  refresh();
+}
+PAGES.users = usersPage;
+if (location.hash === "#users") route();

@@ -106,7 +106,8 @@ def reader_rfid(commands, dev_id, norm):
 
 def override_credentials(commands, flags, args):
     """override_device (reference/http-api.md): E/e need the admin password (pwd), U/u the user's RFID/PIN
-    (rfid, on the whitelist) or the admin password. -> ("admin", None) or ("rfid", the RFID/PIN).
+    (rfid, on the whitelist or a user's) or the admin password. -> ("admin", None), ("rfid", the RFID/PIN) or
+    ("user", the user's name or RFID).
     The password is compared, never stored, logged or echoed (redact.py hides pwd= in every text)."""
     admin_flags = "E" in flags or "e" in flags
     pwd = args.get("pwd")
@@ -115,7 +116,8 @@ def override_credentials(commands, flags, args):
         real = commands.store.secret("admin_pwd") or FACTORY_ADMIN_PWD  # as the HTTP login: "" = never set
         if not _same(pwd, real):
             commands.log.warn("auth", "override_device: wrong admin password")
-            raise CommandError("override_device: wrong admin password")
+            from loadpilot.api.commands import Denied
+            raise Denied("override_device: wrong admin password", True)  # HTTP delays it as a wrong login
         return "admin", None
     if admin_flags:
         raise CommandError("override_device: flags E/e need the admin password (pwd)")
@@ -123,6 +125,11 @@ def override_credentials(commands, flags, args):
     if not rfid:
         raise CommandError("override_device: flags U/u need the user's RFID/PIN (rfid) or the admin password (pwd)")
     norm = _id(rfid, "override_device")
+    if commands.users is not None:  # a user's ID/PIN or RFID (docs/users.md): its name is shown, never the ID
+        from loadpilot.api import user_cmd
+        shown = user_cmd.shown(commands, norm)
+        if shown is not None:
+            return "user", shown
     if commands.whitelist is None:
         raise CommandError("override_device: no whitelist on this box to check the RFID/PIN")
     try:

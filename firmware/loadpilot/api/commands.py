@@ -13,6 +13,15 @@ class CommandError(ValueError):
     pass
 
 
+class Denied(CommandError):
+    """The caller lacks the rights (HTTP 403). guess: a wrong user ID/PIN, which the HTTP login counts like a
+    wrong password (its growing per-client delay), so a PIN is guessed no faster than the admin password."""
+
+    def __init__(self, message, guess=False):
+        super().__init__(message)
+        self.guess = guess
+
+
 def parse_query(query):
     """'cmd=set_cm_vars&name=x&val=1' -> dict of strings (percent-decoding for the characters we need)."""
     out = {}
@@ -88,6 +97,11 @@ class Commands:
         # authorization (docs/authorization.md): the app sets both; authorizer None = authorization is off
         self.authorizer = None  # sessions/auth.Authorizer
         self.whitelist = None   # callable -> sessions/whitelist.Whitelist, loaded on first use
+        self.users = None       # callable -> sessions/users.Users, loaded on first use (docs/users.md)
+        # who asks (set by run for the command it runs; docs/users.md): True = the HTTP admin login, False = HTTP
+        # without it (a user's rights: their ID/PIN), None = a transport without a login (MQTT api/, whose
+        # answers are published: user IDs hidden)
+        self.login = None
 
     def add_command(self, name, fn):
         """A command that lives in its own module (fn(args, payload) -> result), e.g. modbus (api/modbus_cmd.py):
@@ -201,6 +215,10 @@ class Commands:
             return fn
         if cmd in _WHITELIST_CMDS:
             return self._q_whitelist
+        if cmd in _USER_CMDS:
+            from loadpilot.api import user_cmd
+            f = getattr(user_cmd, cmd)
+            return lambda args, payload: f(self, args, payload)
         if cmd in _SESSION_CMDS:
             from loadpilot.api import session_cmd
             f = getattr(session_cmd, cmd)
@@ -215,8 +233,10 @@ class Commands:
         Raises CommandError with a message that names what was wrong."""
         return self.run(parse_query(query), body)
 
-    def run(self, args, body=None):
-        """execute() of a query already parsed with parse_query (HTTP parses it once for its login)."""
+    def run(self, args, body=None, login=None):
+        """execute() of a query already parsed with parse_query (HTTP parses it once for its login). login: who
+        asks (self.login): HTTP gives True/False, MQTT nothing."""
+        self.login = login
         cmd = args.get("cmd")
         fn = self._handler(cmd)
         if fn is None:
@@ -303,6 +323,9 @@ class Commands:
             rfid = ids.normal(args.get("rfid", ""))  # RFID or PIN: the one normal form (docs/authorization.md)
         except ids.IdError as e:
             raise CommandError("enter_rfid: %s" % e)
+        if self.login is False:  # HTTP without the admin login: a user's ID/PIN or RFID only (docs/users.md)
+            from loadpilot.api import user_cmd
+            user_cmd.require_user(self, rfid, "enter_rfid")
         if self.authorizer is not None:
             from loadpilot.api import auth_commands
             return auth_commands.enter_rfid(self, args)
@@ -333,9 +356,15 @@ class Commands:
                 raise CommandError("override_device: mamps must be an integer 0..80000 mA")
             mamps = int(x)
         by = user = None
-        if "E" in flags.upper() or "U" in flags.upper():  # need the admin password or a user's RFID/PIN
+        if self.login is True:  # the HTTP admin login: every flag (reference/http-api.md "Admin pwd")
+            by = "admin"
+        elif "E" in flags.upper() or "U" in flags.upper() or "pwd" in args:  # the admin password or a user's RFID/PIN
             from loadpilot.api import auth_commands
             by, user = auth_commands.override_credentials(self, flags, args)
+        if self.login is False and by != "admin":  # C/c, mamps, U/u without the admin: a user of this wallbox
+            from loadpilot.api import user_cmd
+            user = user_cmd.box_user(self, dev_id, args.get("rfid"), "override_device")
+            by = "user"
         o = self.overrides.get(dev_id) or {"mamps": None, "no_charging": False, "no_evse_rules": False,
                                             "no_user_rules": False}
         for f in flags:
@@ -344,7 +373,7 @@ class Commands:
         if mamps is not None:
             o["mamps"] = mamps
         if by is not None:
-            o["by"] = by  # "admin" or "rfid": who allowed E/e/U/u (the password itself is never kept)
+            o["by"] = by  # "admin", "rfid" or "user": who allowed it (the password itself is never kept)
         self.overrides[dev_id] = o
         if user is not None:
             self.rfids[dev_id] = user
@@ -514,6 +543,10 @@ _HANDLERS = (("get_params", "_q_get_params"), ("set_params", "_q_set_params"), (
              ("set_cm_vars", "_q_set_cm_vars"), ("get_dev_info", "_q_get_dev_info"),
              ("enter_rfid", "_q_enter_rfid"), ("override_device", "_q_override_device"),
              ("set_ajax_meter", "_q_set_ajax"), ("set_ajax_evse", "_q_set_ajax"))
+# commands whose code lives in api/user_cmd.py (docs/users.md), and those a user runs without the admin login
+# (HTTP): the command layer checks the user's ID/PIN (self.login False)
+_USER_CMDS = ("get_users", "get_user", "set_user", "get_new_user_id", "del_user")
+USER_RIGHTS = ("get_user", "set_user", "enter_rfid", "override_device")
 # commands whose code lives in api/session_cmd.py (imported with the first of them)
 _SESSION_CMDS = ("get_sessions", "export_sessions", "change_admin_pwd")
 _WHITELIST_CMDS = ("whitelist_add", "whitelist_delete", "whitelist_clear", "whitelist_search", "whitelist_import",

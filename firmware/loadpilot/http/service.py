@@ -4,7 +4,9 @@
 #
 # - Login (http/auth.py): every command needs it except those in PUBLIC, which is empty: even get_dev_info
 #   carries settings (its params) and the last RFID or PIN entered at each wallbox. A command added to the
-#   command layer later needs the login unless it is named here.
+#   command layer later needs the login unless it is named here. The commands of USER_RIGHTS (get_user,
+#   set_user, enter_rfid, override_device) run without credentials too, with a user's rights only: the
+#   command layer checks the user ID/PIN in the request (docs/users.md); a wrong one waits like a wrong password.
 # - Answers are compact JSON (the document's examples: "ok", [1,257,...], {"8000d":...}); a refused command is
 #   HTTP 400 with {"error": ..., "query": ...} (the MQTT api_res form), a refused modbus request the bare string
 #   the document shows. Every answer passes the one redaction (redact.py).
@@ -17,7 +19,7 @@ import binascii
 import json
 import os
 
-from loadpilot.api.commands import CommandError, error_answer, parse_query
+from loadpilot.api.commands import USER_RIGHTS, CommandError, Denied, error_answer, parse_query
 from loadpilot.http.auth import REALM, Login
 from loadpilot.http.server import HttpServer
 from loadpilot.redact import redact
@@ -81,8 +83,12 @@ class HttpService:
             await resp.send(400, '{"error":"query is not valid percent-encoded UTF-8"}')
             return
         cmd = args.get("cmd")
+        login = False  # who asks, for the command layer: True the admin login, False a user's rights only
         if cmd not in PUBLIC:
-            if not self.login.check(req.authorization):
+            if self.login.check(req.authorization):
+                login = True
+                self.login.succeeded(req.peer)  # only the admin login clears the count, never a user's ID
+            elif req.authorization or cmd not in USER_RIGHTS:  # USER_RIGHTS: the user ID/PIN given decides
                 if req.authorization:  # a wrong password (no credentials at all is a browser's first try)
                     delay = self.login.failed(req.peer)
                     self.server.hold(slot)  # waiting holds no one up: the slot may be taken meanwhile
@@ -91,20 +97,27 @@ class HttpService:
                 # the pages ask with X-Requested-With and show their own login form: no browser dialog
                 await resp.send(401, '{"error":"login required"}', headers=None if req.xhr else REALM)
                 return
-            self.login.succeeded(req.peer)
         body = req.body if req.method == "POST" and req.body else None
         if cmd == "get_dev_info" and body is None and "&" not in query:
             await self._stream_dev_info(resp)
             return
         stream = None
         try:
-            res = self.commands.run(args, body)
+            res = self.commands.run(args, body, login)
             status = 200
             if hasattr(res, "parts"):  # a stream (export_sessions' CSV): its length, then its chunks
                 stream = res
                 out = None
             else:
                 out = json.dumps(res, separators=_SEP)
+        except Denied as e:  # no rights: 403; a wrong user ID/PIN waits like a wrong password (a PIN is no easier)
+            if e.guess:
+                delay = self.login.failed(req.peer)
+                self.server.hold(slot)
+                await asyncio.sleep_ms(delay)
+                self.server.hold(slot, False)
+            status = 403
+            out = json.dumps(error_answer(str(e), query), separators=_SEP)
         except CommandError as e:
             status = 400
             out = json.dumps(str(e)) if getattr(e, "bare", False) else json.dumps(error_answer(str(e), query), separators=_SEP)

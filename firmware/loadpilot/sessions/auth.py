@@ -3,11 +3,14 @@
 # (observe) and asks allowed(); an unauthorized car gets 0 with reason "auth". IDs arrive from enter_rfid
 # (present / present_any) and from a wallbox's own reader (HTTP-input "rfid") and are checked against the
 # local whitelist. Free charging, or a wallbox that does not require authorization, authorizes at plug-in.
-# Imported only when free charging is on or a wallbox requires authorization (app.py): off costs nothing.
+# A wallbox that a user is assigned to (sessions/users.py) requires authorization too, and charges only for its
+# users: their user ID (PIN) or one of their RFIDs with ac_auth; any other ID, whitelisted or not, is refused.
+# Imported only when free charging is on, a wallbox requires authorization or users exist (app.py): off costs
+# nothing.
 import time
 
 from loadpilot.codes import (AUTH_AUTHORIZED, AUTH_DOUBT, AUTH_FREE, AUTH_NONE, AUTH_OPEN, AUTH_STATES,
-                             AUTH_TIMEOUT, AUTH_WAITING, ST_WAITING, plugged)
+                             AUTH_TIMEOUT, AUTH_USER, AUTH_WAITING, ST_WAITING, plugged)
 from loadpilot.sessions import ids
 
 
@@ -25,6 +28,7 @@ class _Slot:
         self.method = None
         self.since_ms = 0  # plug-in (waiting) or pre-authorization
         self.refused = None  # the last ID refused here (logged once, not on every push)
+        self.prio = None  # the priority of the user charging here (reference/users.md), None: the wallbox's
 
 
 class Authorizer:
@@ -35,6 +39,8 @@ class Authorizer:
         self.whitelist = whitelist  # callable -> sessions.whitelist.Whitelist, loaded on first use
         self.slots = {}  # dev_id -> _Slot, made when a car is first seen or an ID is presented
         self.on_change = None  # called when a wallbox became authorized: the manager decides at once
+        self.users = None  # sessions/users.Users while users exist (app.py): their wallboxes charge only for them
+        self.user_boxes = ()
         self.remote = None  # (dev_id, norm) -> "asking" | a method | None: the OCPP backend for IDs the
         #                     whitelist does not know (ocpp/service.py check_id), while OCPP is on
         self._apply_config()
@@ -51,8 +57,16 @@ class Authorizer:
         self.free_tag = s.get("free_charging_tag")
         self.doubt = s.get("auth_if_in_doubt")
         self.timeout_ms = s.get("vehicle_connection_timeout_s") * 1000
-        self.required = tuple(d["dev_id"] for d in s.peek("devices")
-                              if d["dev_id"][0] == "E" and d.get("auth_required"))
+        req = [d["dev_id"] for d in s.peek("devices") if d["dev_id"][0] == "E" and d.get("auth_required")]
+        self.user_boxes = self.users.boxes() if self.users is not None else ()
+        for d in self.user_boxes:
+            if d not in req:
+                req.append(d)
+        self.required = tuple(req)
+
+    def users_changed(self):
+        """The user store changed (a wallbox gained or lost its users): which boxes require authorization."""
+        self._apply_config()
 
     def requires(self, dev_id):
         return not self.free and dev_id in self.required
@@ -119,11 +133,12 @@ class Authorizer:
                 moved = True
         return moved
 
-    def _grant(self, dev_id, s, id_tag, method, now):
+    def _grant(self, dev_id, s, id_tag, method, now, prio=None):
         s.state = AUTH_AUTHORIZED
         s.id_tag = id_tag
         s.method = method
         s.refused = None
+        s.prio = prio
         if not s.plugged:
             s.since_ms = now
         if method not in (AUTH_FREE, AUTH_OPEN):
@@ -140,6 +155,11 @@ class Authorizer:
         if s is None or not s.plugged or s.state != AUTH_AUTHORIZED:
             return None
         return s.id_tag, s.method
+
+    def prio_of(self, dev_id):
+        """The priority of the user authorized at dev_id while that user charges, or None (the wallbox's own)."""
+        s = self.slots.get(dev_id)
+        return s.prio if s is not None and s.state == AUTH_AUTHORIZED else None
 
     def state_name(self, dev_id):
         s = self.slots.get(dev_id)
@@ -162,7 +182,37 @@ class Authorizer:
                 return AUTH_DOUBT
             raise AuthError("ID %s could not be checked (whitelist damaged) and \"if in doubt allow charging\" "
                             "is off" % norm)
-        raise AuthError("ID %s is not on the whitelist: charging stays locked" % norm)
+        raise AuthError("ID %s is not on the whitelist: charging stays locked" % self._shown(norm))
+
+    def _shown(self, norm):
+        """norm for a message, unless it is a user ID (a secret: never in a log or an answer)."""
+        us = self.users
+        if us is not None:
+            if us.number(norm) is not None:
+                return "(a user ID)"
+        return norm
+
+    def _user(self, dev_id, s, norm, method, now):
+        """An ID at a wallbox with users: the user's ID (method "user", the session shows the user's name, never
+        the ID) or one of the user's RFIDs with ac_auth; anything else is refused. -> the idTag recorded."""
+        us = self.users
+        a = us.authorizes(dev_id, norm)
+        if a is None:
+            if s is None or s.refused != norm:
+                self.log.warn("auth", "%s: an ID that is no user's of this wallbox was refused" % dev_id)
+            if s is not None:
+                s.refused = norm
+            raise AuthError("this ID is not one of %s's users: charging stays locked" % dev_id)
+        if s is None:
+            s = self.slots[dev_id] = _Slot()
+        n, pin = a
+        tag = norm
+        if pin:  # the user's name, at most the journal's 20 idTag bytes, cut between characters
+            tag = us.name(n) or "user"
+            while len(tag.encode()) > 20:
+                tag = tag[:-1]
+        self._grant(dev_id, s, tag, AUTH_USER if pin else method, now, us.prio(n))
+        return tag, s
 
     def present(self, dev_id, text, method, now=None):
         """An ID for dev_id. A waiting car is authorized; with no car there, the ID pre-authorizes the next
@@ -175,7 +225,10 @@ class Authorizer:
             self.observe(dev_id, st.status, now)
         s = self.slots.get(dev_id)
         if s is not None and s.state == AUTH_AUTHORIZED and s.plugged:
-            return norm, "already authorized"
+            return s.id_tag, "already authorized"
+        if dev_id in self.user_boxes and self.requires(dev_id):
+            tag, s = self._user(dev_id, s, norm, method, now)
+            return tag, "authorized" if s.plugged else "pre-authorized"
         try:
             how = self.check(norm)
         except AuthError as e:
@@ -184,7 +237,7 @@ class Authorizer:
                 return norm, "asking the backend"
             if r is None:
                 if s is None or s.refused != norm:
-                    self.log.warn("auth", "%s: %s" % (dev_id, e))
+                    self.log.warn("auth", "%s: %s" % (dev_id, e))  # e never holds a user ID (_shown)
                 if s is not None:
                     s.refused = norm
                 raise
@@ -206,13 +259,15 @@ class Authorizer:
             s = self.slots[dev_id] = _Slot()
         self._grant(dev_id, s, id_tag, method, now)
 
-    def waiting(self):
+    def waiting(self, boxes=None):
         """The wallbox whose car waits for authorization and was plugged in most recently, or None. A car
-        past the vehicle connection timeout is no candidate (it is reached with dev_id)."""
+        past the vehicle connection timeout is no candidate (it is reached with dev_id). boxes: only these
+        (a user's); None: the boxes without users."""
         best = None
         for dev_id in self.slots:
             s = self.slots[dev_id]
-            if s.plugged and s.state == AUTH_WAITING and self.requires(dev_id):
+            if s.plugged and s.state == AUTH_WAITING and self.requires(dev_id) and \
+                    (dev_id in boxes if boxes is not None else dev_id not in self.user_boxes):
                 if best is None or time.ticks_diff(s.since_ms, self.slots[best].since_ms) > 0:
                     best = dev_id
         return best
@@ -222,11 +277,19 @@ class Authorizer:
         most recently. -> (dev_id, normal form, result)."""
         now = time.ticks_ms() if now is None else now
         norm = ids.normal(text)
-        self.check(norm)  # an unknown ID is refused before any car is chosen
-        dev_id = self.waiting()
+        us = self.users
+        f = us.find(norm) if us is not None else None
+        if f is not None:  # a user's ID or RFID: the car waiting at one of the user's wallboxes
+            boxes = us.dev_ids(f[0])
+            if not f[2]:
+                raise AuthError("this RFID does not authorize charging (ac_auth is off)")
+        else:
+            boxes = None
+            self.check(norm)  # an unknown ID is refused before any car is chosen
+        dev_id = self.waiting(boxes)
         if dev_id is None:
             late = [d for d in self.slots if self.slots[d].state == AUTH_TIMEOUT]
             raise AuthError("no car is waiting for authorization%s" % (
                 " (%s waited past the vehicle connection timeout: give dev_id)" % ", ".join(late) if late else ""))
-        norm, result = self.present(dev_id, norm, method, now)
-        return dev_id, norm, result
+        tag, result = self.present(dev_id, norm, method, now)
+        return dev_id, tag, result

@@ -95,11 +95,11 @@ def latest(journal, count):
 
 
 def _tag(text):
-    # a CSV field: printable ASCII without separators or quotes (IDs are hex in normal form; anything else is
-    # masked rather than quoted), and never a credential
+    # a CSV field: printable ASCII (a user's name may hold spaces) without separators or quotes (IDs are hex in
+    # normal form; anything else is masked rather than quoted), and never a credential
     if "://" in text:
         text = redact(text)
-    return "".join(c if " " < c <= "~" and c not in ',;"' else "?" for c in text)
+    return "".join(c if " " <= c <= "~" and c not in ',;"' else "?" for c in text)
 
 
 def csv_line(s):
