@@ -8,11 +8,9 @@ import urllib.request
 import pytest
 
 from firmware_proc import Firmware, free_port
-import test_webui_mp
-from test_webui_mp import FACTORY, by_id, click, go, set_value, shot, text_of, until, www
+from webui_driver import FACTORY, PAGE_TEST, by_id, click, go, set_value, shot, text_of, until, www
 
-pytestmark = test_webui_mp.pytestmark  # skipped (or failed on CI) where Chromium is missing, as the other page tests
-browser = test_webui_mp.browser  # the same headless Chromium fixture
+pytestmark = PAGE_TEST  # skipped (or failed on CI) where Chromium is missing, as the other page tests
 
 DEVICES = [{"dev_id": "E2", "driver": "http_input", "address": "", "name": "Garage"}]
 

@@ -5,31 +5,16 @@ connection (and see a refusal next to the field), add a wallbox, add, delete and
 session CSV, read the System page, change the factory password (the warning goes), restart the box.
 
 Screenshots of every page land in a temporary directory (printed; kept with LOADPILOT_SHOTS=DIR)."""
-import importlib.util
 import os
-import shutil
-import sys
-import tempfile
 import time
 
 import pytest
 
 from firmware_proc import Firmware, free_port, wait_for
+from webui_driver import FACTORY, PAGE_TEST, by_id, click, field_error, go, set_value, shot, text_of, until, www
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tools"))
-import www  # noqa: E402
+pytestmark = PAGE_TEST
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-_missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
-_why = "Debian chromium / chromium-driver not installed (%s): run tools/setup_host.sh" % ", ".join(_missing)
-if importlib.util.find_spec("selenium") is None:
-    _missing.append("selenium")
-    _why = "selenium not installed: run tools/setup_host.sh"
-# CI installs both (tools/setup_host.sh): there a missing browser is a failure, not a skip
-pytestmark = [pytest.mark.mp, pytest.mark.skipif(bool(_missing) and not os.environ.get("CI"), reason=_why)]
-
-FACTORY = "JuiCeMeUP!"
 NEW_PW = "webui-Pass1"
 DEVICES = [{"dev_id": "E2", "driver": "http_input", "address": "", "name": "Garage"},
            {"dev_id": "M1", "driver": "http_input", "address": "", "name": "Grid", "role": 3}]
@@ -47,88 +32,6 @@ def box():
         yield fw, "http://127.0.0.1:%d/" % port
     finally:
         fw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    downloads = tempfile.mkdtemp(prefix="lp-dl-")
-    shots = os.environ.get("LOADPILOT_SHOTS") or tempfile.mkdtemp(prefix="lp-shots-")
-    os.makedirs(shots, exist_ok=True)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
-        opts.add_argument(a)
-    opts.add_experimental_option("prefs", {"download.default_directory": downloads,
-                                           "download.prompt_for_download": False})
-    d = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    d.implicitly_wait(0)
-    d.downloads = downloads
-    d.shots = shots
-    print("screenshots in", shots)
-    try:
-        yield d
-    finally:
-        d.quit()
-        shutil.rmtree(downloads, ignore_errors=True)
-
-
-def by_id(d, i):
-    from selenium.webdriver.common.by import By
-    return d.find_element(By.ID, i)
-
-
-def text_of(d, i, timeout=8.0):
-    """Wait until element id exists and has text; -> its text ('' after the timeout)."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-
-    def get():
-        try:
-            return by_id(d, i).text
-        except (NoSuchElementException, StaleElementReferenceException):
-            return ""
-    return wait_for(get, timeout) or ""
-
-
-def until(d, fn, timeout=8.0):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-
-    def safe():
-        try:
-            return fn()
-        except (NoSuchElementException, StaleElementReferenceException):
-            return None
-    v = wait_for(safe, timeout)
-    assert v, "the page never showed it (screenshot: %s)" % shot(d, "failed")
-    return v
-
-
-def shot(d, name):
-    path = os.path.join(d.shots, name + ".png")
-    d.save_screenshot(path)
-    return path
-
-
-def field_error(d, key):
-    from selenium.webdriver.common.by import By
-    return d.find_element(By.CSS_SELECTOR, '[data-key="%s"] .err' % key).text
-
-
-def click(d, el):
-    """As a user does: scroll the element into the middle of the window (clear of the fixed Save bar), click."""
-    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
-    el.click()
-
-
-def set_value(el, value):
-    el.clear()
-    el.send_keys(str(value))
-
-
-def go(d, url, page):
-    d.get(url + "#" + page)
-    d.execute_script("if (location.hash !== '#%s') location.hash = '#%s'; else route();" % (page, page))
 
 
 def test_login_wrong_then_right_and_the_factory_password_warning(box, browser):

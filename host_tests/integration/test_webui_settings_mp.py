@@ -8,10 +8,9 @@ import pytest
 
 from firmware_proc import Firmware, free_port, wait_for
 from ocpp_peers import Backend
-from test_webui_mp import (FACTORY, _missing, _why, browser, by_id, click, field_error, go, set_value, shot,  # noqa: F401
-                           text_of, until, www)
+from webui_driver import FACTORY, PAGE_TEST, by_id, click, field_error, go, set_value, shot, text_of, until, www
 
-pytestmark = [pytest.mark.mp, pytest.mark.skipif(bool(_missing) and not os.environ.get("CI"), reason=_why)]
+pytestmark = PAGE_TEST
 
 DEVICES = [{"dev_id": "E2", "driver": "http_input", "address": "", "name": "Garage"},
            {"dev_id": "M1", "driver": "http_input", "address": "", "name": "Grid", "role": 3}]
