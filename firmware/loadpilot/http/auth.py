@@ -2,7 +2,8 @@
 # example, reference/system-configuration.md: "the user name is always admin"), with the admin password from
 # the configuration (admin_pwd; factory default from seed 004, config/schema.py). A wrong password answers 401
 # after a delay that doubles with each failure from that client's address, up to MAX_DELAY_MS; the wait is an
-# await, so other clients are served meanwhile. A right password clears the client's count.
+# await, so other clients are served meanwhile. A right password clears the client's count. While a client's
+# delay runs, its further tries are not checked at all (429, `waiting`): parallel connections guess no faster.
 import binascii
 import time
 from micropython import const
@@ -63,8 +64,15 @@ class Login:
             self._failures.append(e)
         e[1] += 1
         e[2] = time.ticks_ms()
-        d = FIRST_DELAY_MS << (e[1] - 1 if e[1] < 8 else 7)
-        return d if d < MAX_DELAY_MS else MAX_DELAY_MS
+        return _delay(e[1])
+
+    def waiting(self, peer):
+        """ms left of this client's delay after its last failure (0: it may try again)."""
+        e = self._entry(peer)
+        if e is None:
+            return 0
+        left = _delay(e[1]) - time.ticks_diff(time.ticks_ms(), e[2])
+        return left if left > 0 else 0
 
     def succeeded(self, peer):
         e = self._entry(peer)
@@ -74,6 +82,11 @@ class Login:
     def failures(self, peer):
         e = self._entry(peer)
         return e[1] if e is not None else 0
+
+
+def _delay(failures):
+    d = FIRST_DELAY_MS << (failures - 1 if failures < 8 else 7)
+    return d if d < MAX_DELAY_MS else MAX_DELAY_MS
 
 
 def _same(a, b):

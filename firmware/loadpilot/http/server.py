@@ -26,9 +26,9 @@ _ONE_WRITE = const(1024)
 _IPPROTO_TCP = const(6)  # Linux and lwIP alike; the socket modules do not name them
 _TCP_NODELAY = const(1)
 
-REASONS = ((200, "OK"), (304, "Not Modified"), (400, "Bad Request"), (401, "Unauthorized"), (404, "Not Found"),
+REASONS = ((200, "OK"), (304, "Not Modified"), (400, "Bad Request"), (401, "Unauthorized"), (403, "Forbidden"), (404, "Not Found"),
            (405, "Method Not Allowed"), (408, "Request Timeout"), (411, "Length Required"),
-           (413, "Payload Too Large"), (414, "URI Too Long"), (431, "Request Header Fields Too Large"),
+           (413, "Payload Too Large"), (414, "URI Too Long"), (429, "Too Many Requests"), (431, "Request Header Fields Too Large"),
            (500, "Internal Server Error"), (501, "Not Implemented"), (503, "Service Unavailable"))
 
 

@@ -85,6 +85,13 @@ class HttpService:
         cmd = args.get("cmd")
         login = False  # who asks, for the command layer: True the admin login, False a user's rights only
         if cmd not in PUBLIC:
+            if (req.authorization or cmd in USER_RIGHTS) and self.login.waiting(req.peer):
+                # a try while this address still waits for a wrong one's answer is not checked: a parallel
+                # connection must not learn a password or PIN faster than the delay allows
+                wait_s = (self.login.waiting(req.peer) + 999) // 1000
+                await resp.send(429, '{"error":"too many wrong logins from this address: try again in %d s"}' % wait_s,
+                                headers="Retry-After: %d\r\n" % wait_s)
+                return
             if self.login.check(req.authorization):
                 login = True
                 self.login.succeeded(req.peer)  # only the admin login clears the count, never a user's ID
