@@ -80,9 +80,8 @@ def main():
                                                                               m["bytes"]) for m in mods))
     else:
         print("No 32-bit frozen build (make firmware MICROPY_DIR=...): the 32-bit figure below is an estimate")
-    h, cg = run(mpy, scratch, "heap")[:2]
-    if h["figure"] != "heap":
-        h, cg = cg, h
+    figs = {f["figure"]: f for f in run(mpy, scratch, "heap")}
+    h, cg, al = figs["heap"], figs["charging"], figs["aligned"]
     est = h["total_bytes"] // RATIO_64_MPY_TO_32_FROZEN
     print("Resident heap of the OCPP client (.mpy, 64-bit): import %d B + construction %d B = %d B "
           "(of which %d B are the WebSocket buffers)" % (h["import_bytes"], h["construct_bytes"],
@@ -93,6 +92,9 @@ def main():
            h["total_bytes"] + h["tx_import_bytes"] + h["tx_construct_bytes"]))
     print("  smart charging (ocpp/charging.py, loaded by the first profile or smart-charging call): import %d B, "
           "+ %d B with one 3-period profile (none before this round)" % (cg["import_bytes"], cg["profile_bytes"]))
+    print("  clock-aligned MeterValues (ocpp/aligned.py, loaded only while ClockAlignedDataInterval is not 0): "
+          "%d B; a poll between two boundaries allocates %d B (100 polls: %d B; bar 0)"
+          % (al["import_bytes"], al["poll_alloc_bytes"] // 100, al["poll_alloc_bytes"]))
     print("  32-bit frozen estimate: bytecode stays in flash; the buffers do not shrink. Estimate %d B "
           "(64-bit / %d), at most %d B (buffers + the rest / %d); bar %d B" %
           (est, RATIO_64_MPY_TO_32_FROZEN,

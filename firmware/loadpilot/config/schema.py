@@ -111,6 +111,8 @@ FIELDS = (
     ("ocpp_meter_interval_s", "int", 60, 0, 86400, 0),  # MeterValueSampleInterval (used with sessions)
     ("ocpp_meter_measurands", "str", "Energy.Active.Import.Register,Power.Active.Import,Current.Import,"
      "Current.Offered,Voltage", 0, 160, 0),  # MeterValuesSampledData (ocpp/core.py MEASURANDS)
+    ("ocpp_aligned_interval_s", "int", 0, 0, 86400, 0),  # ClockAlignedDataInterval, from midnight UTC; 0 = off
+    ("ocpp_aligned_measurands", "str", "Energy.Active.Import.Register", 0, 160, 0),  # MeterValuesAlignedData
     ("ocpp_ws_ping_s", "int", 30, 0, 3600, 0),  # WebSocketPingInterval; 0 = no pings
     ("ocpp_available", "bool", True, 0, 0, 0),  # ChangeAvailability, persisted
     ("ocpp_fixed_rfid", "str", "", 0, 20, 0),  # idTag of sessions without a presented ID; "" = free_charging_tag
