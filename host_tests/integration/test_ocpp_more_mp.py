@@ -63,6 +63,10 @@ def test_clock_aligned_meter_values(backend):
                          ("StopTxnAlignedData", "Voltage")):
             assert b.call(call.ChangeConfiguration(key=key, value=bad)).status == "Rejected", (key, bad)
         assert fw.ctl("config_get", key="ocpp_aligned_interval_s") == 0
+        for bad in ("SoC", "Voltage,Voltage", ""):  # the setting itself is checked the same way
+            with pytest.raises(RuntimeError, match="each once"):
+                fw.ctl("config_set", key="ocpp_aligned_measurands", value=bad)
+        assert fw.ctl("config_get", key="ocpp_aligned_measurands") == "Energy.Active.Import.Register"
         assert b.call(call.ChangeConfiguration(key="MeterValuesAlignedData",
                                                value="Energy.Active.Import.Register,Power.Active.Import")).status \
             == "Accepted"
