@@ -64,7 +64,8 @@ def main():
 
     frozen32 = os.path.join(ROOT, "build", "unix32", "frozen", "micropython")
     if os.path.exists(frozen32):  # `make firmware` built it: the firmware frozen, at the ESP32's word size
-        f = run(os.path.join(scratch, "none"), scratch, "heap", binary=frozen32)[0]
+        ff = {x["figure"]: x for x in run(os.path.join(scratch, "none"), scratch, "heap", binary=frozen32)}
+        f = ff["heap"]
         print("Resident heap of the OCPP client, 32-bit unix port with the firmware frozen (as on the ESP32): "
               "import %d B + construction %d B = %d B; bar %d B: %s" %
               (f["import_bytes"], f["construct_bytes"], f["total_bytes"], BAR_32_FROZEN,
@@ -73,6 +74,10 @@ def main():
         print("  with transactions (ocpp/tx.py + outbox.py, outbox empty): + import %d B + construction %d B = %d B; "
               "bar %d B: %s" % (f["tx_import_bytes"], f["tx_construct_bytes"], tx, BAR_32_FROZEN,
                                 "within" if tx <= BAR_32_FROZEN else "OVER"))
+        print("  smart charging: import %d B, + %d B with one 3-period profile; clock-aligned MeterValues "
+              "(ocpp/aligned.py, only while ClockAlignedDataInterval is not 0): %d B, a poll allocates %d B"
+              % (ff["charging"]["import_bytes"], ff["charging"]["profile_bytes"], ff["aligned"]["import_bytes"],
+                 ff["aligned"]["poll_alloc_bytes"] // 100))
         print("  (%s was built from this tree's firmware when `make firmware` last ran: rebuild after changes)"
               % os.path.relpath(frozen32, ROOT))
         mods = run(os.path.join(scratch, "none"), scratch, "modules", binary=frozen32)
