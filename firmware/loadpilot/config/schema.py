@@ -349,9 +349,7 @@ def _ocpp_id(value, row, path):
 def _measurands(value, row, path):
     # MeterValuesSampledData / MeterValuesAlignedData: known measurands, each once (as ChangeConfiguration checks)
     _str(value, row, path)
-    if value == row[2]:
-        return value
-    from loadpilot.ocpp.core import MEASURANDS  # imported only once OCPP is being configured
+    from loadpilot.codes import OCPP_MEASURANDS as MEASURANDS
     items = value.split(",")
     for i in range(len(items)):
         if items[i] not in MEASURANDS or items[i] in items[:i]:

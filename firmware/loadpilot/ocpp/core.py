@@ -5,14 +5,14 @@
 import json
 from micropython import const
 
+from loadpilot.codes import OCPP_MEASURANDS as MEASURANDS  # MeterValuesSampledData / MeterValuesAlignedData
+
 CALL = const(2)
 CALLRESULT = const(3)
 CALLERROR = const(4)
 MAX_KEYS = const(16)  # GetConfigurationMaxKeys
 VENDOR_ID = const("LoadPilot")
 PROFILES = const("Core,RemoteTrigger,LocalAuthListManagement,SmartCharging")  # const: KEYS stays a constant table
-# MeterValuesSampledData: the measurands a MeterValues sample can hold (ocpp/tx.py builds them)
-MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Current.Offered", "Voltage")
 ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
 
 # the backend's configuration keys this round implements: (key, kind, read-only, settings row, lo, hi).
