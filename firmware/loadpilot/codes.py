@@ -32,6 +32,10 @@ T_FAULT = const(6)
 # why a charging session ended, in OCPP 1.6 StopTransaction vocabulary (the journal stores the index; 0 = open).
 # A session here runs from plug-in to unplug (EVDisconnected); PowerLoss is a session found open at boot; Reboot a
 # planned stop; Other a wallbox removed from the configuration. Local, Remote and DeAuthorized are for OCPP.
+# the measurands an OCPP MeterValues sample can hold (MeterValuesSampledData, MeterValuesAlignedData; ocpp/tx.py
+# builds them); here so that the settings are checked without importing the OCPP client
+OCPP_MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Current.Offered",
+                   "Voltage")
 STOP_REASONS = ("", "EVDisconnected", "PowerLoss", "Local", "Remote", "Reboot", "DeAuthorized", "Other")
 STOP_OPEN = const(0)
 STOP_EV_DISCONNECTED = const(1)

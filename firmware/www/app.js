@@ -717,6 +717,8 @@ function backend(m, p) {
     {k: "ocpp_connector_id", l: "Connector ID", t: "int", help: "The box's own charge point at the backend (usually 1)."},
     {k: "ocpp_heartbeat_s", l: "Heartbeat [s]", t: "int", help: "0: the interval the backend gives at boot."},
     {k: "ocpp_meter_interval_s", l: "Meter value interval [s]", t: "int", help: "MeterValueSampleInterval."},
+    {k: "ocpp_aligned_interval_s", l: "Clock-aligned meter values [s]", t: "int", help: "ClockAlignedDataInterval: " +
+      "a sample at every multiple of this from midnight UTC, with or without a transaction; 0: off."},
     {k: "ocpp_ws_ping_s", l: "WebSocket ping [s]", t: "int", help: "Finds a dead link between heartbeats; 0: no pings."},
     {k: "ocpp_tls_ca", l: "CA certificates (PEM)", t: "pem", help: "With CAs the backend's certificate is verified " +
       "(profile 2); without, wss:// is encrypted but not verified. Write-only."},

@@ -84,6 +84,7 @@ class CentralSystemCP(ChargePoint):
     @on(Action.meter_values)
     def on_meter_values(self, connector_id, meter_value, **kw):
         self.backend.meter_values.append(dict(kw, connector_id=connector_id, meter_value=meter_value))
+        self.backend.meter_rx.append(time.time())
         return call_result.MeterValues()
 
 
@@ -106,6 +107,7 @@ class Backend:
         self.starts = []  # StartTransaction payloads with the transaction_id given
         self.stops = []
         self.meter_values = []  # MeterValues payloads (snake_case keys at the top, the library's)
+        self.meter_rx = []  # the wall-clock time each of them arrived
         self.next_txid = 1000
         self.unknown_tags = set()  # idTags answered Invalid
         self.authorizes = []  # idTags of Authorize.req

@@ -90,7 +90,8 @@ def test_boot_heartbeat_status_configuration_and_bad_input(backend):
         assert backend.call(call.TriggerMessage(requested_message="StatusNotification",
                                                 connector_id=1)).status == "Accepted"
         assert wait_for(lambda: len(backend.statuses) > n and backend.statuses[-1][0] == 1, 3)
-        assert backend.call(call.TriggerMessage(requested_message="MeterValues")).status == "NotImplemented"
+        assert backend.call(call.TriggerMessage(requested_message="DiagnosticsStatusNotification")).status == \
+            "NotImplemented"
         assert backend.call(call.DataTransfer(vendor_id="com.example")).status == "UnknownVendorId"
         assert backend.call(call.DataTransfer(vendor_id="LoadPilot", message_id="x")).status == "Rejected"
         assert backend.call(call.UnlockConnector(connector_id=1)).status == "NotSupported"
@@ -143,7 +144,10 @@ def test_the_car_and_faults_reach_the_backend_as_status(backend):
             ours = [s for s in backend.statuses if s[0] == 1]
             return ours[-1] if ours else None
         fw.ctl("set_adc", name="cp", mv=9000)  # a car plugged in: B
-        assert wait_for(lambda: last() == (1, "Preparing", "NoError"), 5)
+        # Preparing until its transaction starts (free charging), SuspendedEVSE until the manager's first decision
+        assert wait_for(lambda: last()[1] in ("Preparing", "SuspendedEVSE", "SuspendedEV"), 5)
+        # its transaction starts (free charging), the box offers current, the car in B does not take it
+        assert wait_for(lambda: last() == (1, "SuspendedEV", "NoError"), 8)
         time.sleep(0.2)
         fw.ctl("set_adc", name="cp", mv=6000)  # it asks for power: C
         assert wait_for(lambda: last() == (1, "Charging", "NoError"), 5)

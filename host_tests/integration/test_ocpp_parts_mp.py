@@ -178,3 +178,31 @@ asyncio.run(main())
 """ % (port, str(tmp_path), port))
     out, connects = r
     assert out == [["connected", "none", []], ["connected", "none", []]] and connects == 2
+
+
+def test_statuses_of_a_transaction():
+    st = mp("""
+from loadpilot.ocpp import core
+from loadpilot import codes
+c = core.Core(lambda k: 0)
+B, C, A = codes.ST_PLUGGED, codes.ST_CHARGING, codes.ST_WAITING
+out = [c.status(s, "none", ph, ma) for s, ph, ma in (
+    (B, 0, 0), (B, 0, 16000), (B, 1, 16000), (B, 1, 0), (C, 1, 16000), (C, 1, 0), (C, 0, 16000), (B, 2, 16000),
+    (C, 2, 0), (A, 2, 0), (B, 1, None))]
+out.append(c.status(C, "rcd_trip", 1, 0))
+print(json.dumps(out))
+""")
+    assert [s[0] for s in st] == ["Preparing", "Preparing", "SuspendedEV", "SuspendedEVSE", "Charging",
+                                  "SuspendedEVSE", "Charging", "Finishing", "Finishing", "Available", "SuspendedEV",
+                                  "Faulted"]
+
+
+def test_clock_aligned_boundaries():
+    r = mp("""
+from loadpilot.ocpp.aligned import next_boundary_ms
+day = 20000 * 86400000  # a midnight, UTC
+print(json.dumps([next_boundary_ms(t, iv) - day for t, iv in (
+    (day, 900), (day + 1, 900), (day + 899999, 900), (day + 900000, 900), (day + 84000000, 7000),
+    (day + 83999999, 7000), (day + 86399999, 1), (day + 86399999, 86400), (day + 43200000, 3600))]))
+""")
+    assert r == [900000, 900000, 900000, 1800000, 86400000, 84000000, 86400000, 86400000, 46800000]

@@ -64,7 +64,8 @@ def main():
 
     frozen32 = os.path.join(ROOT, "build", "unix32", "frozen", "micropython")
     if os.path.exists(frozen32):  # `make firmware` built it: the firmware frozen, at the ESP32's word size
-        f = [g for g in run(os.path.join(scratch, "none"), scratch, "heap", binary=frozen32) if g["figure"] == "heap"][0]
+        ff = {x["figure"]: x for x in run(os.path.join(scratch, "none"), scratch, "heap", binary=frozen32)}
+        f = ff["heap"]
         print("Resident heap of the OCPP client, 32-bit unix port with the firmware frozen (as on the ESP32): "
               "import %d B + construction %d B = %d B; bar %d B: %s" %
               (f["import_bytes"], f["construct_bytes"], f["total_bytes"], BAR_32_FROZEN,
@@ -73,6 +74,10 @@ def main():
         print("  with transactions (ocpp/tx.py + outbox.py, outbox empty): + import %d B + construction %d B = %d B; "
               "bar %d B: %s" % (f["tx_import_bytes"], f["tx_construct_bytes"], tx, BAR_32_FROZEN,
                                 "within" if tx <= BAR_32_FROZEN else "OVER"))
+        print("  smart charging: import %d B, + %d B with one 3-period profile; clock-aligned MeterValues "
+              "(ocpp/aligned.py, only while ClockAlignedDataInterval is not 0): %d B, a poll allocates %d B"
+              % (ff["charging"]["import_bytes"], ff["charging"]["profile_bytes"], ff["aligned"]["import_bytes"],
+                 ff["aligned"]["poll_alloc_bytes"] // 100))
         print("  (%s was built from this tree's firmware when `make firmware` last ran: rebuild after changes)"
               % os.path.relpath(frozen32, ROOT))
         mods = run(os.path.join(scratch, "none"), scratch, "modules", binary=frozen32)
@@ -82,9 +87,8 @@ def main():
             "%s %d B" % (m["module"].split(".")[-1], m["bytes"]) for m in mods[6:]) + " (tls for wss:// only)")
     else:
         print("No 32-bit frozen build (make firmware MICROPY_DIR=...): the 32-bit figure below is an estimate")
-    h, cg = run(mpy, scratch, "heap")[:2]
-    if h["figure"] != "heap":
-        h, cg = cg, h
+    figs = {f["figure"]: f for f in run(mpy, scratch, "heap")}
+    h, cg, al = figs["heap"], figs["charging"], figs["aligned"]
     est = h["total_bytes"] // RATIO_64_MPY_TO_32_FROZEN
     print("Resident heap of the OCPP client (.mpy, 64-bit): import %d B + construction %d B = %d B "
           "(of which %d B are the WebSocket buffers)" % (h["import_bytes"], h["construct_bytes"],
@@ -95,6 +99,9 @@ def main():
            h["total_bytes"] + h["tx_import_bytes"] + h["tx_construct_bytes"]))
     print("  smart charging (ocpp/charging.py + smart.py, loaded by the first profile or smart-charging call): import %d B, "
           "+ %d B with one 3-period profile (none before this round)" % (cg["import_bytes"], cg["profile_bytes"]))
+    print("  clock-aligned MeterValues (ocpp/aligned.py, loaded only while ClockAlignedDataInterval is not 0): "
+          "%d B; a poll between two boundaries allocates %d B (100 polls: %d B; bar 0)"
+          % (al["import_bytes"], al["poll_alloc_bytes"] // 100, al["poll_alloc_bytes"]))
     print("  32-bit frozen estimate: bytecode stays in flash; the buffers do not shrink. Estimate %d B "
           "(64-bit / %d), at most %d B (buffers + the rest / %d); bar %d B" %
           (est, RATIO_64_MPY_TO_32_FROZEN,

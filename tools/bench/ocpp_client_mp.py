@@ -154,6 +154,20 @@ def bench_heap():
     gc.collect()
     free7 = gc.mem_free()
     out(figure="charging", import_bytes=free5 - free6, profile_bytes=free6 - free7)
+    # clock-aligned MeterValues (ocpp/aligned.py): imported by the first poll with ClockAlignedDataInterval set;
+    # then a poll between two boundaries must allocate nothing
+    store.set("ocpp_aligned_interval_s", 900)
+    gc.collect()
+    free8 = gc.mem_free()
+    svc.tx.poll()
+    gc.collect()
+    free9 = gc.mem_free()
+    gc.collect()
+    a0 = gc.mem_alloc()
+    for _ in range(100):
+        svc.tx.poll()
+    a1 = gc.mem_alloc()
+    out(figure="aligned", import_bytes=free8 - free9, poll_alloc_bytes=a1 - a0)
     out(figure="heap", import_bytes=free0 - free1, construct_bytes=free1 - free2, total_bytes=free0 - free2,
         buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._cbuf),
         tx_import_bytes=free3 - free4, tx_construct_bytes=free4 - free5)

@@ -109,8 +109,10 @@ FIELDS = (
     ("ocpp_connector_id", "int", 1, 1, 99, 0),
     ("ocpp_heartbeat_s", "int", 0, 0, 86400, 0),  # 0 = the backend's interval (BootNotification)
     ("ocpp_meter_interval_s", "int", 60, 0, 86400, 0),  # MeterValueSampleInterval (used with sessions)
-    ("ocpp_meter_measurands", "str", "Energy.Active.Import.Register,Power.Active.Import,Current.Import,"
+    ("ocpp_meter_measurands", "measurands", "Energy.Active.Import.Register,Power.Active.Import,Current.Import,"
      "Current.Offered,Voltage", 0, 160, 0),  # MeterValuesSampledData (ocpp/core.py MEASURANDS)
+    ("ocpp_aligned_interval_s", "int", 0, 0, 86400, 0),  # ClockAlignedDataInterval, from midnight UTC; 0 = off
+    ("ocpp_aligned_measurands", "measurands", "Energy.Active.Import.Register", 0, 160, 0),  # MeterValuesAlignedData
     ("ocpp_ws_ping_s", "int", 30, 0, 3600, 0),  # WebSocketPingInterval; 0 = no pings
     ("ocpp_available", "bool", True, 0, 0, 0),  # ChangeAvailability, persisted
     ("ocpp_fixed_rfid", "str", "", 0, 20, 0),  # idTag of sessions without a presented ID; "" = free_charging_tag
@@ -344,6 +346,17 @@ def _ocpp_id(value, row, path):
     for ch in value:
         if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "-_.~"):
             raise ConfigError(path, "only letters, digits and - _ . ~ allowed")
+    return value
+
+
+def _measurands(value, row, path):
+    # MeterValuesSampledData / MeterValuesAlignedData: known measurands, each once (as ChangeConfiguration checks)
+    _str(value, row, path)
+    from loadpilot.codes import OCPP_MEASURANDS as MEASURANDS
+    items = value.split(",")
+    for i in range(len(items)):
+        if items[i] not in MEASURANDS or items[i] in items[:i]:
+            raise ConfigError(path, "comma-separated, each once, from " + ",".join(MEASURANDS))
     return value
 
 
@@ -996,6 +1009,8 @@ def _check(kind):
         return _ocpp_id
     if kind == "pem":
         return _pem
+    if kind == "measurands":
+        return _measurands
     raise KeyError(kind)
 
 

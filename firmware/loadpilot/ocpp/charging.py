@@ -164,13 +164,20 @@ def to_ma(limit, phases, watts):
 class Profiles:
     """The installed profiles of our connector and connector 0."""
 
-    def __init__(self, connector, items=()):
+    def __init__(self, connector, items=(), log=None):
         self.connector = connector
         self.items = []
+        self.dropped = 0  # profiles from flash for another connector (ocpp_connector_id changed since)
         for cid, p in items:  # from flash: validated when they were set; a TxProfile ended with its transaction
             try:
                 x = Profile(cid, p, 0)
             except FrameError:
+                continue
+            if cid != 0 and cid != connector:  # set for the connector we were before: not ours now
+                self.dropped += 1
+                if log is not None:
+                    log.warn("ocpp", "charging profile %d dropped: it is for connector %d, ours is %d"
+                             % (x.id, cid, connector))
                 continue
             if x.purpose != _TX:
                 self.items.append(x)

@@ -5,14 +5,14 @@
 import json
 from micropython import const
 
+from loadpilot.codes import OCPP_MEASURANDS as MEASURANDS  # MeterValuesSampledData / MeterValuesAlignedData
+
 CALL = const(2)
 CALLRESULT = const(3)
 CALLERROR = const(4)
 MAX_KEYS = const(16)  # GetConfigurationMaxKeys
 VENDOR_ID = const("LoadPilot")
 PROFILES = const("Core,RemoteTrigger,LocalAuthListManagement,SmartCharging")  # const: KEYS stays a constant table
-# MeterValuesSampledData: the measurands a MeterValues sample can hold (ocpp/tx.py builds them)
-MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Current.Offered", "Voltage")
 ID_STATUS = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")  # OCPP 1.6 AuthorizationStatus
 
 # the backend's configuration keys this round implements: (key, kind, read-only, settings row, lo, hi).
@@ -23,6 +23,13 @@ KEYS = (
     ("MeterValueSampleInterval", "int", False, "ocpp_meter_interval_s", 0, 86400),
     ("MeterValuesSampledData", "csl", False, "ocpp_meter_measurands", 0, 0),
     ("MeterValuesSampledDataMaxLength", "const", True, None, len(MEASURANDS), 0),
+    ("ClockAlignedDataInterval", "int", False, "ocpp_aligned_interval_s", 0, 86400),
+    ("MeterValuesAlignedData", "csl", False, "ocpp_aligned_measurands", 0, 0),
+    ("MeterValuesAlignedDataMaxLength", "const", True, None, len(MEASURANDS), 0),
+    # transactionData holds the Begin/End meter from the flash outbox only; periodic and clock-aligned values go
+    # as MeterValues (a flash record per sample to keep them for the Stop is not worth it): read-only, empty
+    ("StopTxnSampledData", "const", True, None, "", 0),
+    ("StopTxnAlignedData", "const", True, None, "", 0),
     ("WebSocketPingInterval", "int", False, "ocpp_ws_ping_s", 0, 3600),
     ("TransactionMessageAttempts", "int", False, "ocpp_tx_attempts", 1, 10),
     ("TransactionMessageRetryInterval", "int", False, "ocpp_tx_retry_s", 0, 86400),
@@ -44,8 +51,8 @@ KEYS = (
 LATER = (
          "GetDiagnostics",
          "UpdateFirmware", "ReserveNow", "CancelReservation")
-TRIGGERS = ("BootNotification", "Heartbeat", "StatusNotification")
-NOT_TRIGGERABLE = ("MeterValues", "DiagnosticsStatusNotification", "FirmwareStatusNotification")
+TRIGGERS = ("BootNotification", "Heartbeat", "StatusNotification", "MeterValues")
+NOT_TRIGGERABLE = ("DiagnosticsStatusNotification", "FirmwareStatusNotification")
 
 # EVSE fault (evse/state_machine.ERROR_NAMES) -> StatusNotification errorCode
 _FAULT_CODES = (("rcd_trip", "GroundFailure"), ("diode_fault", "EVCommunicationError"),
@@ -236,6 +243,8 @@ class Core:
             raise FrameError(None, "PropertyConstraintViolation", "unknown requestedMessage")
         if cid is not None and not self._ours(cid):
             return {"status": "Rejected"}, ()
+        if msg == "MeterValues" and self.open_tx is None:  # no session journal attached: no meter to sample
+            return {"status": "Rejected"}, ()
         return {"status": "Accepted"}, ((E_TRIGGER, msg, cid),)
 
     def _on_UnlockConnector(self, p):
@@ -296,8 +305,10 @@ class Core:
         # no authorization cache exists before the sessions round: an empty cache is cleared by definition
         return {"status": "Accepted"}, ((E_CLEAR_CACHE,),)
 
-    def status(self, state, fault):
-        """(status, errorCode) for our connector from the local EVSE's codes.ST_* state and fault name."""
+    def status(self, state, fault, phase=0, offered_ma=None):
+        """(status, errorCode) for our connector from the local EVSE's codes.ST_* state and fault name, the
+        transaction's phase (tx.TX_NONE, TX_RUNNING, TX_ENDED: ended while the car is still plugged) and the
+        current the box offers now (the CP PWM; None: unknown, taken as offering)."""
         from loadpilot import codes
         if fault and fault != "none":
             for name, code in _FAULT_CODES:
@@ -308,10 +319,15 @@ class Core:
             return "Faulted", "OtherError"
         if not self.operative or state == codes.ST_OFFLINE:
             return "Unavailable", "NoError"
-        if state == codes.ST_CHARGING or state == codes.ST_VENTILATION:
-            return "Charging", "NoError"
-        if state == codes.ST_PLUGGED:
-            return "Preparing", "NoError"
+        if state == codes.ST_PLUGGED or state == codes.ST_CHARGING or state == codes.ST_VENTILATION:
+            if phase == 2:  # the transaction ended (RemoteStop, a refused idTag) and the car is still plugged
+                return "Finishing", "NoError"
+            if offered_ma == 0 and (phase or state != codes.ST_PLUGGED):  # the box (manager, Modbus, OCPP) offers 0 A
+                return "SuspendedEVSE", "NoError"
+            if state != codes.ST_PLUGGED:
+                return "Charging", "NoError"
+            # a transaction runs, current is offered and the car does not take it (state B): the car pauses
+            return ("SuspendedEV" if phase else "Preparing"), "NoError"
         return "Available", "NoError"
 
 

@@ -99,6 +99,7 @@ class OcppService:
         self._authorizer = authorizer or self._authorizer
         self._root = root
         self.tx.on_change = self._tx_poll
+        self.tx.id_info = self._id_info
         if self.evse is not None:
             self.tx.offered_ma = self._offered_ma
         self.core.open_tx = self.tx.open_tx
@@ -178,6 +179,14 @@ class OcppService:
             self.ids().remove(tag)
             self.log.warn("auth", "%s: ID %s refused by the backend (%s): charging stays locked" % (dev_id, tag, st))
 
+    def _id_info(self, tag, status):
+        """A StartTransaction/StopTransaction answer's idTagInfo: the cache learns from it (OCPP 1.6 3.5.1)."""
+        if status == "Accepted":
+            if self.config.get("ocpp_auth_cache"):
+                self.ids().add(tag)
+        elif tag in self.ids():
+            self.ids().remove(tag)
+
     def _tx_poll(self):
         self._cp_tick()
         block = self.tx.poll()
@@ -235,7 +244,7 @@ class OcppService:
                 "transactions": self.tx.view() if self.tx is not None else None,
                 "charging": None if self._cp is None else {"profiles": len(self._cp.profiles.items),
                                                             "limit_ma": self._cp.ma},
-                "not_built": "clock-aligned MeterValues, transactions and smart charging at other wallboxes"}
+                "not_built": "transactions and smart charging at other wallboxes"}
 
     # ---- the connection task ------------------------------------------------------------------------------
     async def run(self):
@@ -442,6 +451,8 @@ class OcppService:
         self.clock_offset_s = t - time.time() - (_EPOCH_2000 if time.gmtime(0)[0] == 2000 else 0)
         if abs(self.clock_offset_s) > 2 and hasattr(self.hal, "set_clock"):
             self.hal.set_clock(t)  # the board has no NTP client: the backend's time is the best there is
+            if self.tx is not None:
+                self.tx.clock_set()
 
     def _apply(self, e):
         what = e[0]
@@ -532,6 +543,10 @@ class OcppService:
                 await self._call(action, core.boot_payload(self.model, self.serial, self.version), now)
             elif action == "Heartbeat":
                 await self._call(action, {}, now)
+            elif action == "MeterValues":
+                p = self.tx.trigger_payload(cid)
+                if p is not None:
+                    await self._call(action, p, now)
             else:  # StatusNotification: forget what was sent for that connector (None: both), so it goes again
                 if cid is None or cid == 0:
                     self._sent_status[0] = None
@@ -569,7 +584,8 @@ class OcppService:
         if self.evse is not None:
             from loadpilot.evse.state_machine import ERROR_NAMES
             fault = ERROR_NAMES[self.evse.sm.error]
-        st = self.core.status(state, fault)
+        st = self.core.status(state, fault, self.tx.phase() if self.tx is not None else 0,
+                              self._offered_ma() if self.evse is not None else None)
         if self.tx is not None and self.tx.full_now and st[1] == "NoError":
             return st[0], "OtherError"  # the transaction outbox is full (info in the notification)
         return st

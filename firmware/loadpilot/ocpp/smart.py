@@ -21,7 +21,9 @@ class SmartCharging:
                 items = json.load(f)
         except (OSError, ValueError):
             pass
-        self.profiles = Profiles(svc.config.get("ocpp_connector_id"), items)
+        self.profiles = Profiles(svc.config.get("ocpp_connector_id"), items, svc.log)
+        if self.profiles.dropped:  # stored for another connector (ocpp_connector_id changed since): gone for good
+            self.store()
         self.ma = None      # the profiles' limit now (mA), None: no limit
         self.at = 0         # ticks_ms of the next re-evaluation (a period boundary, at most an hour)
         self.txid = None    # the transaction id the limit was last evaluated with

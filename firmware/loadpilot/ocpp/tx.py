@@ -11,6 +11,9 @@ from loadpilot.ocpp.core import ID_STATUS, MEASURANDS
 from loadpilot.ocpp.outbox import K_START, Outbox
 _INVALID = const(3)
 K_METER = const(9)    # a MeterValues sample: in RAM only (docs/ocpp.md, "MeterValues"), never an outbox record
+TX_NONE = const(0)     # phase(): no transaction at our connector
+TX_RUNNING = const(1)  # a transaction runs
+TX_ENDED = const(2)    # its transaction ended while the car is still plugged (StatusNotification Finishing)
 MAX_SAMPLES = const(8)  # unsent samples kept: the newest; an older one is dropped when a new one comes
 _PHASES = ("L1", "L2", "L3")
 _EPOCH_2000 = const(946684800)   # ports whose time.time() counts from 2000
@@ -34,8 +37,8 @@ def _amps(ma):
     return "%d.%03d" % (ma // 1000, ma % 1000) if ma >= 0 else "-" + _amps(-ma)
 
 
-def _value(v, measurand, unit, phase=None):
-    d = {"value": v, "context": "Sample.Periodic", "measurand": measurand, "unit": unit}
+def _value(v, context, measurand, unit, phase=None):
+    d = {"value": v, "context": context, "measurand": measurand, "unit": unit}
     if phase is not None:
         d["phase"] = phase
     return d
@@ -64,7 +67,10 @@ class Transactions:
         self.attempts = 0        # failed attempts of the outbox's head
         self.retry_at = 0        # ticks_ms before which the head is not sent again
         self.on_change = None    # the service re-polls at once when a session ended
-        self.samples = []        # [(Tx, unix s, Wh, W, (mA L1..L3), offered mA, (V L1..L3))]: MeterValues to send
+        self.samples = []        # [(Tx or None, unix s, Wh, W, (mA L1..L3), offered mA, (V L1..L3), context,
+        #                          measurands' settings row)]: MeterValues to send
+        self.clock = None        # ocpp/aligned.Clock while ClockAlignedDataInterval is not 0
+        self.id_info = None      # (idTag, status) -> None: the service's authorization cache learns from answers
         self.samples_dropped = 0
         self.offered_ma = None   # () -> the current the local box offers now (the service sets it)
         self._sample_at = None   # ticks_ms of the next MeterValues sample of the open transaction
@@ -147,6 +153,8 @@ class Transactions:
         transaction the backend refused)."""
         s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
         self._sample(s)
+        if self.clock is not None or self.config.get("ocpp_aligned_interval_s"):
+            self._aligned(s)
         if s is None:  # a full outbox with the rule on: no current even before a car comes (none can be recorded)
             return self.outbox.full() and self.config.get("ocpp_queue_full_block")
         if self.refused == s.seq:
@@ -186,44 +194,108 @@ class Transactions:
         if time.ticks_diff(now, self._sample_at) < 0:
             return
         self._sample_at = time.ticks_add(now, iv * 1000)
-        d = self.site.devices.get(self.site.local_id)
-        if d is None or d.reading.updated_ms is None:
+        self._queue(self.take(t, s, unix_now(), "Sample.Periodic", "ocpp_meter_measurands"))
+
+    def _aligned(self, s):
+        """ClockAlignedDataInterval: a sample at every wall-clock multiple of the interval from midnight (UTC),
+        with or without a transaction (ocpp/aligned.py is imported only while the interval is not 0; between
+        boundaries the check allocates nothing)."""
+        iv = self.config.get("ocpp_aligned_interval_s")
+        if not iv:
+            self.clock = None
             return
+        if self.clock is None:
+            from loadpilot.ocpp.aligned import Clock
+            self.clock = Clock()
+        ts = self.clock.due(iv)
+        if ts is None:
+            return
+        t = self.current()
+        if t is not None and (s is None or s.seq != t.seq):
+            t = None
+        self._queue(self.take(t, s, ts, "Sample.Clock", "ocpp_aligned_measurands"))
+
+    def clock_set(self):
+        """The wall clock jumped (set from the backend): the aligned boundaries are computed again."""
+        if self.clock is not None:
+            self.clock.iv = 0
+
+    def _queue(self, m):
+        if m is None:
+            return
+        if len(self.samples) >= MAX_SAMPLES:
+            self.samples.pop(0)
+            self.samples_dropped += 1
+        self.samples.append(m)
+
+    def take(self, t, s, ts, context, row):
+        """A sample of the local box now (one tuple) for transaction t (None: outside one), or None without a
+        reading. The energy is the session's meter while a session runs, else the box's meter reading."""
+        d = self.site.devices.get(self.site.local_id) if self.site.local_id else None
+        if d is None or d.reading.updated_ms is None:
+            return None
         r = d.reading
         c = r.current_ma
         v = r.voltage_v
         off = self.offered_ma() if self.offered_ma is not None else None
-        if len(self.samples) >= MAX_SAMPLES:
-            self.samples.pop(0)
-            self.samples_dropped += 1
-        self.samples.append((t, unix_now(), s.meter_end_wh if s.meter_end_wh >= 0 else r.import_wh, r.power_w,
-                             (c[0], c[1], c[2]), off, (v[0], v[1], v[2])))
+        wh = s.meter_end_wh if s is not None and s.meter_end_wh >= 0 else r.import_wh
+        return (t, ts, wh, r.power_w, (c[0], c[1], c[2]), off, (v[0], v[1], v[2]), context, row)
+
+    def trigger_payload(self, cid):
+        """TriggerMessage MeterValues: a sample now with context Trigger and the MeterValuesSampledData
+        measurands, for our connector (with the open transaction's id once it has one) or for connector 0."""
+        s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
+        t = self.current()
+        if cid == 0 or t is None or t.txid is None or t.txid < 0 or s is None or s.seq != t.seq:
+            t = None
+        m = self.take(t, s, unix_now(), "Trigger", "ocpp_meter_measurands")
+        if m is None:
+            return None
+        p = self.meter_payload(m)
+        if cid == 0:
+            p["connectorId"] = 0
+        return p
+
+    def phase(self):
+        """TX_NONE, TX_RUNNING or TX_ENDED for the session at our connector (allocates nothing)."""
+        s = self.tracker.open.get(self.site.local_id) if self.site.local_id else None
+        if s is None:
+            return TX_NONE
+        ob = self.outbox
+        t = ob.txs[-1] if ob.txs else None
+        if t is not None and t.seq == s.seq:
+            return TX_RUNNING if t.stop is None else TX_ENDED
+        return TX_ENDED if self.refused == s.seq else TX_NONE
 
     def meter_payload(self, m):
-        """A sample -> MeterValues.req with the measurands of MeterValuesSampledData (values are decimal text:
-        Wh, W, A with up to 3 decimals, V)."""
-        want = self.config.get("ocpp_meter_measurands").split(",")
+        """A sample -> MeterValues.req with the measurands its settings row chooses (MeterValuesSampledData or
+        MeterValuesAlignedData; values are decimal text: Wh, W, A with up to 3 decimals, V)."""
+        want = self.config.get(m[8]).split(",")
+        ctx = m[7]
         sv = []
         for name in MEASURANDS:
             if name not in want:
                 continue
             if name == "Energy.Active.Import.Register":
-                sv.append(_value(str(m[2]), name, "Wh"))
+                sv.append(_value(str(m[2]), ctx, name, "Wh"))
             elif name == "Power.Active.Import":
-                sv.append(_value(str(m[3]), name, "W"))
+                sv.append(_value(str(m[3]), ctx, name, "W"))
             elif name == "Current.Import":
                 for i in range(3):
-                    sv.append(_value(_amps(m[4][i]), name, "A", _PHASES[i]))
+                    sv.append(_value(_amps(m[4][i]), ctx, name, "A", _PHASES[i]))
             elif name == "Current.Offered":
                 if m[5] is not None:
-                    sv.append(_value(_amps(m[5]), name, "A"))
+                    sv.append(_value(_amps(m[5]), ctx, name, "A"))
             else:
                 for i in range(3):
                     if m[6][i]:  # unknown (0): left out
-                        sv.append(_value(str(m[6][i]), name, "V", _PHASES[i] + "-N"))
+                        sv.append(_value(str(m[6][i]), ctx, name, "V", _PHASES[i] + "-N"))
         t = m[0]
-        return {"connectorId": t.connector, "transactionId": t.txid,
-                "meterValue": [{"timestamp": iso(m[1]), "sampledValue": sv}]}
+        p = {"connectorId": self.config.get("ocpp_connector_id") if t is None else t.connector,
+             "meterValue": [{"timestamp": iso(m[1]), "sampledValue": sv}]}
+        if t is not None:
+            p["transactionId"] = t.txid
+        return p
 
     def _start(self, s):
         t = self.outbox.start(s.seq, self.config.get("ocpp_connector_id"), self.id_tag(s), s.meter_start_wh,
@@ -279,8 +351,10 @@ class Transactions:
         for its retry time). A Stop whose Start was given up has no transactionId to name: it is given up too."""
         while True:
             sm = self.samples
-            if sm and sm[0][0].txid is not None and (not self.attempts or time.ticks_diff(now, self.retry_at) >= 0):
-                if sm[0][0].txid >= 0:  # before the head: a transaction's samples go before its Stop
+            t = sm[0][0] if sm else None
+            if sm and (t is None or t.txid is not None) and (not self.attempts or
+                                                              time.ticks_diff(now, self.retry_at) >= 0):
+                if t is None or t.txid >= 0:  # before the head: a transaction's samples go before its Stop
                     return "MeterValues", self.meter_payload(sm[0]), (K_METER, sm[0])
                 sm.pop(0)  # its Start was given up: no transactionId to name
                 continue
@@ -311,6 +385,9 @@ class Transactions:
             self._unsample(t)
             return
         if kind != K_START:
+            info = payload.get("idTagInfo")  # optional in StopTransaction.conf: the cache learns from it too
+            if isinstance(info, dict) and self.id_info is not None and isinstance(info.get("status"), str):
+                self.id_info(t.id_tag, info["status"])
             ob.stopped(t)
             return
         txid = payload.get("transactionId")
@@ -321,6 +398,8 @@ class Transactions:
             txid = -1
         ob.started(t, txid, status)
         self.log.info("ocpp", "session %d: transaction %d, idTag %s" % (t.seq, txid, ID_STATUS[status]))
+        if st is not None and self.id_info is not None:  # OCPP 1.6 3.5.1: the cache learns from this answer too
+            self.id_info(t.id_tag, st)
         if status and t.stop is None:  # StopTransactionOnInvalidId: end it and stop charging until unplug
             s = self.tracker.open.get(self.site.local_id)
             if s is not None and s.seq == t.seq:
