@@ -4,6 +4,7 @@ Prints, each figure beside the baseline measured in the same run:
 - WebSocket masking: us and bytes allocated per KB for our in-place loop (ocpp/ws.py mask_into), for the
   byte-by-byte copy other MicroPython WebSocket clients make (the baseline), and for a viper loop (defined in
   the bench only: the firmware is frozen as bytecode without -march); bytes allocated per sent frame;
+- bytes allocated to build one MeterValues message with every measurand, beside its text's length;
 - the resident heap of the OCPP client (import + construction of OcppService, .mpy files as a deploy ships
   them, 64-bit venv binary), beside the 12 KB bar for the 32-bit frozen build (about 1/4 of the 64-bit .mpy
   figure, docs/firmware.md);
@@ -78,6 +79,10 @@ def main():
               "(ocpp/aligned.py, only while ClockAlignedDataInterval is not 0): %d B, a poll allocates %d B"
               % (ff["charging"]["import_bytes"], ff["charging"]["profile_bytes"], ff["aligned"]["import_bytes"],
                  ff["aligned"]["poll_alloc_bytes"] // 100))
+        mv = ff["meter_values"]
+        print("  one MeterValues message with every measurand (%d sampled values, %d B of JSON text): %d B allocated "
+              "to build it (sample, payload, text), beside the text itself as the floor" %
+              (mv["sampled_values"], mv["text_bytes"], mv["alloc_bytes"]))
         print("  (%s was built from this tree's firmware when `make firmware` last ran: rebuild after changes)"
               % os.path.relpath(frozen32, ROOT))
         mods = run(os.path.join(scratch, "none"), scratch, "modules", binary=frozen32)
@@ -102,6 +107,9 @@ def main():
     print("  clock-aligned MeterValues (ocpp/aligned.py, loaded only while ClockAlignedDataInterval is not 0): "
           "%d B; a poll between two boundaries allocates %d B (100 polls: %d B; bar 0)"
           % (al["import_bytes"], al["poll_alloc_bytes"] // 100, al["poll_alloc_bytes"]))
+    mv = figs["meter_values"]
+    print("  one MeterValues message with every measurand (%d sampled values, %d B of JSON text): %d B allocated "
+          "to build it" % (mv["sampled_values"], mv["text_bytes"], mv["alloc_bytes"]))
     print("  32-bit frozen estimate: bytecode stays in flash; the buffers do not shrink. Estimate %d B "
           "(64-bit / %d), at most %d B (buffers + the rest / %d); bar %d B" %
           (est, RATIO_64_MPY_TO_32_FROZEN,

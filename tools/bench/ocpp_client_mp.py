@@ -168,6 +168,25 @@ def bench_heap():
         svc.tx.poll()
     a1 = gc.mem_alloc()
     out(figure="aligned", import_bytes=free8 - free9, poll_alloc_bytes=a1 - a0)
+    # one MeterValues message: the sample tuple, its payload with every measurand, its JSON text (what goes out)
+    from loadpilot import codes
+    from loadpilot.ocpp import core as ocore
+    store.set("ocpp_meter_measurands", ",".join(codes.OCPP_MEASURANDS))
+    tx = svc.tx
+
+    def one():
+        m = (None, 1795000000, 123456, 11040, (16000, 16000, 16000), 16000, (230, 231, 229), "Sample.Periodic",
+             "ocpp_meter_measurands")
+        return ocore.call("123", "MeterValues", tx.meter_payload(m))
+    text = one()
+    gc.collect()
+    a0 = gc.mem_alloc()
+    for _ in range(10):
+        one()
+    a1 = gc.mem_alloc()
+    out(figure="meter_values", alloc_bytes=(a1 - a0) // 10, text_bytes=len(text),
+        sampled_values=len(tx.meter_payload((None, 0, 1, 1, (1, 1, 1), 1, (230, 230, 230), "Sample.Periodic",
+                                             "ocpp_meter_measurands"))["meterValue"][0]["sampledValue"]))
     out(figure="heap", import_bytes=free0 - free1, construct_bytes=free1 - free2, total_bytes=free0 - free2,
         buffers_bytes=len(svc._ws.rbuf) + len(svc._ws._cbuf),
         tx_import_bytes=free3 - free4, tx_construct_bytes=free4 - free5)
