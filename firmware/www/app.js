@@ -976,6 +976,7 @@ function userHome(m) {
         h("span", {"class": "st s" + (t.state || 0), text: STATES[t.state] || "-"}),
         h("h4", {text: t.dev_id + (t.mine ? " (mine)" : "")}), kv(rows)]));
     });
+    if (!st.sessions) return;
     ses.innerHTML = "";
     st.sessions.forEach(function (x) {
       ses.appendChild(h("tr", {}, [h("td", {text: x.clock ? new Date(x.start * 1000).toLocaleString() : "-"}),
@@ -1010,7 +1011,8 @@ function userHome(m) {
     h("table", {}, [h("thead", {}, [h("tr", {}, ["Start", "Wallbox", "ID", "Energy"].map(function (t) { return h("th", {text: t}); }))]), ses])]));
   m.appendChild(err);
   m.appendChild(ed);
-  every(2000, function () { api("cmd=get_user_status&" + q({id: uid})).then(draw, fail); });
+  var n = 0;  // the sessions (read from the journal on flash) every 8th poll
+  every(2000, function () { api("cmd=get_user_status&" + q({id: uid, sessions: n++ % 8 ? "" : 1})).then(draw, fail); });
   editor();
 }
 if (location.hash === "#users") route();

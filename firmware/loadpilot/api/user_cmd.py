@@ -40,7 +40,7 @@ def _number(commands, us, text, cmd):
             pass
     if n is None:
         if commands.login is False:
-            raise Denied("%s: no user with this ID" % cmd, True)
+            raise Denied("%s: no user with this ID" % cmd, bool(text))  # none given: no guess
         raise CommandError("%s: no user with this ID" % cmd)
     return n
 
@@ -210,8 +210,9 @@ def learn_rfid(commands, args, payload):
 
 def get_user_status(commands, args, payload):
     """A user's own page (id=<user ID>; the admin may ask too): the user's name, their "Learn", the tiles of
-    their wallboxes and of the other wallboxes whose charging user has not hidden them (show), and the user's
-    newest closed sessions (at their wallboxes, with their name or one of their RFIDs)."""
+    their wallboxes and of the other wallboxes whose charging user has not hidden them (show), and with
+    sessions=1 the user's 5 newest sessions (at their wallboxes, with their name or one of their RFIDs: the
+    journal is read from flash, so the page asks for them less often than for the tiles)."""
     import time
     from loadpilot.manager.model import REASON_NAMES
     us = _store(commands, "get_user_status", False)
@@ -233,9 +234,9 @@ def get_user_status(commands, args, payload):
                       "paused_by_user": bool((commands.overrides.get(dev_id) or {}).get("no_charging"))})
     L = commands.learning
     out = {"name": u["name"], "tiles": tiles,
-           "learn": L.view(time.ticks_ms()) if L is not None and L.uid == u["id"] else {"learn": "idle"},
-           "sessions": []}
-    if commands.sessions is not None:
+           "learn": L.view(time.ticks_ms()) if L is not None and L.uid == u["id"] else {"learn": "idle"}}
+    if args.get("sessions") and commands.sessions is not None:
+        out["sessions"] = []
         from loadpilot.sessions import history
         tags = [u["name"] or "user"] + [r["id"] for r in u["rfids"]]
         keep = out["sessions"]
