@@ -158,6 +158,13 @@ def test_learning_an_rfid(env):
     assert me["rfids"][-1] == {"id": NEW_CARD, "name": "", "ac_auth": True, "ac_ovch": False, "used_phases": 0}
     lines = [x[4] for x in js(admin(env).get("cmd=get_log"))[1]["lines"] if "not learned" in x[4]]
     assert lines and not any("Bob" in x or BOB_CARD in x or bob in x or anna in x for x in lines), lines
+    # an external reader without credentials and without dev_id: while learning, the card goes to her box
+    unplug(b, "E2")
+    push(b, "E2", state=2)
+    assert js(c.get("cmd=learn_rfid&id=" + anna))[1]["learn"] == "armed"
+    s, ans = js(c.get("cmd=enter_rfid&rfid=05AABBCC"))
+    assert s == 200 and ans == {"ok": True, "dev_id": "E2", "result": "authorized", "learned": True}, ans
+    assert wait_for(lambda: charging(b, "E2"), timeout=10)
     # after learning a card is not learned a second time
     unplug(b, "E2")
     push(b, "E2", state=2, rfid="0C0C0C0C")

@@ -161,7 +161,7 @@ def require_user(commands, norm, cmd, dev_id=None):
     """enter_rfid without the admin login: the ID must be a user's ID or RFID, else a guess; while a user's
     "Learn" is armed at dev_id, an unknown ID is the card to learn (api/rfid_fn.py)."""
     if _find(commands, norm) is None:
-        if dev_id is not None and commands.learning is not None:
+        if commands.learning is not None:  # dev_id None: the learning user's box is chosen (rfid_fn.target)
             from loadpilot.api import rfid_fn
             if rfid_fn.armed(commands, dev_id) is not None:
                 return
