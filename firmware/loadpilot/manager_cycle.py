@@ -87,6 +87,7 @@ class ManagerCycle:
         cps = []
         self.max_ma = []  # configured maximum per chargepoint (an override lowers cp.max_ma below it)
         self.prio = []  # configured priority per chargepoint (a charging user's priority replaces it)
+        self.phases = []  # configured phases per chargepoint (a user's RFID may set 1 or 3 for a transaction)
         devices = self.store.get("devices")
         for d in chargepoint_configs(devices, self.site.local_id, self.local_max_ma):
             cp = model.Chargepoint(d["dev_id"], min_ma=d["min_charging_cur"], max_ma=d["max_charging_cur"],
@@ -96,6 +97,7 @@ class ManagerCycle:
             cps.append(cp)
             self.max_ma.append(cp.max_ma)
             self.prio.append(cp.priority)
+            self.phases.append(cp.phases)
         self.msite.chargepoints = cps
         self.setpoints.clear()
         self.meters = [(d["dev_id"], d.get("role", 0)) for d in devices if d["dev_id"][0] == "M"]
@@ -186,6 +188,8 @@ class ManagerCycle:
             if d is not None and d.phases is not None:
                 cp.phases = d.phases
                 cp.can_switch_phases = d.can_switch_phases
+            else:
+                cp.phases = self.phases[i]  # the setting (an RFID's used_phases may replace it: _override)
             cp.measured_ma = d.reading.current_ma if fresh else None
             self._override(cp, i, d)
             a = self.authorizer
@@ -217,6 +221,9 @@ class ManagerCycle:
             cp.enabled = False
         if o["mamps"] is not None and o["mamps"] < cp.max_ma:
             cp.max_ma = o["mamps"]
+        ph = o.get("phases")
+        if ph is not None and (d is None or d.phases is None):  # a box that reports its phases knows better
+            cp.phases = ph
 
     def cycle(self, now):
         self._redecide = False

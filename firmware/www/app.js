@@ -1,7 +1,7 @@
 // LoadPilot pages (docs/webui.md). Plain JavaScript, no framework: every figure comes from the /cnf?cmd=...
 // commands of the one command layer (docs/http.md), polled as JSON. Currents are mA in the API, A on the pages.
 "use strict";
-var S = {auth: sessionStorage.getItem("lp_auth"), params: null, timers: [], hist: [], page: null};
+var S = {auth: sessionStorage.getItem("lp_auth"), uid: sessionStorage.getItem("lp_uid"), params: null, timers: [], hist: [], page: null};
 var HIST_MS = 4 * 3600 * 1000;  // the plot keeps the last 4 hours of polled figures, in this browser tab only
 var STATES = {1: "waiting", 2: "plugged in", 3: "charging", 4: "charging (vent.)", 5: "error", 6: "offline"};
 var ROLES = [[0, "display only"], [1, "consumption"], [2, "generation (PV)"], [3, "grid (house connection)"],
@@ -190,6 +190,7 @@ function route() {
   if (!PAGES[name]) name = "dashboard";
   [].forEach.call(document.querySelectorAll("nav a"), function (a) { a.className = a.hash === "#" + name ? "on" : ""; });
   $("nav").className = "";
+  if (S.uid && !S.auth) { userHome($("main")); return; }  // a user's own page (the Users block)
   if (!S.auth) { showLogin(); return; }
   var m = $("main"); m.innerHTML = "";
   if (!S.params) {
@@ -244,6 +245,7 @@ function drawStatus(st, budget, devs) {
     var ev = d.dev_id[0] === "E", rows = [["Current L1/L2/L3", d.current_ma.map(amps).join(" / ") + " A"],
       ["Power", kw(d.power_w)], ["Energy", (d.import_wh / 1000).toFixed(2) + " kWh"]];
     if (ev) rows.push(["Allocation", amps(d.alloc_ma) + " A"], ["Reason", d.reason ? REASONS[d.reason] || d.reason : "-"]);
+    if (d.user) rows.push(["User", d.user]);  // only a user who allows the name display
     devs.appendChild(h("div", {"class": "card dev", id: "dev-" + d.dev_id}, [
       h("span", {"class": "st s" + (d.state || 0), text: ev ? STATES[d.state] || "-" : "meter"}),
       h("h4", {text: d.dev_id + " " + devName(d.dev_id)}), kv(rows)]));
@@ -839,8 +841,44 @@ $("menu-btn").addEventListener("click", function () { $("nav").classList.toggle(
 route();
 
 // ---- Users (docs/users.md): the admin's list of users with PINs (get_users), add with a new ID (get_new_user_id),
-// edit name, name display, wallboxes, priority and RFIDs (set_user), delete (del_user). A separate block: the menu
-// entry is one line in index.html, and the page registers itself here.
+// edit name, name display, wallboxes, priority and RFIDs (set_user), delete (del_user), "Learn" (learn_rfid); and
+// a user's own page after the user login (get_user_status, get_user, set_user with their ID, learn_rfid). A
+// separate block: the menu entry is one line in index.html, and the page registers itself here.
+var PHASES = [[0, "keep"], [1, "1 phase (L1)"], [2, "1 phase (L2)"], [4, "1 phase (L3)"], [7, "3 phases"]];
+function rfidTable(list) {  // the RFIDs of one user: {el, add, get}
+  var rows = h("tbody", {id: "us-rfids"});
+  function add(r) {
+    var id = h("input", {value: r.id || "", placeholder: "RFID or PIN"}), nm = h("input", {value: r.name || "", maxlength: 32});
+    var au = h("input", {type: "checkbox"}), ov = h("input", {type: "checkbox"});
+    au.checked = r.ac_auth !== false; ov.checked = !!r.ac_ovch;
+    var ph = h("select", {}, PHASES.map(function (o) { return h("option", {value: String(o[0]), text: o[1]}); }));
+    ph.value = String(r.used_phases || 0);
+    var tr = h("tr", {}, [h("td", {}, [id]), h("td", {}, [nm]), h("td", {}, [au]), h("td", {}, [ov]), h("td", {}, [ph]),
+      h("td", {}, [h("button", {"class": "del", text: "Remove", onclick: function () { tr.remove(); }})])]);
+    tr.get = function () { return {id: id.value.trim(), name: nm.value, ac_auth: au.checked, ac_ovch: ov.checked, used_phases: parseInt(ph.value, 10)}; };
+    rows.appendChild(tr);
+  }
+  (list || []).forEach(add);
+  return {add: add, get: function () { return [].map.call(rows.children, function (tr) { return tr.get(); }); },
+    el: h("table", {}, [h("thead", {}, [h("tr", {}, ["ID", "Name", "Authorize charging", "(De)activate charging", "Phases", ""].map(function (t) {
+      return h("th", {text: t}); }))]), rows])};
+}
+function learnButton(uid, after) {  // arms learn_rfid for 60 s and shows how it goes; after(r): learned
+  var out = h("span", {id: "us-learn-state", "class": "help"}), timer = null;
+  function show(r) {
+    out.textContent = r.learn === "armed" ? "Learning: plug in the car and place the new RFID within " + r.left_s + " s." :
+      r.learn === "learned" ? "Learned: RFID " + r.rfid + "." : r.learn === "expired" ? "No new RFID within the minute." :
+      r.learn === "failed" ? "Not learned: " + r.why : "";
+    if (r.learn !== "armed") { clearInterval(timer); timer = null; if (r.learn === "learned") after(r); }
+  }
+  var b = h("button", {"class": "sec", id: "us-learn", text: "Learn", onclick: function () {
+    api("cmd=learn_rfid&" + q({id: uid})).then(function (r) {
+      show(r);
+      if (!timer) { timer = setInterval(function () { api("cmd=learn_rfid&state=1&" + q({id: uid})).then(show, function () {}); }, 2000); S.timers.push(timer); }
+    }, function (e) { out.textContent = e.message; });
+  }});
+  return h("span", {}, [b, " ", out]);
+}
 function usersPage(m) {
   var list = h("tbody", {id: "us-list"}), ed = h("div", {id: "us-edit"}), err = h("p", {"class": "err", id: "us-err"});
   var boxes = (S.params.devices || []).filter(function (d) { return d.dev_id[0] === "E"; }).map(function (d) { return d.dev_id; });
@@ -864,6 +902,7 @@ function usersPage(m) {
     err.textContent = ""; ed.innerHTML = "";
     var name = h("input", {id: "us-name", value: u.name || "", maxlength: 32});
     var disp = h("input", {id: "us-display", type: "checkbox"}); disp.checked = u.display !== false;
+    var show = h("input", {id: "us-show", type: "checkbox"}); show.checked = u.show !== false;
     var prio = h("select", {id: "us-prio"}, ["maintain", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(function (p) {
       return h("option", {value: String(p), text: p === "maintain" ? "maintain (the wallbox's)" : String(p)}); }));
     prio.value = String(u.priority == null ? "maintain" : u.priority);
@@ -873,39 +912,26 @@ function usersPage(m) {
       var c = h("input", {type: "checkbox", id: "us-box-" + d}); c.checked = (u.dev_ids || []).indexOf(d) >= 0;
       return [d, c];
     });
-    var rows = h("tbody", {id: "us-rfids"});
-    function rfidRow(r) {
-      var id = h("input", {value: r.id || "", placeholder: "RFID or PIN"}), nm = h("input", {value: r.name || "", maxlength: 32});
-      var au = h("input", {type: "checkbox"}), ov = h("input", {type: "checkbox"});
-      au.checked = r.ac_auth !== false; ov.checked = !!r.ac_ovch;
-      var ph = h("select", {}, [[0, "keep"], [1, "L1"], [3, "L1+L2"], [7, "L1+L2+L3"]].map(function (o) {
-        return h("option", {value: String(o[0]), text: o[1]}); }));
-      ph.value = String(r.used_phases || 0);
-      var tr = h("tr", {}, [h("td", {}, [id]), h("td", {}, [nm]), h("td", {}, [au]), h("td", {}, [ov]), h("td", {}, [ph]),
-        h("td", {}, [h("button", {"class": "del", text: "Remove", onclick: function () { tr.remove(); }})])]);
-      tr.get = function () { return {id: id.value.trim(), name: nm.value, ac_auth: au.checked, ac_ovch: ov.checked, used_phases: parseInt(ph.value, 10)}; };
-      rows.appendChild(tr);
-    }
-    (u.rfids || []).forEach(rfidRow);
+    var rf = rfidTable(u.rfids);
     function save() {
-      var body = {id: u.id, name: name.value, display: disp.checked,
+      var body = {id: u.id, name: name.value, display: disp.checked, show: show.checked,
         dev_ids: checks.filter(function (c) { return c[1].checked; }).map(function (c) { return c[0]; }),
-        priority: prio.value === "maintain" ? "maintain" : parseInt(prio.value, 10),
-        rfids: [].map.call(rows.children, function (tr) { return tr.get(); })};
+        priority: prio.value === "maintain" ? "maintain" : parseInt(prio.value, 10), rfids: rf.get()};
       api("cmd=set_user", body).then(function () { ed.innerHTML = ""; refresh(); }, fail);
     }
     ed.appendChild(h("div", {"class": "card"}, [h("h3", {text: isNew ? "New user" : "Edit user"}),
       h("div", {"class": "f"}, [h("label", {text: "User ID"}), h("input", {id: "us-id", value: u.id, readonly: true}),
-        h("span", {"class": "help", text: "The user's PIN: with it the user charges (enter_rfid) and changes name and RFIDs without the admin password. Keep it secret."})]),
+        h("span", {"class": "help", text: "The user's PIN: with it the user charges (enter_rfid), logs in on the start page and changes name and RFIDs without the admin password. Keep it secret."})]),
       h("div", {"class": "f"}, [h("label", {text: "Name"}), name, h("span", {"class": "help", text: "Shown in the list of charging processes instead of the ID."})]),
-      h("div", {"class": "f"}, [h("label", {text: "Allow name display"}), disp]),
+      h("div", {"class": "f"}, [h("label", {text: "Allow name display"}), disp, h("span", {"class": "help", text: "The name on the wallbox's tile while the user charges."})]),
+      h("div", {"class": "f"}, [h("label", {text: "Show wallbox"}), show, h("span", {"class": "help", text: "Other users see the tile of the wallbox this user charges at (the admin always does)."})]),
       h("div", {"class": "f"}, [h("label", {text: "Wallbox assignment"}), h("span", {}, checks.map(function (c) {
         return h("label", {}, [c[1], " " + c[0] + " "]); })), h("span", {"class": "help", text: "As soon as a wallbox has a user, it charges only after that user's PIN or RFID."})]),
       h("div", {"class": "f"}, [h("label", {text: "Priority"}), prio, h("span", {"class": "help", text: "Replaces the wallbox's priority while this user charges."})]),
-      h("h3", {text: "RFIDs and PINs"}),
-      h("table", {}, [h("thead", {}, [h("tr", {}, ["ID", "Name", "Authorize charging", "Stop charging", "Phases", ""].map(function (t) { return h("th", {text: t}); }))]), rows]),
-      h("div", {"class": "row"}, [h("button", {"class": "sec", id: "us-add-rfid", text: "Add RFID/PIN", onclick: function () { rfidRow({}); }}),
-        h("button", {id: "us-save", text: "Save", onclick: save}),
+      h("h3", {text: "RFIDs and PINs"}), rf.el,
+      h("div", {"class": "row"}, [h("button", {"class": "sec", id: "us-add-rfid", text: "Add RFID/PIN", onclick: function () { rf.add({}); }}),
+        isNew ? null : learnButton(u.id, function (r) { rf.add({id: r.rfid}); refresh(); })]),
+      h("div", {"class": "row"}, [h("button", {id: "us-save", text: "Save", onclick: save}),
         h("button", {"class": "sec", text: "Cancel", onclick: function () { ed.innerHTML = ""; err.textContent = ""; }})])]));
   }
   m.appendChild(h("h2", {text: "Users"}));
@@ -914,9 +940,81 @@ function usersPage(m) {
     }})]), err,
     h("table", {}, [h("thead", {}, [h("tr", {}, ["Name", "User ID", "Wallboxes", "Priority", "RFIDs", ""].map(function (t) { return h("th", {text: t}); }))]), list]),
     h("p", {"class": "help", text: "Users authorize charging with their user ID (PIN) or one of their RFIDs at the wallboxes assigned to them. " +
+      "Learn: the next unknown RFID placed at one of the user's wallboxes within a minute becomes theirs. " +
       "Per-user charging rules and budgets are not supported."})]));
   m.appendChild(ed);
   refresh();
 }
 PAGES.users = usersPage;
+
+// the user login: the user ID alone, kept in sessionStorage (never in the address), no admin menu
+$("login-user-btn").addEventListener("click", function () {
+  var uid = $("login-uid").value.trim();
+  S.auth = null;
+  api("cmd=get_user_status&" + q({id: uid})).then(function () {
+    S.uid = uid; sessionStorage.setItem("lp_uid", uid); sessionStorage.removeItem("lp_auth");
+    $("login-uid").value = ""; $("login").hidden = true; $("main").hidden = false;
+    route();
+  }, function (e) { $("login-err").textContent = e.message; });
+});
+function userHome(m) {
+  document.body.className = "user";  // app.css hides the admin menu; the box refuses admin commands anyway
+  $("login").hidden = true; $("main").hidden = false; m.innerHTML = "";
+  var uid = S.uid, tiles = h("div", {"class": "grid", id: "u-tiles"}), ses = h("tbody", {id: "u-sessions"});
+  var ed = h("div", {id: "u-edit"}), err = h("p", {"class": "err", id: "u-err"}), hello = h("h2", {id: "u-hello", text: "My wallboxes"});
+  function out() {
+    S.uid = null; sessionStorage.removeItem("lp_uid"); document.body.className = ""; showLogin();
+  }
+  function fail(e) { if (/no user with this ID|wait|too many/.test(e.message)) { out(); $("login-err").textContent = e.message; } else err.textContent = e.message; }
+  function draw(st) {
+    hello.textContent = "Hello " + (st.name || "user");
+    tiles.innerHTML = "";
+    st.tiles.forEach(function (t) {
+      var rows = [["Current L1/L2/L3", t.current_ma.map(amps).join(" / ") + " A"], ["Power", kw(t.power_w)],
+        ["Allocation", amps(t.alloc_ma) + " A"], ["Reason", REASONS[t.reason] || t.reason]];
+      if (t.user) rows.push(["User", t.user]);
+      if (t.paused_by_user) rows.push(["Charging", "deactivated (RFID or override)"]);
+      tiles.appendChild(h("div", {"class": "card dev", id: "u-dev-" + t.dev_id}, [
+        h("span", {"class": "st s" + (t.state || 0), text: STATES[t.state] || "-"}),
+        h("h4", {text: t.dev_id + (t.mine ? " (mine)" : "")}), kv(rows)]));
+    });
+    if (!st.sessions) return;
+    ses.innerHTML = "";
+    st.sessions.forEach(function (x) {
+      ses.appendChild(h("tr", {}, [h("td", {text: x.clock ? new Date(x.start * 1000).toLocaleString() : "-"}),
+        h("td", {text: x.dev_id}), h("td", {text: x.rfid}), h("td", {text: (x.energy_wh / 1000).toFixed(2) + " kWh"})]));
+    });
+    if (!st.sessions.length) ses.appendChild(h("tr", {}, [h("td", {colspan: 4, text: "No sessions yet."})]));
+  }
+  function editor() {
+    api("cmd=get_user&" + q({id: uid})).then(function (u) {
+      ed.innerHTML = "";
+      var name = h("input", {id: "u-name", value: u.name, maxlength: 32});
+      var disp = h("input", {id: "u-display", type: "checkbox"}); disp.checked = u.display;
+      var show = h("input", {id: "u-show", type: "checkbox"}); show.checked = u.show !== false;
+      var rf = rfidTable(u.rfids);
+      ed.appendChild(h("div", {"class": "card"}, [h("h3", {text: "My settings"}),
+        h("div", {"class": "f"}, [h("label", {text: "Name"}), name]),
+        h("div", {"class": "f"}, [h("label", {text: "Show my name on the tile"}), disp]),
+        h("div", {"class": "f"}, [h("label", {text: "Show my wallbox to other users"}), show]),
+        h("h3", {text: "My RFIDs and PINs"}), rf.el,
+        h("div", {"class": "row"}, [h("button", {"class": "sec", id: "us-add-rfid", text: "Add RFID/PIN", onclick: function () { rf.add({}); }}),
+          learnButton(uid, function (r) { rf.add({id: r.rfid}); })]),
+        h("div", {"class": "row"}, [h("button", {id: "u-save", text: "Save", onclick: function () {
+          err.textContent = "";
+          api("cmd=set_user", {id: uid, name: name.value, display: disp.checked, show: show.checked, rfids: rf.get()}).then(function () {
+            err.textContent = "Saved."; editor(); }, fail);
+        }})])]));
+    }, fail);
+  }
+  m.appendChild(h("div", {"class": "row"}, [hello, h("button", {"class": "sec", id: "u-logout", text: "Log out", onclick: out})]));
+  m.appendChild(tiles);
+  m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "My latest sessions"}),
+    h("table", {}, [h("thead", {}, [h("tr", {}, ["Start", "Wallbox", "ID", "Energy"].map(function (t) { return h("th", {text: t}); }))]), ses])]));
+  m.appendChild(err);
+  m.appendChild(ed);
+  var n = 0;  // the sessions (read from the journal on flash) every 8th poll
+  every(2000, function () { api("cmd=get_user_status&" + q({id: uid, sessions: n++ % 8 ? "" : 1})).then(draw, fail); });
+  editor();
+}
 if (location.hash === "#users") route();

@@ -93,7 +93,7 @@ def test_the_admin_creates_and_lists_users(env):
     s, users = js(c.get("cmd=get_users"))
     assert s == 200 and [u["name"] for u in users] == ["Anna", "Bob"]
     a = users[0]
-    assert a == {"id": anna, "name": "Anna", "display": True, "dev_ids": ["E2"], "priority": 5,
+    assert a == {"id": anna, "name": "Anna", "display": True, "show": True, "dev_ids": ["E2"], "priority": 5,
                  "rfids": [{"id": ANNA_CARD, "name": "Card", "ac_auth": True, "ac_ovch": False, "used_phases": 0}],
                  "charging_rules": []}
     # a temporary user goes again (del_user: our addition, the document has no delete)

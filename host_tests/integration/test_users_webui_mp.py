@@ -63,3 +63,51 @@ def test_add_a_user_on_the_users_page_and_see_it_listed(box, browser):
     click(d, by_id(d, "us-save"))
     assert "rfids[1].id" in text_of(d, "us-err", timeout=20)
     shot(d, "users-edit")
+
+
+def _box(url, query, body=None):
+    """The box as a wallbox or the admin's script talks to it: with the admin login."""
+    req = urllib.request.Request(url + "cnf?" + query, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", "Authorization": "Basic " +
+                                          base64.b64encode(("admin:" + FACTORY).encode()).decode()})
+    return json.loads(urllib.request.urlopen(req, timeout=10).read())
+
+
+def test_a_user_logs_in_with_the_user_id_and_learns_an_rfid(box, browser):
+    fw, url = box
+    d = browser
+    uid = _box(url, "cmd=get_users")[0]["id"]
+    d.execute_script("sessionStorage.clear()")
+    d.get(url)
+    until(d, lambda: by_id(d, "login").is_displayed(), timeout=20)
+    set_value(by_id(d, "login-uid"), "12345678")  # a wrong ID: refused on the form
+    click(d, by_id(d, "login-user-btn"))
+    assert "no user with this ID" in text_of(d, "login-err", timeout=20)
+    set_value(by_id(d, "login-uid"), uid)
+    click(d, by_id(d, "login-user-btn"))
+    until(d, lambda: "Hello Anna" in by_id(d, "u-hello").text, timeout=20)
+    assert uid not in d.current_url and not by_id(d, "nav").is_displayed()  # no admin menu, no ID in the address
+    until(d, lambda: "(mine)" in by_id(d, "u-dev-E2").text, timeout=20)
+    # Learn, then the car is plugged in at E2 and an unknown card placed: it is Anna's and charges
+    click(d, until(d, lambda: by_id(d, "us-learn"), timeout=20))
+    assert "Learning" in text_of(d, "us-learn-state", timeout=20)
+    _box(url, "cmd=set_ajax_evse&dev_id=E2", {"state": 2, "rfid": "04A1B2C3D4E5F6"})
+    until(d, lambda: "Learned: RFID 04A1B2C3D4E5F6" in by_id(d, "us-learn-state").text, timeout=20)
+    until(d, lambda: len(by_id(d, "us-rfids").find_elements("css selector", "tr")) == 2, timeout=20)
+    assert any(r["id"] == "04A1B2C3D4E5F6" and r["ac_auth"] for r in _box(url, "cmd=get_users")[0]["rfids"])
+    # she renames herself and hides her name: the box has it
+    set_value(by_id(d, "u-name"), "Anna K")
+    click(d, by_id(d, "u-display"))
+    click(d, by_id(d, "u-save"))
+    until(d, lambda: _box(url, "cmd=get_users")[0]["name"] == "Anna K", timeout=20)
+    u = _box(url, "cmd=get_users")[0]
+    assert u["display"] is False and u["dev_ids"] == ["E2"]
+    until(d, lambda: "Hello Anna K" in by_id(d, "u-hello").text, timeout=20)
+    shot(d, "user-home")
+    # a reload keeps her logged in (sessionStorage); Log out ends it
+    d.get(url)
+    until(d, lambda: "Hello Anna K" in by_id(d, "u-hello").text, timeout=20)
+    click(d, by_id(d, "u-logout"))
+    until(d, lambda: by_id(d, "login").is_displayed(), timeout=20)
+    assert d.execute_script("return sessionStorage.getItem('lp_uid')") is None
+    _box(url, "cmd=set_ajax_evse&dev_id=E2", {"state": 1})

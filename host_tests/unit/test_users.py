@@ -85,3 +85,22 @@ def test_get_users_stream_is_the_documents_array_and_hides_ids_when_published(tm
         assert users[1]["rfids"][0]["id"] == "0A0B0C01"
     (tmp_path / "none").mkdir()
     assert json.loads(b"".join(UsersStream(store(tmp_path / "none"), False).parts())) == []
+
+
+def test_display_show_and_cards_with_functions(tmp_path):
+    us = store(tmp_path)
+    a = us.set({"id": "12345678", "name": "Anna", "dev_ids": ["E2"], "show": False,
+                "rfids": [{"id": "0A1B2C3D"}, {"id": "0B0B0B0B", "ac_ovch": True}, {"id": "0C0C0C0C", "used_phases": 4}]})
+    assert us.display(a) is True and us.show(a) is False
+    assert us.has_functions("0A1B2C3D") is None and us.has_functions("12345678") is None
+    assert us.has_functions("0B0B0B0B") == (a, 1) and us.has_functions("0C0C0C0C") == (a, 2)
+    assert store(tmp_path).show(a) is False  # on flash, read back at boot
+    # two phases: refused for a change (the manager knows 1 or 3), but a file that holds one still loads
+    with pytest.raises(UsersError, match="1 phase or 3 phases"):
+        us.set({"rfids": [{"id": "0A1B2C3D", "used_phases": 3}]}, a)
+    line = json.loads((tmp_path / "users.jsonl").read_text())
+    line["rfids"][0]["used_phases"] = 3
+    del line["show"]  # a file written before "show" existed
+    (tmp_path / "users.jsonl").write_text(json.dumps(line) + "\n")
+    old = store(tmp_path)
+    assert not old.damaged and old.show(0) is True and old.has_functions("0A1B2C3D") == (0, 0)

@@ -33,6 +33,13 @@ out.append(("import sessions.users", f - free()))
 f = free()
 import loadpilot.api.user_cmd
 out.append(("import api.user_cmd", f - free()))
+f = free()
+import loadpilot.api.rfid_fn
+out.append(("import api.rfid_fn", f - free()))
+f = free()
+L = loadpilot.api.rfid_fn.Learning("10000000000000", ("E2",), 0)
+out.append(("one armed Learning", f - free()))
+L = None
 from loadpilot.sessions.users import Users
 def user(i):
     return {"id": "%%014d" %% (10000000000000 + i), "name": "User %%d" %% i, "dev_ids": ["E%%d" %% (1 + i %% 3)],

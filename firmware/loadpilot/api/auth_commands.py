@@ -79,16 +79,31 @@ def enter_rfid(commands, args):
     rfid = _id(args.get("rfid", ""), "enter_rfid")
     a = commands.authorizer
     dev_id = args.get("dev_id")
+    fn = None
+    if commands.users is not None and commands.users(False) is not None:
+        from loadpilot.api import rfid_fn as fn  # users exist: learning and a card's functions (docs/users.md)
+        if dev_id is None:
+            dev_id = fn.target(commands, rfid)
+    learned = False
     try:
         if dev_id is not None:
             commands._wallbox(dev_id, "enter_rfid")
+            running = a.auth_of(dev_id) is not None
+            learned = fn is not None and fn.learn(commands, dev_id, rfid)
             norm, result = a.present(dev_id, rfid, AUTH_ENTER_RFID)
         else:
+            running = False
             dev_id, norm, result = a.present_any(rfid, AUTH_ENTER_RFID)
     except AuthError as e:
         raise CommandError("enter_rfid: %s" % e)
     commands.rfids[dev_id] = norm
-    return {"ok": True, "dev_id": dev_id, "result": result}
+    out = {"ok": True, "dev_id": dev_id, "result": result}
+    done = fn.apply(commands, dev_id, rfid, running) if fn is not None else None
+    if done:
+        out["functions"] = done
+    if learned:
+        out["learned"] = True
+    return out
 
 
 def reader_rfid(commands, dev_id, norm):
@@ -98,10 +113,23 @@ def reader_rfid(commands, dev_id, norm):
     a = commands.authorizer
     if a is None or not a.requires(dev_id):
         return
+    s = a.slots.get(dev_id)
+    new = s is None or s.card != norm  # a box repeats its card on every push: functions act once per placing
+    fn = None
+    if new and commands.users is not None and commands.users(False) is not None:
+        from loadpilot.api import rfid_fn as fn
+    running = a.auth_of(dev_id) is not None
+    if fn is not None:
+        fn.learn(commands, dev_id, norm)
     try:
         a.present(dev_id, norm, AUTH_HTTP_INPUT)
     except AuthError:
         pass  # logged by the authorizer
+    s = a.slots.get(dev_id)
+    if s is not None:
+        s.card = norm
+    if fn is not None:
+        fn.apply(commands, dev_id, norm, running)
 
 
 def override_credentials(commands, flags, args):

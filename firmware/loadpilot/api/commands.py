@@ -98,6 +98,7 @@ class Commands:
         self.authorizer = None  # sessions/auth.Authorizer
         self.whitelist = None   # callable -> sessions/whitelist.Whitelist, loaded on first use
         self.users = None       # callable -> sessions/users.Users, loaded on first use (docs/users.md)
+        self.learning = None    # api/rfid_fn.Learning: a user's "Learn" (learn_rfid), armed for 60 s
         # who asks (set by run for the command it runs; docs/users.md): True = the HTTP admin login, False = HTTP
         # without it (a user's rights: their ID/PIN), None = a transport without a login (MQTT api/, whose
         # answers are published: user IDs hidden)
@@ -325,7 +326,7 @@ class Commands:
             raise CommandError("enter_rfid: %s" % e)
         if self.login is False:  # HTTP without the admin login: a user's ID/PIN or RFID only (docs/users.md)
             from loadpilot.api import user_cmd
-            user_cmd.require_user(self, rfid, "enter_rfid")
+            user_cmd.require_user(self, rfid, "enter_rfid", args.get("dev_id"))
         if self.authorizer is not None:
             from loadpilot.api import auth_commands
             return auth_commands.enter_rfid(self, args)
@@ -365,6 +366,15 @@ class Commands:
             from loadpilot.api import user_cmd
             user = user_cmd.box_user(self, dev_id, args.get("rfid"), "override_device")
             by = "user"
+        self.override(dev_id, flags, mamps, by)
+        if user is not None:
+            self.rfids[dev_id] = user
+        return {"ok": True}
+
+    def override(self, dev_id, flags="", mamps=None, by=None, phases=None):
+        """The one writer of a wallbox's transaction overrides (override_device, a user's RFID functions in
+        api/rfid_fn.py); the manager cycle applies them until the car is unplugged. phases: 1 or 3 in place of
+        the wallbox's phases setting."""
         o = self.overrides.get(dev_id) or {"mamps": None, "no_charging": False, "no_evse_rules": False,
                                             "no_user_rules": False}
         for f in flags:
@@ -372,12 +382,11 @@ class Commands:
             o[key] = f.isupper()
         if mamps is not None:
             o["mamps"] = mamps
+        if phases is not None:
+            o["phases"] = phases
         if by is not None:
             o["by"] = by  # "admin", "rfid" or "user": who allowed it (the password itself is never kept)
         self.overrides[dev_id] = o
-        if user is not None:
-            self.rfids[dev_id] = user
-        return {"ok": True}
 
     def charging_enabled(self, dev_id):
         """Charging allowed: not disabled by override_device C, by MQTT ctl or a Modbus master (the local box)."""
@@ -487,6 +496,8 @@ class Commands:
             if self.authorizer is not None:  # the box's own reader: authorizes its car (docs/authorization.md)
                 from loadpilot.api import auth_commands
                 auth_commands.reader_rfid(self, dev_id, rfid)
+        elif "rfid" in obj and self.authorizer is not None:  # no card now: the next one is a new presentation
+            self.authorizer.card_gone(dev_id)
         return self.pushed_answer(dev_id, dev)
 
     # ---- MQTT ctl (observation mode)
@@ -545,8 +556,8 @@ _HANDLERS = (("get_params", "_q_get_params"), ("set_params", "_q_set_params"), (
              ("set_ajax_meter", "_q_set_ajax"), ("set_ajax_evse", "_q_set_ajax"))
 # commands whose code lives in api/user_cmd.py (docs/users.md), and those a user runs without the admin login
 # (HTTP): the command layer checks the user's ID/PIN (self.login False)
-_USER_CMDS = ("get_users", "get_user", "set_user", "get_new_user_id", "del_user")
-USER_RIGHTS = ("get_user", "set_user", "enter_rfid", "override_device")
+_USER_CMDS = ("get_users", "get_user", "set_user", "get_new_user_id", "del_user", "learn_rfid", "get_user_status")
+USER_RIGHTS = ("get_user", "set_user", "enter_rfid", "override_device", "learn_rfid", "get_user_status")
 # commands whose code lives in api/session_cmd.py (imported with the first of them)
 _SESSION_CMDS = ("get_sessions", "export_sessions", "change_admin_pwd")
 _WHITELIST_CMDS = ("whitelist_add", "whitelist_delete", "whitelist_clear", "whitelist_search", "whitelist_import",

@@ -64,6 +64,11 @@ class SystemCommands:
         st["log_count"] = app.log.count
         st["diag_logging_s"] = self._diag_left()
         st["ocpp"] = app.ocpp.view() if app.ocpp is not None else None  # no secret in it: the URL holds none
+        a = app.commands.authorizer
+        if a is not None:  # a charging user's name on the tile, only with their "display" on (docs/users.md)
+            for v in st["devices"]:
+                if v["dev_id"][0] == "E":
+                    v["user"] = a.shown_of(v["dev_id"])[0]
         return st
 
     def _get_log(self, args, payload):
@@ -112,6 +117,8 @@ class SystemCommands:
         for i, d in enumerate(settings.get("devices", ())):
             if REDACTED in d.get("address", ""):
                 omitted.append("devices[%d].address password" % i)
+        # users are no settings and their IDs are secrets (PINs): never exported (docs/users.md)
+        omitted.append("users (user IDs are secrets: re-create them with get_new_user_id/set_user)")
         return {"settings": settings, "omitted": omitted}
 
     def _import_config(self, args, payload):

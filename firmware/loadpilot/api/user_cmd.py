@@ -40,7 +40,7 @@ def _number(commands, us, text, cmd):
             pass
     if n is None:
         if commands.login is False:
-            raise Denied("%s: no user with this ID" % cmd, True)
+            raise Denied("%s: no user with this ID" % cmd, bool(text))  # none given: no guess
         raise CommandError("%s: no user with this ID" % cmd)
     return n
 
@@ -157,9 +157,14 @@ def shown(commands, norm):
     return (us.name(f[0]) or "user") if f[1] is None else norm
 
 
-def require_user(commands, norm, cmd):
-    """enter_rfid without the admin login: the ID must be a user's ID or RFID, else a guess."""
+def require_user(commands, norm, cmd, dev_id=None):
+    """enter_rfid without the admin login: the ID must be a user's ID or RFID, else a guess; while a user's
+    "Learn" is armed at dev_id, an unknown ID is the card to learn (api/rfid_fn.py)."""
     if _find(commands, norm) is None:
+        if commands.learning is not None:  # dev_id None: the learning user's box is chosen (rfid_fn.target)
+            from loadpilot.api import rfid_fn
+            if rfid_fn.armed(commands, dev_id) is not None:
+                return
         raise Denied("%s: needs the admin login or a user's ID/PIN or RFID" % cmd, True)
 
 
@@ -178,3 +183,67 @@ def box_user(commands, dev_id, text, cmd):
             raise Denied("%s: needs the admin login or the ID/PIN or RFID of a user of %s (rfid=)" % (cmd, dev_id))
         raise Denied("%s: needs the admin login or the ID/PIN or RFID of a user of %s" % (cmd, dev_id), True)
     return shown(commands, norm)
+
+
+def learn_rfid(commands, args, payload):
+    """learn_rfid&id=<user ID>: arms "Learn" for 60 s (admin, or that user): the next ID that is nobody's,
+    presented at one of the user's wallboxes, becomes their RFID. &state=1 only reads how it went (armed, learned,
+    expired, failed, or idle when this user armed nothing). One user learns at a time."""
+    import time
+    from loadpilot.api import rfid_fn
+    us = _store(commands, "learn_rfid", False)
+    n = _number(commands, us, args.get("id"), "learn_rfid")
+    uid = us.read(n)["id"]
+    L = commands.learning
+    now = time.ticks_ms()
+    mine = L is not None and L.uid == uid
+    if args.get("state"):
+        return L.view(now) if mine else {"learn": "idle"}
+    if not us.dev_ids(n):
+        raise CommandError("learn_rfid: this user has no wallbox yet: the admin assigns one first")
+    if not mine and rfid_fn.armed(commands, None, now) is not None:
+        raise CommandError("learn_rfid: another user is learning an RFID: try again in a minute")
+    commands.learning = rfid_fn.Learning(uid, us.dev_ids(n), now)
+    commands.log.info("users", "user %r: learning an RFID for 60 s at %s" % (us.name(n), ", ".join(us.dev_ids(n))))
+    return commands.learning.view(now)
+
+
+def get_user_status(commands, args, payload):
+    """A user's own page (id=<user ID>; the admin may ask too): the user's name, their "Learn", the tiles of
+    their wallboxes and of the other wallboxes whose charging user has not hidden them (show), and with
+    sessions=1 the user's 5 newest sessions (at their wallboxes, with their name or one of their RFIDs: the
+    journal is read from flash, so the page asks for them less often than for the tiles)."""
+    import time
+    from loadpilot.manager.model import REASON_NAMES
+    us = _store(commands, "get_user_status", False)
+    n = _number(commands, us, args.get("id"), "get_user_status")
+    u = us.read(n)
+    mine = us.dev_ids(n)
+    a = commands.authorizer
+    site = commands.site
+    tiles = []
+    for dev_id in _wallboxes(commands):
+        shown, hide = a.shown_of(dev_id) if a is not None else (None, False)
+        d = site.device(dev_id) if site is not None else None
+        if d is None or (dev_id not in mine and hide):
+            continue
+        r = d.reading
+        tiles.append({"dev_id": dev_id, "mine": dev_id in mine, "state": d.status,
+                      "current_ma": list(r.current_ma), "power_w": r.power_w, "import_wh": r.import_wh,
+                      "alloc_ma": d.alloc_ma, "reason": REASON_NAMES[d.reason], "user": shown,
+                      "paused_by_user": bool((commands.overrides.get(dev_id) or {}).get("no_charging"))})
+    L = commands.learning
+    out = {"name": u["name"], "tiles": tiles,
+           "learn": L.view(time.ticks_ms()) if L is not None and L.uid == u["id"] else {"learn": "idle"}}
+    if args.get("sessions") and commands.sessions is not None:
+        out["sessions"] = []
+        from loadpilot.sessions import history
+        tags = [u["name"] or "user"] + [r["id"] for r in u["rfids"]]
+        keep = out["sessions"]
+        for s in history.records(commands.sessions.journal):
+            if s.dev_id in mine and s.id_tag in tags:
+                keep.append(history.view(s))
+                if len(keep) > 5:
+                    keep.pop(0)
+        keep.reverse()
+    return out

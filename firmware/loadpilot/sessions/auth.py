@@ -29,6 +29,9 @@ class _Slot:
         self.since_ms = 0  # plug-in (waiting) or pre-authorization
         self.refused = None  # the last ID refused here (logged once, not on every push)
         self.prio = None  # the priority of the user charging here (reference/users.md), None: the wallbox's
+        self.shown = None  # the name on the tile while a user charges here (their "display" on), else None
+        self.hide = False  # the charging user's "show" is off: the tile is not shown to other users
+        self.card = None  # the card the wallbox's reader reports now (a new one is a new presentation)
 
 
 class Authorizer:
@@ -133,8 +136,10 @@ class Authorizer:
                 moved = True
         return moved
 
-    def _grant(self, dev_id, s, id_tag, method, now, prio=None):
+    def _grant(self, dev_id, s, id_tag, method, now, prio=None, shown=None, hide=False):
         s.state = AUTH_AUTHORIZED
+        s.shown = shown
+        s.hide = hide
         s.id_tag = id_tag
         s.method = method
         s.refused = None
@@ -160,6 +165,19 @@ class Authorizer:
         """The priority of the user authorized at dev_id while that user charges, or None (the wallbox's own)."""
         s = self.slots.get(dev_id)
         return s.prio if s is not None and s.state == AUTH_AUTHORIZED else None
+
+    def shown_of(self, dev_id):
+        """(the name a tile shows or None, the tile hidden from other users) of the session at dev_id."""
+        s = self.slots.get(dev_id)
+        if s is None or not s.plugged or s.state != AUTH_AUTHORIZED:
+            return None, False
+        return s.shown, s.hide
+
+    def card_gone(self, dev_id):
+        """The wallbox's reader reports no card: the next one it reports is a new presentation."""
+        s = self.slots.get(dev_id)
+        if s is not None:
+            s.card = None
 
     def state_name(self, dev_id):
         s = self.slots.get(dev_id)
@@ -211,7 +229,12 @@ class Authorizer:
             tag = us.name(n) or "user"
             while len(tag.encode()) > 20:
                 tag = tag[:-1]
-        self._grant(dev_id, s, tag, AUTH_USER if pin else method, now, us.prio(n))
+        shown = None
+        if us.display(n):  # an RFID's own name replaces the user's on the tile (reference/users.md)
+            shown = us.name(n)
+            if not pin:
+                shown = us.read(n)["rfids"][us.find(norm)[1]]["name"] or shown
+        self._grant(dev_id, s, tag, AUTH_USER if pin else method, now, us.prio(n), shown or None, not us.show(n))
         return tag, s
 
     def present(self, dev_id, text, method, now=None):

@@ -26,7 +26,11 @@ MAINTAIN = "maintain"     # priority: the wallbox's own applies
 _ENTRY = const(14)        # index entry: record (11), user number, RFID number (0xFF: the user ID), flags
 _USER_ID = const(0xFF)
 _AC_AUTH = const(1)
-_KEYS = ("id", "name", "display", "dev_ids", "priority", "rfids", "charging_rules")
+_FN = const(2)            # index flag: the RFID has functions (ac_ovch or used_phases): api/rfid_fn.py reads them
+_DISPLAY = const(1)       # meta flags: display (the name on the wallbox's tile), show (the tile seen by other users)
+_SHOW = const(2)
+PHASES = (0, 1, 2, 4, 7)  # used_phases a card may set: keep, one phase (L1, L2 or L3), all three (1p/3p manager)
+_KEYS = ("id", "name", "display", "show", "dev_ids", "priority", "rfids", "charging_rules")
 _RFID_KEYS = ("id", "name", "ac_auth", "ac_ovch", "used_phases")
 
 
@@ -59,7 +63,7 @@ def _bool(v, what):
     return v
 
 
-def _rfid(obj, i):
+def _rfid(obj, i, strict):
     what = "rfids[%d]" % i
     if not isinstance(obj, dict):
         raise UsersError("%s: expected an object" % what)
@@ -73,12 +77,14 @@ def _rfid(obj, i):
     ph = obj.get("used_phases", 0)
     if isinstance(ph, bool) or not isinstance(ph, int) or not 0 <= ph <= 7:
         raise UsersError("%s.used_phases must be 0..7 (0 = keep, bit 0 L1, bit 1 L2, bit 2 L3)" % what)
+    if strict and ph not in PHASES:  # a new value only: a file written before this rule still loads
+        raise UsersError("%s.used_phases: the load manager knows 1 phase or 3 phases: give 0, 1, 2, 4 or 7" % what)
     return {"id": rid, "name": _name(obj.get("name", ""), what + ".name"),
             "ac_auth": _bool(obj.get("ac_auth", True), what + ".ac_auth"),
             "ac_ovch": _bool(obj.get("ac_ovch", False), what + ".ac_ovch"), "used_phases": ph}
 
 
-def parse(obj, old=None, wallboxes=None):
+def parse(obj, old=None, wallboxes=None, strict=False):
     """A user object (the document's form) -> the checked user object, fields missing from obj taken from old (an
     update). wallboxes: the dev_ids a user may be assigned to (None: not checked). UsersError names the field."""
     if not isinstance(obj, dict):
@@ -86,7 +92,7 @@ def parse(obj, old=None, wallboxes=None):
     for k in obj:
         if k not in _KEYS:
             raise UsersError("%s: unknown key" % k)
-    u = {"id": None, "name": "", "display": True, "dev_ids": [], "priority": MAINTAIN, "rfids": [],
+    u = {"id": None, "name": "", "display": True, "show": True, "dev_ids": [], "priority": MAINTAIN, "rfids": [],
          "charging_rules": []}
     if old is not None:
         u.update(old)
@@ -96,8 +102,9 @@ def parse(obj, old=None, wallboxes=None):
         raise UsersError("id: missing (get one with get_new_user_id)")
     if "name" in obj:
         u["name"] = _name(obj["name"], "name")
-    if "display" in obj:
-        u["display"] = _bool(obj["display"], "display")
+    for k in ("display", "show"):
+        if k in obj:
+            u[k] = _bool(obj[k], k)
     if "dev_ids" in obj:
         d = obj["dev_ids"]
         if not isinstance(d, list) or len(d) > MAX_DEV_IDS:
@@ -117,7 +124,7 @@ def parse(obj, old=None, wallboxes=None):
         r = obj["rfids"]
         if not isinstance(r, list) or len(r) > MAX_RFIDS:
             raise UsersError("rfids must be a list of at most %d RFIDs/PINs" % MAX_RFIDS)
-        rs = [_rfid(r[i], i) for i in range(len(r))]
+        rs = [_rfid(r[i], i, strict) for i in range(len(r))]
         for i in range(len(rs)):
             if rs[i]["id"] == u["id"] or any(rs[j]["id"] == rs[i]["id"] for j in range(i)):
                 raise UsersError("rfids[%d].id: given twice" % i)
@@ -132,7 +139,7 @@ class Users:
         self.path = root + "/users.jsonl" if root else "users.jsonl"
         self.log = log
         self.index = bytearray()  # _ENTRY bytes per ID
-        self.meta = []  # per user (line): (dev_ids tuple, priority or None, name)
+        self.meta = []  # per user (line): (dev_ids tuple, priority or None, name, _DISPLAY | _SHOW flags)
         self.damaged = False  # the file could not be read: changes are refused, so nothing overwrites it
         self.on_change = None  # called after a change reached flash (the authorizer re-reads the assignment)
         self._load()
@@ -164,6 +171,26 @@ class Users:
 
     def name(self, n):
         return self.meta[n][2]
+
+    def display(self, n):
+        """The user's name may be shown on the tile of the wallbox they charge at."""
+        return bool(self.meta[n][3] & _DISPLAY)
+
+    def show(self, n):
+        """The tile of the wallbox this user charges at is shown to other users."""
+        return bool(self.meta[n][3] & _SHOW)
+
+    def has_functions(self, norm):
+        """(user number, RFID number) of an RFID of a user with ac_ovch or used_phases, else None."""
+        try:
+            rec = ids.record(norm)
+        except (ValueError, IndexError):
+            return None
+        x = self.index
+        for i in range(0, len(x), _ENTRY):
+            if x[i:i + 11] == rec:
+                return (x[i + 11], x[i + 12]) if x[i + 13] & _FN else None
+        return None
 
     def boxes(self):
         """The wallboxes with at least one user: they charge only for their users."""
@@ -215,7 +242,7 @@ class Users:
     def set(self, obj, n=None, wallboxes=None):
         """Create (n None) or update user number n from obj. -> the user number."""
         self._writable()
-        u = parse(obj, self.read(n) if n is not None else None, wallboxes)
+        u = parse(obj, self.read(n) if n is not None else None, wallboxes, True)
         if n is None and len(self.meta) >= MAX_USERS:
             raise UsersError("the user list is full (%d users)" % MAX_USERS)
         for x in [u["id"]] + [r["id"] for r in u["rfids"]]:
@@ -296,9 +323,11 @@ class Users:
                     index.extend(ids.record(r["id"] if r else u["id"]))
                     index.append(n)
                     index.append(k if r else _USER_ID)
-                    index.append(_AC_AUTH if r is None or r["ac_auth"] else 0)
+                    index.append((_AC_AUTH if r is None or r["ac_auth"] else 0) |
+                                 (_FN if r is not None and (r["ac_ovch"] or r["used_phases"]) else 0))
                 p = u["priority"]
-                meta.append((tuple(u["dev_ids"]), None if p == MAINTAIN else p, u["name"]))
+                meta.append((tuple(u["dev_ids"]), None if p == MAINTAIN else p, u["name"],
+                             (_DISPLAY if u["display"] else 0) | (_SHOW if u["show"] else 0)))
         except (ValueError, OSError) as e:  # UsersError is a ValueError, and so is a JSON error
             self.damaged = True
             self.log.error("users", "users.jsonl unreadable, user assignments are not applied until it is fixed: "
