@@ -13,6 +13,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
 FIRMWARE = os.path.join(ROOT, "firmware")
 BOARDS = os.path.join(ROOT, "boards")
 
@@ -94,7 +95,7 @@ class Firmware:
     """One firmware process. fs_dir stands for the device's filesystem (config lives there)."""
 
     def __init__(self, board="unix_sim", fs_dir=None, env=None, main=None, ctl=True, mp_args=(), config=None,
-                 binary=None):
+                 binary=None, patch=None):
         self.board = board if os.path.isabs(board) else os.path.join(BOARDS, board + ".json")
         self._tmp = None
         if fs_dir is None:
@@ -123,6 +124,9 @@ class Firmware:
         if ctl:
             self.env["LOADPILOT_CTL"] = "127.0.0.1:%d" % self.ctl_port
         self.env.update(env or {})
+        if patch:  # MicroPython code run before main.py (mp_patched_main.py), e.g. a shorter firmware delay
+            self.main = os.path.join(HERE, "mp_patched_main.py")
+            self.env.update({"LOADPILOT_TEST_PATCH": patch, "LOADPILOT_TEST_FIRMWARE": FIRMWARE})
         self.mp_args = list(mp_args)  # e.g. ["-X", "heapsize=4M"]
         self.proc = None
         self._reader = None

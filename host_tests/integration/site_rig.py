@@ -15,8 +15,9 @@ def f32_words(x):
 
 
 class SiteRig:
-    def __init__(self, n_boxes=3, max_total_ma=32000, tmp_dir=None, switchable=(), **cfg):
-        """switchable: units whose 8113 bit 8 says they may switch 1p/3p while plugged in."""
+    def __init__(self, n_boxes=3, max_total_ma=32000, tmp_dir=None, switchable=(), patch=None, **cfg):
+        """switchable: units whose 8113 bit 8 says they may switch 1p/3p while plugged in; patch: MicroPython
+        code run before the firmware boots (Firmware's patch=)."""
         self.bus = ptybus.PtyPair()
         self.peers = Peers(self.bus.peer, n_boxes, 0, switchable)
         devices = [{"dev_id": "M1", "driver": "meter_sdm630", "address": COM, "id": METER, "role": 3}]
@@ -26,7 +27,8 @@ class SiteRig:
         config = {"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "max_total_current": max_total_ma,
                   "meter_timeout_s": 3, "devices": devices}
         config.update(cfg)
-        self.fw = Firmware(fs_dir=tmp_dir, config=config, env={"LOADPILOT_UART_RS485_1": self.bus.fw})
+        self.fw = Firmware(fs_dir=tmp_dir, config=config, env={"LOADPILOT_UART_RS485_1": self.bus.fw},
+                           patch=patch)
         self.fw.start()
 
     def limit_ma(self, unit):

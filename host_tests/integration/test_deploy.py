@@ -16,6 +16,7 @@ ROOT = firmware_proc.ROOT
 DEPLOY = os.path.join(ROOT, "tools", "deploy.py")
 
 pytestmark = pytest.mark.mp
+LEFT_OUT = "loadpilot/log.mpy"  # the module a seeded() device lacks
 
 
 def package_files():
@@ -143,16 +144,30 @@ def test_a_damaged_or_stray_file_on_the_device_is_repaired(device):
         assert fw.status()["board"] == "unix_sim"
 
 
-def test_a_configuration_the_store_already_imported_is_left_alone(tmp_path):
+def seeded(device, base, missing=LEFT_OUT):
+    """A second device holding the files a deploy of the current tree left on the shared one (its manifest and
+    what that lists) less the module `missing`: copied on the host (a whole copy through mpremote takes 20 s; the
+    first deploy test makes one), so a deploy to it copies that one module."""
+    baseline(device)
+    dev = ReplDevice(base)
+    manifest = ".loadpilot-manifest.json"
+    for rel in list(json.load(open(os.path.join(device.fs_dir, manifest)))["files"]) + [manifest]:
+        if rel != missing:
+            os.makedirs(os.path.dirname(os.path.join(dev.fs_dir, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(device.fs_dir, rel), os.path.join(dev.fs_dir, rel))
+    return dev
+
+
+def test_a_configuration_the_store_already_imported_is_left_alone(device, tmp_path):
     # what the config store leaves after its first boot: config.json renamed, the configuration in its slots
-    with ReplDevice(str(tmp_path)) as dev:
+    with seeded(device, str(tmp_path)) as dev:
         fs = dev.fs_dir
         for name in ("config.json.imported", "lpconfig.a"):
             with open(os.path.join(fs, name), "w") as f:
                 f.write("stored\n")
         p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "unix_sim", "--no-reset")
         assert p.returncode == 0, p.stdout + p.stderr
-        assert p.copied == package_files() and "config.json (defaults)" not in p.stdout
+        assert p.copied == [LEFT_OUT] and "config.json (defaults)" not in p.stdout  # the package, not the config
         assert not os.path.exists(os.path.join(fs, "config.json"))
         assert open(os.path.join(fs, "lpconfig.a")).read() == "stored\n"
 
@@ -280,9 +295,13 @@ def test_a_frozen_image_gets_the_board_file_and_the_configuration_only(tmp_path)
         assert p.returncode == 0 and "device is up to date" in p.stdout, p.stdout + p.stderr
 
 
-def test_a_psram_board_keeps_the_mpy_deploy_on_stock_micropython(tmp_path):
-    with ReplDevice(str(tmp_path)) as dev:
+def test_a_psram_board_keeps_the_mpy_deploy_on_stock_micropython(device, tmp_path):
+    with seeded(device, str(tmp_path)) as dev:
         p = run_deploy(dev, str(tmp_path / "build-mpy"), "--board", "esp32s3_psram", "--no-reset")
         assert p.returncode == 0, p.stdout + p.stderr
-        assert p.copied == package_files() and "compiled" in p.stdout
+        assert p.copied == sorted(["board.json", LEFT_OUT]) and "compiled" in p.stdout
+        # the .mpy package stays and is the deploy's (a frozen-image deploy would have deleted it)
+        assert device_files(dev.fs_dir) == sorted(package_files() + ["config.json", ".loadpilot-manifest.json"])
+        assert sorted(json.load(open(os.path.join(dev.fs_dir, ".loadpilot-manifest.json")))["files"]) == \
+            package_files()
         assert json.load(open(os.path.join(dev.fs_dir, "board.json")))["name"] == "esp32s3_psram"

@@ -209,11 +209,20 @@ def test_availability_persists_across_a_reset(backend):
         fw.stop()
 
 
+# The reconnect backoff (5 s doubling to 5 min, plus jitter) at a tenth: the firmware's own backoff_ms, scaled,
+# run before boot through mp_patched_main.py, so the test does not sit out 35 s of waiting.
+FAST_BACKOFF = """
+from loadpilot.ocpp import service
+_backoff = service.backoff_ms
+service.backoff_ms = lambda failures, rnd: _backoff(failures, rnd) // 10
+"""
+
+
 def test_dead_link_blackhole_and_drop_reconnect_without_reboot(backend):
     proxy = Proxy(backend)
     url = "ws://127.0.0.1:%d/ocpp" % proxy.port
     # the backend's interval is 3 s and pings are off here: only "2 x heartbeat without traffic" can see it
-    with Firmware(config=_config(url, ocpp_ws_ping_s=0)) as fw:
+    with Firmware(config=_config(url, ocpp_ws_ping_s=0), patch=FAST_BACKOFF) as fw:
         assert _connected(fw)
         assert wait_for(lambda: backend.boots, 10)
         fw.ctl("loop_reset")
@@ -223,16 +232,20 @@ def test_dead_link_blackhole_and_drop_reconnect_without_reboot(backend):
         detected = time.monotonic() - t0
         assert "link dead" in _ocpp(fw)["last_error"]
         assert detected <= 2 * 3 + 10
-        # while blackholed, new connections are accepted and never answered: the client keeps trying
+        # while blackholed, new connections are accepted and never answered: the client keeps trying, and gives
+        # up on the WebSocket handshake after its timeout (10 s)
         n = proxy.accepted
         assert wait_for(lambda: proxy.accepted > n, 15)
+        assert wait_for(lambda: "no WebSocket answer" in (_ocpp(fw)["last_error"] or ""), 15), _ocpp(fw)
         proxy.mode = "pass"
-        assert _connected(fw, 2, 45)  # after the backoff (5 s, 10 s, 20 s, + jitter) and a handshake timeout
+        assert _connected(fw, 2, 45)  # after the backoff
         assert len(backend.boots) == 1  # a reconnect is not a reboot: no second BootNotification
-        # the backend drops TCP: reconnect again
+        # the backend drops TCP: reconnect again, after the third failure's backoff (20 s and up, scaled)
         c = _ocpp(fw)["connects"]
+        dropped = time.monotonic()
         proxy.drop()
         assert wait_for(lambda: _ocpp(fw)["connects"] > c and _ocpp(fw)["state"] == "connected", 30)
+        assert time.monotonic() - dropped >= 20000 // 10 / 1000  # not at once: the backoff grew
         assert fw.proc.poll() is None
         print("blackhole detected after %.1f s; loop %s" % (detected, fw.status()["loop"]))
 

@@ -2,6 +2,7 @@
 a whole transaction with the meter from S0 pulses, fixed RFID, two sessions offline delivered in order once
 after reconnect, a power cut between journalling a Stop and sending it, a session open at a power cut
 (PowerLoss), a backend that refuses the idTag, CALLERRORs and TransactionMessageAttempts, the outbox-full rule."""
+import shutil
 import time
 
 import pytest
@@ -195,16 +196,32 @@ def test_the_backend_refuses_the_idtag_and_callerrors_are_retried(backend):
         assert wait_for(lambda: _tx(fw)["queued"] == 0, 3) and len(backend.stops) == 2
 
 
-@pytest.mark.parametrize("block", [True, False])
-def test_the_outbox_full_rule(block):
-    dead = free_port()
-    with Firmware(config=_config(_url(dead), ocpp_queue_full_block=block)) as fw:
-        for i in range(32):  # 32 sessions offline fill the outbox
-            plug(fw)
-            assert wait_for(lambda: _tx(fw)["unfinished"] == i + 1)
-            unplug(fw)
-            assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
+@pytest.fixture(scope="module")
+def full_outbox(tmp_path_factory):
+    """The box's flash after 32 sessions offline fill the outbox: filled once, each case boots a copy of it."""
+    fs = str(tmp_path_factory.mktemp("outbox-full"))
+    with Firmware(fs_dir=fs, config=_config(_url(free_port()), modbus_tcp_port=0)) as fw:  # nothing listens
+        for i in range(32):  # polled every 20 ms: each step is a firmware poll (200-250 ms) away
+            fw.ctl("set_adc", name="cp", mv=9000)
+            assert wait_for(lambda: fw.ctl("evse")["cp"] == "B", step=0.02)
+            fw.ctl("set_adc", name="cp", mv=6000)
+            assert wait_for(lambda: _tx(fw)["unfinished"] == i + 1, step=0.02)
+            fw.ctl("set_adc", name="cp", mv=12000)
+            assert wait_for(lambda: fw.ctl("evse")["cp"] == "A", step=0.02)
+            assert wait_for(lambda: fw.ctl("sessions")["open"] == 0, step=0.02)
         assert _tx(fw)["full"] and _tx(fw)["unfinished"] == 32
+    return fs
+
+
+@pytest.mark.parametrize("block", [True, False])
+def test_the_outbox_full_rule(full_outbox, tmp_path, block):
+    fs = str(tmp_path / "fs")
+    shutil.copytree(full_outbox, fs)
+    with Firmware(fs_dir=fs) as fw:
+        assert wait_for(lambda: _tx(fw)["full"] and _tx(fw)["unfinished"] == 32, 5), _tx(fw)  # kept on flash
+        fw.ctl("config_set", key="ocpp_queue_full_block", value=block)
+        if block:  # the rule holds before a car comes (the tx poll, every 200 ms, applies the new setting)
+            assert wait_for(lambda: fw.ctl("evse")["limit"]["ocpp_ma"] == 0, 5), fw.ctl("evse")
         plug(fw)
         assert fw.wait_output("transaction outbox full", 5)
         if block:  # no current is offered at all: the contactor never closes
