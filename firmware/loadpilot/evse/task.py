@@ -154,7 +154,8 @@ class EvseTask:
         sm.step(now, cp, rcd, fb, offer, self.enabled)
         self._apply()
         self.ticks += 1
-        if time.ticks_diff(now, self._s0_ms) >= S0_PERIOD_MS:
+        # also at a state change: an unplug's reading (a session's meter at its end) has every pulse counted so far
+        if time.ticks_diff(now, self._s0_ms) >= S0_PERIOD_MS or sm.state != self._last_state:
             self._s0_ms = now
             for m in self.s0:
                 m.poll(now)

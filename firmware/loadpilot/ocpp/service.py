@@ -19,6 +19,7 @@ CONNECTING = "connecting"
 CONNECTED = "connected"
 MAX_MESSAGE = const(4096)     # a larger incoming message is refused with close 1009
 _TICK_MS = const(200)
+_ANSWER_POLL_MS = const(20)  # while a CALL waits for its answer: the next one leaves right after it (a backlog)
 _CONNECT_TIMEOUT_MS = const(10000)
 CALL_TIMEOUT_MS = const(20000)   # our CALL unanswered this long is given up (and retried where it matters)
 PONG_TIMEOUT_MS = const(10000)   # the read deadline after a ping
@@ -321,7 +322,7 @@ class OcppService:
         reader = asyncio.create_task(self._reader())
         try:
             while True:
-                await asyncio.sleep_ms(_TICK_MS)
+                await asyncio.sleep_ms(_TICK_MS if self._pending is None else _ANSWER_POLL_MS)
                 if reader.done():
                     raise ws_mod.WsError(self._reader_error or "connection closed")
                 if self._relink:
