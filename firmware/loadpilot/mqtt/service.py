@@ -63,6 +63,8 @@ class MqttApiService:
         self.ta = self._client("mqtt_ta_log_url")
         self.transactions = 0  # ta_log records queued
         self._ha_connects = -1
+        self._ha_devices = None  # the device list the discovery configs were published for
+        self._ha_ids = ()        # the dev_ids whose configs are on the broker (retained)
         if self.api is not None:
             c = self.api
             c.subscribe(root + "/api/#", 1, lambda m: self._on_api(m, c))
@@ -302,13 +304,29 @@ class MqttApiService:
         await c.publish_parts(root + "/get/dev_info", s.length, s.parts, 0)
         await c.publish(root + "/get/params", redact(json.dumps(self.dev_info.params())))
         s = None
-        if ha and c.connects != self._ha_connects:
+        devices = self.store.peek("devices")  # a new list object on every change (set_params, del_device)
+        if ha and (c.connects != self._ha_connects or devices is not self._ha_devices):
             self._ha_connects = c.connects  # again after every reconnect: the broker may have lost them
+            self._ha_devices = devices
             await self._publish_discovery(c)
+        elif not ha and self._ha_ids:
+            await self._clear_discovery(c, ())  # switched off: HA drops the entities
+
+    async def _clear_discovery(self, c, keep):
+        """An empty retained config removes an entity from HA (and from the broker): one per sensor of each
+        device published earlier that is not in keep, so a deleted device leaves no stale entities behind."""
+        node = self.root.replace("/", "_")
+        for dev_id in self._ha_ids:
+            if dev_id not in keep:
+                for key, _, _, _ in (_HA_EVSE if dev_id[0] == "E" else _HA_METER):
+                    await c.publish("%s/sensor/%s_%s_%s/config" % (_HA_PREFIX, node, dev_id, key), b"", 1, True)
+        self._ha_ids = keep
 
     async def _publish_discovery(self, c):
         node = self.root.replace("/", "_")
-        for dev in self.dev_info.configs():
+        configs = self.dev_info.configs()
+        await self._clear_discovery(c, tuple(d["dev_id"] for d in configs))
+        for dev in configs:
             dev_id = dev["dev_id"]
             sensors = _HA_EVSE if dev_id[0] == "E" else _HA_METER
             # the device part and the topics are the same for its three sensors: rendered once

@@ -1,0 +1,67 @@
+"""Where the parts meet (the audit of issue "end to end as an installer and a home-automation owner"), on the
+MicroPython binary with the peers a user has: mosquitto + paho as Home Assistant, HTTP clients, pymodbus.
+Each test follows one change through every view that shows it."""
+import base64
+import http.client
+import json
+import time
+
+import pytest
+
+from firmware_proc import Firmware, free_port
+from firmware_proc import wait_until as wait_for
+from mqtt_peers import Mosquitto, Observer
+from test_mqtt_topics import R, api, pump, wait_subscribed
+
+pytestmark = pytest.mark.mp
+
+HA = "homeassistant/sensor/cfos_mqtt_"
+
+
+def retained(port, prefix, settle=1.5):
+    """What a subscriber that connects now gets: the retained messages under prefix (topic -> payload)."""
+    obs = Observer(port, topics=(prefix + "#",))
+    try:
+        pump(obs, settle)
+        return {m[0]: m[1] for m in obs.messages}
+    finally:
+        obs.close()
+
+
+def test_home_assistant_discovery_follows_devices_added_and_deleted():
+    """HA discovery configs are retained: a device added at runtime must get its entities without a broker
+    reconnect, and a deleted device's must be removed (an empty retained config), not left as stale entities."""
+    broker = Mosquitto().start()
+    url = "mqtt://127.0.0.1:%d" % broker.port
+    fw = Firmware(config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "mqtt_url": url,
+                          "mqtt_api_url": "mqtt", "mqtt_dev_info_url": "mqtt", "mqtt_ha_discovery": True,
+                          "mqtt_publish_s": 1,
+                          "devices": [{"dev_id": "E2", "driver": "http_input", "address": "mqtt", "name": "Garage"}]
+                          }).start()
+    obs = Observer(broker.port)
+    try:
+        wait_subscribed(obs)
+        assert wait_for(lambda: HA + "E2_state/config" in retained(broker.port, "homeassistant/"), 10)
+        devices = api(obs, "cmd=get_params")["devices"]
+        new = {"dev_id": "M4", "driver": "http_input", "address": "mqtt", "name": "Heat pump", "role": 1}
+        assert api(obs, "cmd=set_params", json.dumps({"devices": devices + [new]}))["ok"]
+        # the new meter's entities appear within a publish round or two, without any reconnect
+        assert wait_for(lambda: HA + "M4_power_w/config" in retained(broker.port, "homeassistant/"), 10)
+        cfg = json.loads(retained(broker.port, "homeassistant/")[HA + "M4_power_w/config"])
+        assert cfg["state_topic"] == R + "/get/M4" and cfg["device"]["name"] == "Heat pump"
+        assert api(obs, "cmd=del_device&dev_id=E2") == {"ok": True}
+        # the deleted wallbox's three entities are gone from the broker; the others stay
+        assert wait_for(lambda: not [t for t in retained(broker.port, "homeassistant/") if "_E2_" in t], 10)
+        left = retained(broker.port, "homeassistant/")
+        assert {HA + "E1_state/config", HA + "M4_import/config"} <= set(left)
+        pump(obs, 2)
+        n = len(obs.messages)
+        pump(obs, 2.5)
+        assert not [m for m in obs.messages[n:] if m[0] == R + "/get/E2"]
+        # switched off: every entity this box published is removed
+        assert api(obs, "cmd=set_params", json.dumps({"mqtt_ha_discovery": False}))["ok"]
+        assert wait_for(lambda: not retained(broker.port, "homeassistant/"), 10)
+    finally:
+        obs.close()
+        fw.stop()
+        broker.close()
