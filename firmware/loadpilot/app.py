@@ -414,7 +414,19 @@ class App:
         """A new device list, before its layer is built: the Site's devices and the manager's chargepoints (the
         local charge point's dev_id may have changed with the list)."""
         self._configure_site()
+        self._forget_removed()
         self.manager.build()
+
+    def _forget_removed(self):
+        """A device that left the list (the pages' Remove, set_params, del_device) leaves nothing that a later
+        device of the same dev_id would inherit: override, last RFID, HTTP-input model, authorization, energy."""
+        devs = self.site.devices
+        c = self.commands
+        a = self.authorizer
+        for d in (c.overrides, c.rfids, c.http_info, a.slots if a is not None else {}):
+            for k in [k for k in d if k not in devs]:
+                del d[k]
+        self.soft_meter.forget(devs)
 
     def _devices_applied(self):
         if self.mqtt is not None:

@@ -65,3 +65,64 @@ def test_home_assistant_discovery_follows_devices_added_and_deleted():
         obs.close()
         fw.stop()
         broker.close()
+
+
+def e2_view(obs):
+    """E2's get_dev_info object in the next document published, or None when E2 is not in it."""
+    from test_mqtt_topics import last_json
+    pump(obs, 0)
+    info = last_json(obs, R + "/get/dev_info", after=len(obs.messages))
+    found = [d for d in info["devices"] if d["dev_id"] == "E2"]
+    return found[0] if found else None
+
+
+def test_a_wallbox_removed_from_the_list_leaves_nothing_to_a_new_box_of_that_id(tmp_path):
+    """The pages' Remove + Save (set_params devices) forgets a wallbox as del_device does: a wallbox added later
+    as E2 starts at 0 Wh (soft meter), with no RFID, model or override of the old one, also after a power cut."""
+    broker = Mosquitto().start()
+    e2 = {"dev_id": "E2", "driver": "http_input", "address": "mqtt"}
+    fs = str(tmp_path)
+    cfg = {"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "mqtt_url": "mqtt://127.0.0.1:%d" % broker.port,
+           "mqtt_api_url": "mqtt", "mqtt_dev_info_url": "mqtt", "mqtt_publish_s": 1, "commit_delay_s": 1,
+           "devices": [e2]}
+    fw = Firmware(fs_dir=fs, config=cfg).start()
+    obs = Observer(broker.port)
+
+    def charge(rfid, model):
+        obs.publish(R + "/set/E2", json.dumps({"state": 2, "rfid": rfid, "model": model}), qos=1)
+        for _ in range(6):  # 3 x 10 A without a meter of its own: the soft meter counts
+            obs.publish(R + "/set/E2", json.dumps({"state": 3, "current": [10000, 10000, 10000]}), qos=1)
+            time.sleep(0.5)
+        return wait_for(lambda: (lambda v: v if v and v["soft_meter"] > 0 and v["rfid"] == rfid else None)(
+            e2_view(obs)), 10)
+
+    def remove():
+        assert api(obs, "cmd=set_params", json.dumps({"devices": []}))["ok"]  # the pages' Remove, then Save
+        wait_for(lambda: e2_view(obs) is None, 10)
+
+    def add_again():
+        assert api(obs, "cmd=set_params", json.dumps({"devices": [e2]}))["ok"]
+        v = wait_for(lambda: e2_view(obs), 10)
+        assert (v["soft_meter"], v["total_energy"], v["rfid"], v["model"], v["override"]) == (0, 0, "", "", None)
+        assert api(obs, "cmd=soft_meter&dev_id=E2") == 0
+    try:
+        wait_subscribed(obs)
+        old = charge("0A0B0C0D", "OldBox")
+        assert old["model"] == "OldBox"
+        assert api(obs, "cmd=override_device&dev_id=E2&flags=C") == {"ok": True}
+        assert e2_view(obs)["override"]
+        remove()
+        add_again()  # at once: another box as E2
+        charge("0A0B0C0E", "NewBox")
+        remove()
+        time.sleep(1.5)  # past the commit delay: what the removal changed is on flash
+        fw.proc.kill()  # a power cut
+        fw.proc.wait()
+        fw.stop()
+        fw = Firmware(fs_dir=fs).start()
+        wait_subscribed(obs)
+        add_again()
+    finally:
+        obs.close()
+        fw.stop()
+        broker.close()
