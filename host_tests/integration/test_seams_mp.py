@@ -126,3 +126,27 @@ def test_a_wallbox_removed_from_the_list_leaves_nothing_to_a_new_box_of_that_id(
         obs.close()
         fw.stop()
         broker.close()
+
+
+def test_omcci_706_shows_the_current_the_power_brain_map_and_the_car_see():
+    """OMCCI 706 (signalled current, whole A) agrees with Power Brain 8095 (0.1 A) for every limit a master
+    writes: the PWM duty puts 16 A at 15.99 A, which must not read as 15 A."""
+    from pymodbus.client import ModbusTcpClient
+    from firmware_proc import free_ports
+    pb, om = free_ports(3), free_port()
+    fw = Firmware(config={"modbus_tcp_port": free_port(), "pb_tcp_port": pb, "omcci_tcp_port": om,
+                          "lb_enabled": False}).start()
+    try:
+        fw.wait_port(om)
+        fw.ctl("set_adc", name="cp", mv=9000)
+        wait_for(lambda: fw.ctl("evse")["cp"] == "B")
+        fw.ctl("set_adc", name="cp", mv=6000)  # the car charges
+        with ModbusTcpClient("127.0.0.1", port=pb) as p, ModbusTcpClient("127.0.0.1", port=om) as o:
+            def both():
+                return (p.read_holding_registers(8095, count=1, device_id=1).registers[0],
+                        o.read_holding_registers(706, count=1, device_id=1).registers[0])
+            for amps in (16, 10, 8, 13, 6):
+                assert not p.write_register(8093, amps * 10, device_id=1).isError()
+                assert wait_for(lambda: both() == (amps * 10, amps), 5), (amps, both())
+    finally:
+        fw.stop()
