@@ -245,7 +245,8 @@ function drawStatus(st, budget, devs) {
       ["Power", kw(d.power_w)], ["Energy", (d.import_wh / 1000).toFixed(2) + " kWh"]];
     if (ev) rows.push(["Allocation", amps(d.alloc_ma) + " A"], ["Reason", d.reason ? REASONS[d.reason] || d.reason : "-"]);
     devs.appendChild(h("div", {"class": "card dev", id: "dev-" + d.dev_id}, [
-      h("span", {"class": "st s" + (d.state || 0), text: ev ? STATES[d.state] || "-" : "meter"}),
+      h("span", {"class": "st s" + (d.state || (d.com_err ? 6 : 0)), text: ev ? STATES[d.state] || "-" :
+        d.com_err ? "meter offline" : "meter"}),
       h("h4", {text: d.dev_id + " " + devName(d.dev_id)}), kv(rows)]));
   });
 }

@@ -150,3 +150,49 @@ def test_omcci_706_shows_the_current_the_power_brain_map_and_the_car_see():
                 assert wait_for(lambda: both() == (amps * 10, amps), 5), (amps, both())
     finally:
         fw.stop()
+
+
+def test_a_silent_meter_shows_offline_on_the_dashboard_as_in_get_dev_info(browser):
+    """A meter that stops reporting keeps its last figures in the Site: get_status (the dashboard's source)
+    says com_err as get_dev_info does, and the dashboard's card says "meter offline", not just "meter"."""
+    import os
+    import webui_driver
+    from webui_driver import by_id, click, set_value, until
+    if webui_driver._missing and not os.environ.get("CI"):
+        pytest.skip(webui_driver._why)
+    port = free_port()
+    fw = Firmware(config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "http_port": port,
+                          "devices": [{"dev_id": "M1", "driver": "http_input", "address": "", "name": "Grid",
+                                       "role": 3, "push_timeout": 2}]})
+    webui_driver.build_pages(fw.fs_dir)
+    fw.start()
+    d = browser
+    try:
+        fw.wait_port(port)
+        url = "http://127.0.0.1:%d/" % port
+        auth = "Basic " + base64.b64encode(b"admin:" + webui_driver.FACTORY.encode()).decode()
+
+        def cnf(q):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            c.request("GET", "/cnf?" + q, headers={"Authorization": auth})
+            body = c.getresponse().read()
+            c.close()
+            return json.loads(body)
+
+        def m1(doc):
+            return [x for x in doc["devices"] if x["dev_id"] == "M1"][0]
+        d.get(url)
+        form = until(d, lambda: by_id(d, "login").is_displayed() and by_id(d, "login"))
+        set_value(form.find_element("name", "pwd"), webui_driver.FACTORY)
+        click(d, by_id(d, "login-btn"))
+        fw.ctl("site", readings={"M1": {"current_ma": [9000, 8000, 7000], "power_w": 5520}})
+        card = until(d, lambda: "9.0 / 8.0 / 7.0 A" in by_id(d, "dev-M1").text and by_id(d, "dev-M1").text)
+        assert "meter offline" not in card
+        assert m1(cnf("cmd=get_status"))["com_err"] is False and m1(cnf("cmd=get_dev_info"))["com_err"] is False
+        # silent for longer than its push_timeout: every view says so, the last figures stay shown
+        wait_for(lambda: m1(cnf("cmd=get_dev_info"))["com_err"], 10)
+        assert m1(cnf("cmd=get_status"))["com_err"] is True
+        card = until(d, lambda: "meter offline" in by_id(d, "dev-M1").text and by_id(d, "dev-M1").text, 10)
+        assert "9.0 / 8.0 / 7.0 A" in card
+    finally:
+        fw.stop()
