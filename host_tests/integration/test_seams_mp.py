@@ -196,3 +196,48 @@ def test_a_silent_meter_shows_offline_on_the_dashboard_as_in_get_dev_info(browse
         assert "9.0 / 8.0 / 7.0 A" in card
     finally:
         fw.stop()
+
+
+def test_a_deleted_wallbox_leaves_its_users_and_they_can_still_edit_themselves():
+    """del_device E2 while a user is assigned to E2 and E3: get_user/get_users no longer name E2, the user's own
+    round trip (get_user, change the name, set_user the object back, docs/users.md) is accepted, and a box
+    added later as E2 charges without that user's PIN while E3 still waits for it."""
+    port = free_port()
+    boxes = [{"dev_id": "E2", "driver": "http_input", "address": ""},
+             {"dev_id": "E3", "driver": "http_input", "address": ""}]
+    fw = Firmware(config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "http_port": port,
+                          "devices": boxes}).start()
+    admin = {"Authorization": "Basic " + base64.b64encode(b"admin:JuiCeMeUP!").decode()}
+
+    def cnf(q, body=None, headers=admin):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("POST" if body is not None else "GET", "/cnf?" + q, body=body, headers=headers)
+        r = c.getresponse()
+        out = r.status, json.loads(r.read())
+        c.close()
+        return out
+    try:
+        fw.wait_port(port)
+        uid = cnf("cmd=get_new_user_id")[1]
+        assert cnf("cmd=set_user", json.dumps({"id": uid, "name": "Anna", "dev_ids": ["E2", "E3"]}))[0] == 200
+        assert cnf("cmd=del_device&dev_id=E2") == (200, {"ok": True})
+        me = wait_for(lambda: (lambda u: u if u["dev_ids"] == ["E3"] else None)(
+            cnf("cmd=get_user&id=" + uid, headers={})[1]), 10)
+        me["name"] = "Anna B"
+        assert cnf("cmd=set_user", json.dumps(me), headers={})[0] == 200  # the user's own edit, no admin login
+        assert [(u["name"], u["dev_ids"]) for u in cnf("cmd=get_users")[1]] == [("Anna B", ["E3"])]
+        assert cnf("cmd=set_params", json.dumps({"devices": boxes}))[1]["ok"]  # another box as E2
+
+        def plug():  # a car at each, once the new E2 is in the Site
+            try:
+                return fw.ctl("site", readings={"E2": {"status": 2}, "E3": {"status": 2}}) or True
+            except RuntimeError:
+                return False
+        wait_for(plug, 10)
+
+        def auth():
+            return {d["dev_id"]: d["auth"] for d in cnf("cmd=get_dev_info")[1]["devices"] if d["dev_id"] != "E1"}
+        assert wait_for(lambda: auth()["E3"] == "waiting", 10), auth()
+        assert auth()["E2"] != "waiting"
+    finally:
+        fw.stop()
