@@ -241,3 +241,47 @@ def test_a_deleted_wallbox_leaves_its_users_and_they_can_still_edit_themselves()
         assert auth()["E2"] != "waiting"
     finally:
         fw.stop()
+
+
+def test_a_redacted_broker_password_sent_back_is_refused_everywhere_and_changes_nothing(tmp_path):
+    """get_params shows broker passwords as ***. A script that sends such a value back (mqtt_url, or the device
+    list to rename a device) gets the pages' own refusal over HTTP and MQTT, and the real passwords stay: the
+    box still logs in to a broker that checks them after a restart."""
+    broker = Mosquitto(passwords={"lp": "Br0kerPw", "ha": "HaPw"}).start()
+    url = "mqtt://lp:Br0kerPw@127.0.0.1:%d" % broker.port
+    port = free_port()
+    meter = {"dev_id": "M2", "driver": "meter_mqtt", "address": url, "name": "Heat pump",
+             "definition": {"rtype": 2, "power_w": {"address": "hp/power", "type": "float", "query": "w"}}}
+    fs = str(tmp_path)
+    fw = Firmware(fs_dir=fs, config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "http_port": port,
+                                     "mqtt_url": url, "mqtt_api_url": "mqtt", "devices": [meter]}).start()
+    obs = Observer(broker.port, user="ha", password="HaPw")
+    admin = {"Authorization": "Basic " + base64.b64encode(b"admin:JuiCeMeUP!").decode()}
+
+    def cnf(q, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("POST" if body is not None else "GET", "/cnf?" + q, body=body, headers=admin)
+        r = c.getresponse()
+        out = r.status, json.loads(r.read())
+        c.close()
+        return out
+    try:
+        wait_subscribed(obs)
+        params = cnf("cmd=get_params")[1]
+        assert params["mqtt_url"] == "mqtt://lp:***@127.0.0.1:%d" % broker.port
+        renamed = [dict(d, name="Heat pump 2") for d in params["devices"]]
+        for body, key in (({"mqtt_url": params["mqtt_url"]}, "mqtt_url"), ({"devices": renamed}, "devices[0].address")):
+            want = "a hidden password (***) cannot be saved: type it in full"
+            status, ans = cnf("cmd=set_params", json.dumps(body))
+            assert status == 400 and ans["error"].startswith(key) and want in ans["error"], ans
+            ans = api(obs, "cmd=set_params", json.dumps(body))
+            assert ans["error"].startswith(key) and want in ans["error"], ans
+        assert cnf("cmd=get_params")[1] == params  # nothing changed
+        fw.stop()
+        fw = Firmware(fs_dir=fs).start()
+        wait_subscribed(obs)  # the box logged in with the real password again
+        assert api(obs, "cmd=get_params")["devices"][0]["name"] == "Heat pump"
+    finally:
+        obs.close()
+        fw.stop()
+        broker.close()
