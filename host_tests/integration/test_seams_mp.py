@@ -29,19 +29,23 @@ def retained(port, prefix, settle=1.5):
 
 
 def test_home_assistant_discovery_follows_devices_added_and_deleted():
-    """HA discovery configs are retained: a device added at runtime must get its entities without a broker
-    reconnect, and a deleted device's must be removed (an empty retained config), not left as stale entities."""
+    """HA discovery configs are retained: every device gets its entities (not only the first 16 configs the
+    in-flight window takes), a device added at runtime gets them without a broker reconnect, and a deleted
+    device's are removed (an empty retained config), not left as stale entities."""
     broker = Mosquitto().start()
     url = "mqtt://127.0.0.1:%d" % broker.port
     fw = Firmware(config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "mqtt_url": url,
                           "mqtt_api_url": "mqtt", "mqtt_dev_info_url": "mqtt", "mqtt_ha_discovery": True,
                           "mqtt_publish_s": 1,
-                          "devices": [{"dev_id": "E2", "driver": "http_input", "address": "mqtt", "name": "Garage"}]
-                          }).start()
+                          "devices": [{"dev_id": "E2", "driver": "http_input", "address": "mqtt", "name": "Garage"}] +
+                          [{"dev_id": "M%d" % i, "driver": "http_input", "address": "mqtt", "role": 1}
+                           for i in range(5, 11)]}).start()
     obs = Observer(broker.port)
     try:
         wait_subscribed(obs)
-        assert wait_for(lambda: HA + "E2_state/config" in retained(broker.port, "homeassistant/"), 10)
+        # E1, E2 and six meters: 24 configs, more than the client's in-flight window (16) takes at once
+        assert wait_for(lambda: len(retained(broker.port, "homeassistant/")) == 24, 10)
+        assert HA + "E2_state/config" in retained(broker.port, "homeassistant/")
         devices = api(obs, "cmd=get_params")["devices"]
         new = {"dev_id": "M4", "driver": "http_input", "address": "mqtt", "name": "Heat pump", "role": 1}
         assert api(obs, "cmd=set_params", json.dumps({"devices": devices + [new]}))["ok"]
@@ -53,7 +57,8 @@ def test_home_assistant_discovery_follows_devices_added_and_deleted():
         # the deleted wallbox's three entities are gone from the broker; the others stay
         assert wait_for(lambda: not [t for t in retained(broker.port, "homeassistant/") if "_E2_" in t], 10)
         left = retained(broker.port, "homeassistant/")
-        assert {HA + "E1_state/config", HA + "M4_import/config"} <= set(left)
+        assert {HA + "E1_state/config", HA + "M4_import/config", HA + "M10_export/config"} <= set(left)
+        assert len(left) == 24
         pump(obs, 2)
         n = len(obs.messages)
         pump(obs, 2.5)
