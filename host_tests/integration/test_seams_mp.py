@@ -354,3 +354,36 @@ def test_settings_saved_over_http_and_mqtt_survive_a_power_cut_right_after(tmp_p
         obs.close()
         fw.stop()
         broker.close()
+
+
+@pytest.mark.parametrize("secret_key", ["ocpp_password", "ocpp_tls_key", "ocpp_tls_cert", "ocpp_tls_ca"])
+def test_a_secret_setting_in_a_refused_query_is_not_echoed(secret_key):
+    """set_params&<secret>=...&<bad value>: the refusal's "query" hides the secret on HTTP and on MQTT api_res
+    (which every subscriber of the broker reads), as it hides pwd=; nothing is stored, nothing logged."""
+    broker = Mosquitto().start()
+    port = free_port()
+    fw = Firmware(config={"modbus_tcp_port": free_port(), "pb_tcp_port": 0, "http_port": port,
+                          "mqtt_url": "mqtt://127.0.0.1:%d" % broker.port, "mqtt_api_url": "mqtt",
+                          "mqtt_log_url": "mqtt"}).start()
+    obs = Observer(broker.port)
+    secret = "S3cretValue42"
+    q = "cmd=set_params&%s=%s&lb_enabled=2" % (secret_key, secret)
+    try:
+        wait_subscribed(obs)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", "/cnf?" + q,
+                  headers={"Authorization": "Basic " + base64.b64encode(b"admin:JuiCeMeUP!").decode()})
+        r = c.getresponse()
+        status, body = r.status, r.read().decode()
+        c.close()
+        assert status == 400 and "lb_enabled" in body and secret not in body and secret_key + "=***" in body
+        ans = api(obs, q)
+        assert "lb_enabled" in ans["error"] and ans["query"] == "cmd=set_params&%s=***&lb_enabled=2" % secret_key
+        pump(obs, 1)
+        published = [m for m in obs.messages if m[0] != R + "/api/" + q]  # the caller's own request aside
+        assert not [m for m in published if secret.encode() in m[1]]
+        assert secret not in fw.read_output()
+    finally:
+        obs.close()
+        fw.stop()
+        broker.close()
