@@ -414,7 +414,29 @@ class App:
         """A new device list, before its layer is built: the Site's devices and the manager's chargepoints (the
         local charge point's dev_id may have changed with the list)."""
         self._configure_site()
+        self._forget_removed()
         self.manager.build()
+
+    def _forget_removed(self):
+        """A device that left the list (the pages' Remove, set_params, del_device) leaves nothing that a later
+        device of the same dev_id would inherit: override, last RFID, HTTP-input model, authorization, energy,
+        the users' assignment to it."""
+        devs = self.site.devices
+        c = self.commands
+        a = self.authorizer
+        for d in (c.overrides, c.rfids, c.http_info, a.slots if a is not None else {}):
+            for k in [k for k in d if k not in devs]:
+                del d[k]
+        self.soft_meter.forget(devs)
+        us = self.users(make=False)  # None without users: nothing imported
+        for n in range(len(us) if us is not None and not us.damaged else 0):
+            keep = [x for x in us.dev_ids(n) if x in devs]
+            if len(keep) != len(us.dev_ids(n)):  # the user's wallbox went: so does its place in get_users
+                try:
+                    us.set({"dev_ids": keep}, n)
+                    self.log.info("users", "user %r: removed wallboxes taken off" % us.name(n))
+                except Exception as e:  # a full flash: the list still applies, the user keeps a stale entry
+                    self.log.warn("users", "user %r keeps a removed wallbox: %s" % (us.name(n), e))
 
     def _devices_applied(self):
         if self.mqtt is not None:

@@ -4,17 +4,22 @@
 # registers (modbus/image.py set_string). Secrets sit in the user info of URLs (broker URLs, device
 # addresses, user-defined meter addresses): scheme://user:password@host. The password becomes ***; the user
 # and the host stay for diagnosis. Secret fields without a URL (admin_pwd) are never put into text at all; a
-# password a request carries as a query value (pwd=..., docs/authorization.md) becomes *** too.
+# secret a request carries as a query value (pwd=..., password=..., ..._key=...; docs/authorization.md) becomes
+# *** too.
 REDACTED = "***"
+# query keys whose value is a secret: pwd= (admin_pwd, old_pwd, new_pwd), password= (ocpp_password), _key=,
+# _cert=, _ca= (ocpp_tls_*): every SECRET setting of config/schema.py and every password argument
+_QUERY_SECRETS = ("pwd=", "password=", "_key=", "_cert=", "_ca=")
 
 
 def redact(text):
     """text with the password of every URL in it replaced by ***. str in, str out (anything else is returned
-    as it is); a text without "://" costs two `in` tests and allocates nothing."""
+    as it is); a text without "=" secrets or "@" costs a few `in` tests and allocates nothing."""
     if not isinstance(text, str):
         return text
-    if "pwd=" in text:  # a password given as a query value (override_device pwd=, admin_pwd=)
-        text = _query_pwd(text)
+    for mark in _QUERY_SECRETS:  # a secret given as a query value (override_device pwd=, admin_pwd=, ...)
+        if mark in text:
+            text = _query_pwd(text, mark)
     if "://" not in text or "@" not in text:
         return text
     out = []
@@ -43,18 +48,19 @@ def redact(text):
     return "".join(out)
 
 
-def _query_pwd(text):
+def _query_pwd(text, mark):
     out = []
     keep = 0
-    i = text.find("pwd=")
+    n = len(mark)
+    i = text.find(mark)
     while i >= 0:
-        a = i + 4
+        a = i + n
         end = a
         while end < len(text) and text[end] not in "&\" '\n":
             end += 1
         out.append(text[keep:a])
         out.append(REDACTED)
         keep = end
-        i = text.find("pwd=", end)
+        i = text.find(mark, end)
     out.append(text[keep:])
     return "".join(out)

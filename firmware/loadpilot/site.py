@@ -87,6 +87,8 @@ class DeviceState:
     def view(self):
         v = self.reading.view()
         v["dev_id"] = self.dev_id
+        # as get_dev_info's com_err: a meter's last figures stay in the reading, so the dashboard must say so
+        v["com_err"] = self.com_err or self.reading.updated_ms is None
         if self.is_evse:
             v["state"] = self.status
         return v

@@ -133,6 +133,17 @@ class SoftMeter:
         self.save(time.ticks_ms())
         return old
 
+    def forget(self, devs):
+        """The boxes no longer in devs (the Site's devices) lose their counts, in RAM and in the setting, so
+        a box added later under the same dev_id starts at 0 Wh."""
+        gone = [k for k in self._m if k not in devs]
+        saved = False
+        for k in gone:
+            saved = saved or self._m[k][0] != 0
+            del self._m[k]
+        if saved:
+            self.save(time.ticks_ms())
+
     def flush(self):
         """Save if anything is unsaved (a planned stop)."""
         for m in self._m.values():

@@ -247,7 +247,8 @@ function drawStatus(st, budget, devs) {
     if (ev) rows.push(["Allocation", amps(d.alloc_ma) + " A"], ["Reason", d.reason ? REASONS[d.reason] || d.reason : "-"]);
     if (d.user) rows.push(["User", d.user]);  // only a user who allows the name display
     devs.appendChild(h("div", {"class": "card dev", id: "dev-" + d.dev_id}, [
-      h("span", {"class": "st s" + (d.state || 0), text: ev ? STATES[d.state] || "-" : "meter"}),
+      h("span", {"class": "st s" + (d.state || (d.com_err ? 6 : 0)), text: ev ? STATES[d.state] || "-" :
+        d.com_err ? "meter offline" : "meter"}),
       h("h4", {text: d.dev_id + " " + devName(d.dev_id)}), kv(rows)]));
   });
 }

@@ -14,15 +14,17 @@ def cmds(tmp_path):
 
 
 def test_set_params_persists_and_percent_stays_volatile(cmds):
+    saves = cmds.store.saves
     changed = cmds.execute("cmd=set_params", '{"max_total_current": 40000, "max_total_cur_prc": 60}')
     assert changed == {"ok": True, "changed": ["max_total_current", "max_total_cur_prc"]}
-    assert cmds.store.get("max_total_current") == 40000 and cmds.store.dirty
+    # the HTTP/MQTT/page command commits a persistent change at once (a power cut right after keeps it)
+    assert cmds.store.get("max_total_current") == 40000 and not cmds.store.dirty and cmds.store.saves == saves + 1
     assert cmds.store.volatile.get("max_total_cur_prc") == 60
-    saves = cmds.store.saves
-    cmds.execute("cmd=set_params", '{"max_total_cur_prc": 55}')
-    assert cmds.store.flush() is True  # only the max_total_current change is pending
-    cmds.execute("cmd=set_params", '{"max_total_cur_prc": 50}')
+    cmds.execute("cmd=set_params", '{"max_total_cur_prc": 55}')  # volatile only: nothing written
+    cmds.execute("cmd=set_params", '{"max_total_current": 40000}')  # the same value: nothing written
     assert not cmds.store.dirty and cmds.store.flush() is False and cmds.store.saves == saves + 1
+    cmds.set_params({"max_total_current": 39000})  # the typed call (Modbus writes) stays coalesced
+    assert cmds.store.dirty and cmds.store.saves == saves + 1
 
 
 @pytest.mark.parametrize("query, body, msg", [

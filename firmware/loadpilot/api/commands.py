@@ -263,6 +263,10 @@ class Commands:
                 if k != "cmd":
                     payload[k] = _json_value(args[k])
         changed = self.set_params(payload)
+        if any(not is_volatile(k) for k in changed):
+            # HTTP, MQTT api/ and the pages: in flash before the answer, so a power cut right after the page said
+            # "Saved" keeps it (a lowered fuse limit above all); Modbus writes stay coalesced (commit_delay_s)
+            self.store.flush()
         return {"ok": True, "changed": changed}
 
     def _q_get_cm_vars(self, args, payload):

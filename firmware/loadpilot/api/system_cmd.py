@@ -137,6 +137,7 @@ class SystemCommands:
                 raise CommandError("import_config: %s holds a password left out of the export (%s): give it or "
                                    "drop the setting" % (k, REDACTED))
         changed = self.app.commands.set_params(payload)  # validated whole; nothing changes on a refusal
+        self.app.config.flush()  # in flash before the answer, as set_params over HTTP and MQTT
         return {"ok": True, "changed": changed}
 
 

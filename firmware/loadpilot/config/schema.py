@@ -21,6 +21,7 @@ from loadpilot.redact import REDACTED, redact
 # const: names in the FIELDS rows must fold to constants, or each row (and the table) is built in RAM at import
 SECRET = const(1)
 SECRET_URL = const(2)
+HIDDEN_PASSWORD = "a hidden password (***) cannot be saved: type it in full"  # the pages say the same
 
 VERSION = 2  # version of the stored file format; migrate.py brings older files up to this
 
@@ -406,9 +407,11 @@ def _mqtt_url(value, row, path):
         if not url_chars_ok(value):
             raise ConfigError(path, "bad broker URL: percent-encode spaces, quotes and control characters")
         try:
-            split_mqtt_url(value)
+            password = split_mqtt_url(value)[2]
         except ValueError as e:
             raise ConfigError(path, "bad broker URL: %s" % e)
+        if password == REDACTED:  # get_params' view sent back: it would replace the password with ***
+            raise ConfigError(path, HIDDEN_PASSWORD)
     return value
 
 

@@ -19,6 +19,9 @@ def parse(text):
         for ch in t:  # percent-encoded, so that redaction always finds where a password ends
             if ch <= " " or ch in "\"'\x7f":
                 raise ValueError("broker address: percent-encode spaces, quotes and control characters")
+        at = t.rfind("@")
+        if at > 0 and t[:at].endswith(":***"):  # get_params' view sent back: the password would become ***
+            raise ValueError("broker address: a hidden password (***) cannot be saved: type it in full")
         return ("push", None)  # fed over MQTT (set/<dev_id>, or a user-defined meter's topics)
     if "@" in t:  # never echoed: it may hold a password
         raise ValueError("address: user and password are only taken in an mqtt:// broker URL")

@@ -17,6 +17,7 @@ _OUT_MAX = 16      # queued answers; a flood of requests beyond this is answered
 _LOG_MAX = 32      # log lines waiting for the broker
 _TICK_MS = 250    # the topic task's period (get/... timing, log lines that waited for the broker)
 _HA_PREFIX = "homeassistant"
+_HA_WAITS = 200  # x 50 ms: how long one discovery config waits for room in the in-flight window
 # Home Assistant discovery: (key, label, unit, device_class) per sensor, and the config as text templates, so
 # a config is one string, not a dict and its JSON (99 of them for 33 devices). Names and topics go through
 # json.dumps (quoting); the labels, keys and units here need none.
@@ -63,6 +64,8 @@ class MqttApiService:
         self.ta = self._client("mqtt_ta_log_url")
         self.transactions = 0  # ta_log records queued
         self._ha_connects = -1
+        self._ha_devices = None  # the device list the discovery configs were published for
+        self._ha_ids = ()        # the dev_ids whose configs are on the broker (retained)
         if self.api is not None:
             c = self.api
             c.subscribe(root + "/api/#", 1, lambda m: self._on_api(m, c))
@@ -302,13 +305,46 @@ class MqttApiService:
         await c.publish_parts(root + "/get/dev_info", s.length, s.parts, 0)
         await c.publish(root + "/get/params", redact(json.dumps(self.dev_info.params())))
         s = None
-        if ha and c.connects != self._ha_connects:
+        devices = self.store.peek("devices")  # a new list object on every change (set_params, del_device)
+        if ha and (c.connects != self._ha_connects or devices is not self._ha_devices):
             self._ha_connects = c.connects  # again after every reconnect: the broker may have lost them
+            self._ha_devices = devices
             await self._publish_discovery(c)
+        elif not ha and self._ha_ids:
+            await self._clear_discovery(c, ())  # switched off: HA drops the entities
+
+    async def _retained(self, c, topic, payload):
+        """QoS 1, retained. Waits for room in the client's in-flight window: a burst of discovery configs (three
+        per device) would overflow it, and what does not fit would be dropped."""
+        for _ in range(_HA_WAITS):
+            if await c.publish(topic, payload, 1, True):
+                return True
+            if not c.is_connected():
+                return False
+            await asyncio.sleep_ms(50)  # the broker's PUBACKs free the window meanwhile
+        return False
+
+    async def _clear_discovery(self, c, keep):
+        """An empty retained config removes an entity from HA (and from the broker): one per sensor of each
+        device published earlier that is not in keep, so a deleted device leaves no stale entities behind."""
+        node = self.root.replace("/", "_")
+        left = ()  # cleared not yet: the in-flight window was full (tried again next round)
+        for dev_id in self._ha_ids:
+            if dev_id not in keep:
+                ok = True
+                for key, _, _, _ in (_HA_EVSE if dev_id[0] == "E" else _HA_METER):
+                    topic = "%s/sensor/%s_%s_%s/config" % (_HA_PREFIX, node, dev_id, key)
+                    ok = await self._retained(c, topic, b"") and ok
+                if not ok:
+                    left += (dev_id,)
+        self._ha_ids = keep + left
+        return not left
 
     async def _publish_discovery(self, c):
         node = self.root.replace("/", "_")
-        for dev in self.dev_info.configs():
+        configs = self.dev_info.configs()
+        ok = await self._clear_discovery(c, tuple(d["dev_id"] for d in configs))
+        for dev in configs:
             dev_id = dev["dev_id"]
             sensors = _HA_EVSE if dev_id[0] == "E" else _HA_METER
             # the device part and the topics are the same for its three sensors: rendered once
@@ -320,7 +356,9 @@ class MqttApiService:
                 extra = "" if unit is None else _HA_UNIT % (unit, cls, "total_increasing" if cls == "energy"
                                                             else "measurement")
                 cfg = _HA_SENSOR % (label, json.dumps(uid), json.dumps(uid), key, common, extra)
-                await c.publish("%s/sensor/%s/config" % (_HA_PREFIX, uid), redact(cfg), 1, True)
+                ok = await self._retained(c, "%s/sensor/%s/config" % (_HA_PREFIX, uid), redact(cfg)) and ok
+        if not ok:
+            self._ha_devices = None  # a config was not queued (in-flight window full): all again next round
 
     def _on_session(self, s):
         """A session closed (sessions/tracker.py): its record on ta_log, QoS 1."""

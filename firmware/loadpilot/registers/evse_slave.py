@@ -276,7 +276,8 @@ class EvseSlaveService:
               "comm_timeout_s": s.get("omcci_comm_timeout"), "hw_current_limit_ma": ev.limits.hardware_ma,
               "operator_current_limit_ma": c.cur_limit_ma, "relays_state": (1 if v["contactor"] else 0)
               | (2 if v["phases"] == 1 else 0), "device_id": omcci.DEVICE_ID, "model": "LoadPilot",
-              "signaled_current_ma": v["offered_ma"], "min_current_ma": 6000,
+              # 706 in whole A, to the nearest as 8095: the duty steps put 16 A at 15.99 A, which read 15
+              "signaled_current_ma": (v["offered_ma"] + 500) // 1000 * 1000, "min_current_ma": 6000,
               "hems_current_limit_ma": c.hems_ma if c.hems_ma is not None else 0,
               "user_id": ses.id_tag if ses is not None and ses.id_tag else self.user_id,
               "session_energy_wh": ses.energy_wh() if ses is not None else 0,

@@ -94,8 +94,8 @@ class SunSpecService:
                     continue
                 if kind == "evse":
                     self.dev.set_evse(dev_id, d.reading, ST_ERROR if d.status == ST_OFFLINE else d.status)
-                elif kind == "meter":
-                    self.dev.set_meter(dev_id, d.reading)
+                elif kind == "meter":  # a silent meter is unknown (NaN, as the totals drop it), not its last figures
+                    self.dev.set_meter(dev_id, None if d.com_err else d.reading)
                 else:
                     self.dev.set_storage(dev_id, None, None, None, d.soc_pct)
 
