@@ -127,6 +127,9 @@ class App:
                     self.ocpp.attach_sessions(self.sessions, fs_root, lambda: self.authorizer)
                 if self.authorizer is not None:
                     self.authorizer.remote = self.ocpp.check_id
+                if self.evse_control is not None:  # Modbus and OCPP availability: each side sees the other's
+                    self.ocpp.control = self.evse_control
+                    self.evse_control.ocpp_status = self.ocpp.status_index
             except Exception as e:  # a bad OCPP setting must not stop the charge point and the Modbus servers
                 self.ocpp = None
                 self.log.error("ocpp", "OCPP disabled: %s: %s" % (type(e).__name__, e))

@@ -255,3 +255,31 @@ def test_profiles_from_flash_for_another_connector_are_dropped(tmp_path):
             fw.stop()
     finally:
         b.stop()
+
+
+def test_modbus_and_ocpp_availability_each_show_on_the_other_side(backend):
+    """OMCCI 104 reads the status OCPP sends (so a backend's ChangeAvailability shows there), and a Modbus
+    master taking the box out of service (OMCCI 124 = 0) makes OCPP report the connector Unavailable."""
+    from pymodbus.client import ModbusTcpClient
+    b = backend
+    om = free_port()
+    with Firmware(config=_config(_url(b.port), omcci_tcp_port=om)) as fw:
+        assert wait_for(lambda: fw.ctl("ocpp")["boot"] == "Accepted", 15)
+        fw.wait_port(om)
+        with ModbusTcpClient("127.0.0.1", port=om) as c:
+            def reg104():
+                return c.read_holding_registers(104, count=1, device_id=1).registers[0]
+            assert wait_for(lambda: reg104() == 0)  # Available
+            assert b.call(call.ChangeAvailability(connector_id=1, type="Inoperative")).status == "Accepted"
+            assert wait_for(lambda: reg104() == 7)  # Unavailable, as the backend was told
+            assert wait_for(lambda: (1, "Unavailable", "NoError") in b.statuses)
+            assert b.call(call.ChangeAvailability(connector_id=1, type="Operative")).status == "Accepted"
+            assert wait_for(lambda: reg104() == 0)
+            n = len(b.statuses)
+            assert not c.write_register(124, 0, device_id=1).isError()  # the Modbus master: out of service
+            assert wait_for(lambda: (1, "Unavailable", "NoError") in b.statuses[n:])
+            assert reg104() == 7 and fw.ctl("evse")["offered_ma"] == 0
+            n = len(b.statuses)
+            assert not c.write_register(124, 1, device_id=1).isError()
+            assert wait_for(lambda: (1, "Available", "NoError") in b.statuses[n:]) and reg104() == 0
+        assert _no_callerrors(b)

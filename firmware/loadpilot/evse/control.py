@@ -13,6 +13,8 @@ def master_limit(now_ms, last_access_ms, timeout_ms, safe_ma, commanded_ma):
 
 
 class EvseControl:
+    ocpp_status = None  # () -> OMCCI 104's status index, set when OCPP runs (app.py): one truth for both
+
     def __init__(self, store):
         # the defaults a Power Brain master set (8080-8082) apply at boot
         self.cur_limit_ma = store.get("evse_def_cur_limit")

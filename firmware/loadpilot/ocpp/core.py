@@ -79,6 +79,11 @@ class FrameError(Exception):
         self.code = code
 
 
+# ChargePointStatus in OCPP 1.6's enumeration order: its index is what OMCCI 104 reads (registers/evse_slave.py)
+STATUS_NAMES = ("Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing", "Reserved",
+                "Unavailable", "Faulted")
+
+
 def parse(text):
     """-> (CALL, uid, action, payload) | (CALLRESULT, uid, payload) | (CALLERROR, uid, code, description).
     Raises FrameError for anything else. text: str or bytes."""

@@ -578,6 +578,12 @@ class OcppService:
         self._pending_tx = n[2]
         return True
 
+    control = None  # evse/control.EvseControl (app.py): its Modbus availability makes our connector Unavailable
+
+    def status_index(self):
+        """Our connector's status as OMCCI 104 reads it (its index in OCPP 1.6's enumeration)."""
+        return core.STATUS_NAMES.index(self._local_status()[0])
+
     def _local_status(self):
         d = self.site.device(self.site.local_id) if self.site.local_id else None
         state = d.status if d is not None else 1
@@ -587,6 +593,9 @@ class OcppService:
             fault = ERROR_NAMES[self.evse.sm.error]
         st = self.core.status(state, fault, self.tx.phase() if self.tx is not None else 0,
                               self._offered_ma() if self.evse is not None else None)
+        c = self.control
+        if c is not None and not c.available and st[1] == "NoError":
+            st = ("Unavailable", "NoError")  # a Modbus master (OMCCI 124) took the box out of service
         if self.tx is not None and self.tx.full_now and st[1] == "NoError":
             return st[0], "OtherError"  # the transaction outbox is full (info in the notification)
         return st

@@ -270,7 +270,7 @@ class EvseSlaveService:
         ses = tracker.session_of(local) if tracker is not None and local is not None else None
         dlm = s.get("dlm_operator_limit")
         om = {"firmware_version": ("%d.%02d" % (major, minor))[:4],  # "0.01" for 0.1.x
-              "protocol_version": "1.0", "ocpp_status": _ocpp_status(v, c),
+              "protocol_version": "1.0", "ocpp_status": _ocpp_status(v, c) if c.ocpp_status is None else c.ocpp_status(),
               "cp_state": omcci.cp_state(cp_letter), "cp_state_hex": 0x0A + omcci.cp_state(cp_letter) - 1,
               "available": c.available, "safe_current_ma": s.get("omcci_safe_current"),
               "comm_timeout_s": s.get("omcci_comm_timeout"), "hw_current_limit_ma": ev.limits.hardware_ma,
