@@ -3,9 +3,11 @@
 # site totals, the figures get_status shows (Site.totals grid, generators, evse_used), so the plot and the tiles
 # never disagree. Built only when the HTTP server is on (http_port); off, this module is not even imported.
 #
-#   get_power_history&since=N   {"step_s", "end_s", "clock", "age_ms", "first", "next", "grid_w", "pv_w", "evse_w"}
-#                               oldest first; null: no reading in that minute (no grid meter, manager stopped).
-#                               first/next: sample numbers; since=next asks for the newer samples only.
+#   get_power_history&since=N   {"step_s", "step_ms", "end_s", "clock", "age_ms", "first", "next", "grid_w", "pv_w",
+#                               "evse_w"} oldest first, in W; null: no reading in that minute (no grid meter, the
+#                               manager stood still). end_s: when the newest sample closed, unix s if clock is 1,
+#                               else uptime s; age_ms: how long ago. first/next: sample numbers; since=next asks
+#                               for the newer samples only.
 import time
 from array import array
 
@@ -23,6 +25,7 @@ _MAX = const(32767)
 _NULL = const(-32768)      # no reading in the minute
 _CLAMP_W = const(327670)
 _EPOCH_2000 = const(946684800)  # ports whose time.time() counts from 2000 (the ESP32)
+_HOLD_MS = const(10000)    # 5 manager cycles: a longer pause means the manager stood still
 _CHUNK = const(40)         # values rendered per streamed part
 
 
@@ -38,6 +41,7 @@ class PowerHistory:
         self.count = 0        # samples closed since boot (the number of the next one)
         self._start = None    # ticks_ms when the open minute began
         self.end_ms = None    # ticks_ms when the newest sample closed
+        self._last = None     # ticks_ms of the cycle before
 
     def sample(self, now):
         """One manager cycle's totals into the open minute (the average of the minute, not its last value: a
@@ -51,6 +55,8 @@ class PowerHistory:
                 w = r.power_w
                 s[k] += _CLAMP_W if w > _CLAMP_W else -_CLAMP_W if w < -_CLAMP_W else w  # saturate, never wrap
                 c[k] += 1
+        last = self._last
+        self._last = now
         if self._start is None:
             self._start = now
             return
@@ -59,23 +65,33 @@ class PowerHistory:
             return
         if late >= self.n * self.step_ms:  # the manager stood still for longer than the ring: a null ring
             for _ in range(self.n):
-                self._close()
+                self._close(False)
             self._start = now
         else:
-            while late >= self.step_ms:  # minutes without a cycle (a restarted manager) stay null
-                self._close()
+            self._close(False)
+            self._start = time.ticks_add(self._start, self.step_ms)
+            late -= self.step_ms
+            # steps no cycle fell into: a step shorter than a cycle (the sim) holds the last value; a manager that
+            # stood still (restarted after a crash) leaves its minutes null
+            hold = time.ticks_diff(now, last) <= _HOLD_MS
+            while late >= self.step_ms:
+                self._close(hold)
                 self._start = time.ticks_add(self._start, self.step_ms)
                 late -= self.step_ms
         self.end_ms = now
 
-    def _close(self):
+    def _close(self, hold):
         base = 3 * (self.count % self.n)
+        prev = 3 * ((self.count - 1) % self.n)
         s = self._sum
         c = self._cnt
+        ring = self.ring
         for k in range(3):
             n = c[k]
-            # the mean in 10 W steps, rounded half up; within +-_MAX as each reading was saturated
-            self.ring[base + k] = _NULL if n == 0 else (2 * s[k] // n + _UNIT_W) // (2 * _UNIT_W)
+            if hold and self.count:
+                ring[base + k] = ring[prev + k]
+            else:  # the mean in 10 W steps, rounded half up; within +-_MAX as each reading was saturated
+                ring[base + k] = _NULL if n == 0 else (2 * s[k] // n + _UNIT_W) // (2 * _UNIT_W)
             s[k] = 0
             c[k] = 0
         self.count += 1
@@ -119,25 +135,55 @@ class HistoryAnswer:
             end_s = wall - age // 1000
         else:  # clock not set: the uptime of the newest sample
             end_s = time.ticks_diff(now, h.started_ms) // 1000 - age // 1000
-        self.head = b'{"step_s":%d,"end_s":%d,"clock":%d,"age_ms":%d,"first":%d,"next":%d' % (
-            h.step_ms // 1000, end_s, wall > 0, age, first, h.count)
-        if h.step_ms % 1000:  # a shortened step (tests, the sim) in ms too: step_s alone would round it away
-            self.head += b',"step_ms":%d' % h.step_ms
+        # step_ms too: a shortened step (tests, the sim) is no whole number of seconds
+        self.head = b'{"step_s":%d,"step_ms":%d,"end_s":%d,"clock":%d,"age_ms":%d,"first":%d,"next":%d' % (
+            h.step_ms // 1000, h.step_ms, end_s, wall > 0, age, first, h.count)
+        self.buf = bytearray(8 * _CHUNK)  # ",-327670" at most per value
         self._length = None
+
+    def _fill(self, s, i):
+        """Values i.. of series s as JSON text into self.buf, digit by digit (no object per number). -> bytes."""
+        buf = self.buf
+        snap = self.snap
+        o = 0
+        for j in range(i, min(i + _CHUNK, self.k)):
+            if j:
+                buf[o] = 44  # ,
+                o += 1
+            v = snap[3 * j + s]
+            if v == _NULL:
+                buf[o] = 110  # null
+                buf[o + 1] = 117
+                buf[o + 2] = 108
+                buf[o + 3] = 108
+                o += 4
+                continue
+            if v < 0:
+                buf[o] = 45  # -
+                o += 1
+                v = -v
+            v *= _UNIT_W
+            d = 1
+            p = 10
+            while p <= v:
+                p *= 10
+                d += 1
+            o += d
+            e = o
+            while d:
+                e -= 1
+                buf[e] = 48 + v % 10
+                v //= 10
+                d -= 1
+        return o
 
     def _parts(self):
         yield self.head
-        snap = self.snap
+        mv = memoryview(self.buf)
         for s in range(3):
             yield b',"' + NAMES[s] + b'":['
-            i = 0
-            while i < self.k:
-                out = []
-                for j in range(i, min(i + _CHUNK, self.k)):
-                    v = snap[3 * j + s]
-                    out.append(b"null" if v == _NULL else b"%d" % (v * _UNIT_W))
-                i += _CHUNK
-                yield (b"," if i > _CHUNK else b"") + b",".join(out)
+            for i in range(0, self.k, _CHUNK):
+                yield mv[:self._fill(s, i)]  # the buffer is reused: each transport writes a part before the next
             yield b"]"
         yield b"}"
 
@@ -150,4 +196,4 @@ class HistoryAnswer:
         return self._length
 
     def parts(self):
-        return self._parts()  # a copy: both passes yield the same bytes
+        return self._parts()  # from the snapshot: both passes yield the same bytes
