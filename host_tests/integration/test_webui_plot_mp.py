@@ -1,7 +1,8 @@
 """The Dashboard's plot in headless Chromium (docs/webui.md "The plot"): a page opened after the box has run a
 while starts with the box's history (get_power_history), not empty. The box takes a sample a second here (the
 step shortened before boot with Firmware's patch=); the grid meter ramps up while PV stays, so the history has a
-shape to see. Screenshot: 1-plot-history.png in the shots directory (printed)."""
+shape to see. A tab shown again after a gap fills it from the box. Screenshots: 1-plot-history.png and
+2-plot-refilled.png in the shots directory (printed)."""
 import os
 import threading
 import time
@@ -80,3 +81,21 @@ def test_a_freshly_opened_dashboard_shows_the_last_minutes_from_the_box(box, bro
     assert bottom - top > 60, (top, bottom)  # and rises: the ramp from 0 to 8 kW
     shot(d, "1-plot-history")
     wait_for(lambda: "Grid now" in by_id(d, "budget").text)
+
+
+def test_a_tab_shown_again_after_a_gap_refills_the_plot_from_the_box(box, browser):
+    """Hidden tabs poll seldom: when the page is shown again and its newest point is over a minute old, the
+    minutes come from the box again. The gap is made by dropping the page's points after the first three and
+    aging those by two minutes (as a tab hidden that long would have them)."""
+    fw, url = box
+    d = browser
+    before = d.execute_script("return S.hist.length")
+    assert before > HISTORY_S
+    d.execute_script("S.hist = S.hist.slice(0, 3).map(function (p) { return [p[0] - 120000].concat(p.slice(1)); });"
+                     "document.dispatchEvent(new Event('visibilitychange'));")
+    after = until(d, lambda: (lambda n: n if n >= before else None)(d.execute_script("return S.hist.length")))
+    assert after >= before
+    first = d.execute_script("return S.hist[0][0]")
+    # the box's samples (since its boot, under a minute ago) took the place of the points aged two minutes
+    assert d.execute_script("return Date.now()") - first < 100000
+    shot(d, "2-plot-refilled")
