@@ -7,7 +7,8 @@ the CP voltage the car would produce and reads back the current the firmware off
 allocates against the 35 A house connection from the virtual grid meter; E2 and E3 (pushed devices) draw
 what it allocates them. The SunSpec server listens on 127.0.0.1:1502 (scan it with pysunspec2 while the sim
 runs), the web pages on http://127.0.0.1:8080/ (docs/webui.md): at the default speed the dashboard's plot shows
-the simulated day passing, one simulated hour per real minute. A restart from the System page ends the
+the simulated day passing, one simulated hour per real minute; the box's plot history takes one sample per
+simulated minute (every 60 s / speed of real time), so a page opened later starts with the last 4 simulated hours. A restart from the System page ends the
 firmware process, as a reset ends a board's program; the sim boots it again, as the board would.
 
 The device filesystem is ./sim-state (kept between runs, like a board's flash). Options:
@@ -121,7 +122,10 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.fs, exist_ok=True)
     www.build(os.path.join(args.fs, "www"))  # the pages as `make deploy` puts them on a board
-    fw = Firmware(board=args.board, fs_dir=args.fs, config=dict(SIM_CONFIG, http_port=args.http_port))
+    # the plot's history on the box (power_history.py) samples on the firmware's own clock, which runs at real
+    # speed: one sample per simulated minute is 60 s / speed of it, so the box keeps the last 4 simulated hours
+    patch = "import loadpilot.power_history as p; p.STEP_MS = %d" % max(100, 60000 // args.speed)
+    fw = Firmware(board=args.board, fs_dir=args.fs, config=dict(SIM_CONFIG, http_port=args.http_port), patch=patch)
     fw.start()
     if fw.ctl("config_get", key="http_port") != args.http_port:  # a sim-state from before the pages existed
         fw.ctl("config_set", key="http_port", value=args.http_port)

@@ -257,6 +257,9 @@ class App:
                     slave = EvseSlaveService(self.config, self.commands, self.evse, self.evse_control, self.log,
                                              self.hal.serial(), on_change=self.local.step)
                 self.commands.add_command("modbus", ModbusCommand(slave, refresh=self.evse_slave is None))
+            from loadpilot.power_history import PowerHistory  # the Dashboard plot's last hours (docs/webui.md)
+            h = self.manager.history = PowerHistory(self.site, self.started_ms)
+            self.commands.add_command("get_power_history", h.command)
             from loadpilot.http.service import HttpService
             self.http = HttpService(self.config, self.commands, self.site, self.log, self.evse,
                                     www=(self.fs_root + "/www") if self.fs_root else "www",

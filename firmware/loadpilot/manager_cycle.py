@@ -69,6 +69,7 @@ class ManagerCycle:
         self._last_cycle_ms = None
         self._redecide = False  # a setting changed: decide now instead of at the end of the cycle
         self.soft = None  # soft_meter.SoftMeter: the energy of the wallboxes without a meter, counted each cycle
+        self.history = None  # power_history.PowerHistory (HTTP on): the Dashboard plot's minutes, fed each cycle
         self.build()
         store.subscribe(self._changed)
 
@@ -260,6 +261,8 @@ class ManagerCycle:
             sp[2] = r.phases
         self._start_limits()
         self._totals(now, observe)
+        if self.history is not None:
+            self.history.sample(now)
         self.site.version += 1
         self.cycles += 1
         return results

@@ -2,7 +2,7 @@
 // commands of the one command layer (docs/http.md), polled as JSON. Currents are mA in the API, A on the pages.
 "use strict";
 var S = {auth: sessionStorage.getItem("lp_auth"), uid: sessionStorage.getItem("lp_uid"), params: null, timers: [], hist: [], page: null};
-var HIST_MS = 4 * 3600 * 1000;  // the plot keeps the last 4 hours of polled figures, in this browser tab only
+var HIST_MS = 4 * 3600 * 1000;  // the plot: the box's minutes (get_power_history) for 4 hours, then the live polls
 var STATES = {1: "waiting", 2: "plugged in", 3: "charging", 4: "charging (vent.)", 5: "error", 6: "offline"};
 var ROLES = [[0, "display only"], [1, "consumption"], [2, "generation (PV)"], [3, "grid (house connection)"],
   [4, "EV"], [5, "storage (home)"], [6, "storage (all)"]];
@@ -198,6 +198,7 @@ function route() {
     return;
   }
   $("title").textContent = S.params.title || "LoadPilot";
+  S.page = name; S.plot = null;
   PAGES[name](m, S.params);
 }
 function devName(id) {
@@ -212,13 +213,17 @@ function dashboard(m, p) {
   m.appendChild(budget);
   m.appendChild(h("div", {"class": "card"}, [h("h3", {text: "Grid, PV and wallboxes"}), plot,
     h("div", {"class": "legend"}, [legend("#c0392b", "grid (import +)"), legend("#e6a100", "PV"), legend("#1d4e89", "wallboxes")]),
-    h("p", {"class": "help", text: "Kept in this browser from polling every 2 s (the last 4 hours while the page is open); " +
-      "the box itself stores no history of power."})]));
+    h("p", {"class": "help", id: "plot-note", text: "The box keeps one point a minute (the minute's average) for the " +
+      "last 4 hours; this page adds the live figures every 2 s."})]));
   m.appendChild(h("h3", {text: "Devices"}));
   m.appendChild(devs);
   m.appendChild(figs);
-  every(2000, function () {
-    api("cmd=get_status").then(function (st) { drawStatus(st, budget, devs); record(st); drawPlot(plot); }, function () {});
+  S.hist = []; S.plot = plot;
+  history().then(function () {  // the last hours first, then the live points after them
+    if (S.plot !== plot) return;  // the user left the Dashboard meanwhile
+    every(2000, function () {
+      api("cmd=get_status").then(function (st) { drawStatus(st, budget, devs); record(st); drawPlot(plot); }, function () {});
+    });
   });
   every(15000, function () { api("cmd=get_sessions&n=5").then(function (s) { drawSessions(s, figs); }, function () {}); });
 }
@@ -258,6 +263,24 @@ function record(st) {
     t.evse_used ? t.evse_used.power_w : 0]);
   while (S.hist.length && S.hist[0][0] < now - HIST_MS) S.hist.shift();
 }
+// the box's minutes (get_power_history), placed on this browser's clock: the newest closed age_ms ago. Live points
+// older than the newest minute give way to the minutes (the page was hidden or just opened).
+function history() {
+  return api("cmd=get_power_history").then(function (r) {
+    var step = r.step_ms || r.step_s * 1000, n = r.grid_w.length, end = Date.now() - r.age_ms, pts = [], i;
+    for (i = 0; i < n; i++) pts.push([end - (n - 1 - i + 0.5) * step, r.grid_w[i], r.pv_w[i], r.evse_w[i]]);
+    S.hist = pts.concat(S.hist.filter(function (p) { return p[0] > end; }));
+    S.histAt = Date.now();
+    var note = $("plot-note");
+    if (note) note.textContent = n + " points from the box (one every " + (step >= 60000 ? step / 60000 + " min" : step / 1000 + " s") +
+      ", each the average of its interval), then the live figures every 2 s.";
+    if (S.plot) drawPlot(S.plot);
+  }, function () {});
+}
+document.addEventListener("visibilitychange", function () {  // hidden tabs poll seldom: fill the gap from the box
+  var last = S.hist.length ? S.hist[S.hist.length - 1][0] : 0;
+  if (!document.hidden && S.page === "dashboard" && Date.now() - last > 60000) history();
+});
 function drawPlot(c) {
   var w = c.width = c.clientWidth || 800, hh = c.height = c.clientHeight || 260, g = c.getContext("2d"), H = S.hist;
   g.clearRect(0, 0, w, hh);
