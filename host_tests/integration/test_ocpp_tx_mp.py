@@ -52,6 +52,7 @@ def session(fw, wh):
     e0 = fw.ctl("evse")["s0"][0]["energy_wh"]
     plug(fw)
     assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, timeout=10)
+    assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)  # the tracker (250 ms) has seen the car
     pulses(fw, wh)
     assert wait_for(lambda: fw.ctl("evse")["s0"][0]["energy_wh"] == e0 + wh)
     time.sleep(0.5)  # the tracker has read the meter
