@@ -1,6 +1,6 @@
 """A car unplugged and the next one plugged in between two looks of an observer, on the MicroPython binary: the
 board's own charge point (the virtual EV leaves the pilot at A for a few hundred ms: control socket pulse_adc)
-and a pushed wallbox (state 1 and state 2 pushed back to back), both requiring authorization. The new car is a
+and a wallbox pushing over HTTP (set_ajax_evse state 1 and state 2 back to back), both requiring authorization. The new car is a
 new car everywhere: it does not inherit the last car's authorization (it waits for its own RFID), it is not held
 in the last car's pause (min_pause, reason pause_hold) once authorized, and the sessions are two, the first
 ended at its own meter with its own RFID (site.DeviceState.plugins; docs/sessions.md)."""
@@ -127,24 +127,26 @@ def test_a_car_replaced_at_the_box_within_one_manager_cycle_is_a_new_car(env):
     assert (s["dev_id"], s["rfid"]) == ("E1", card)
 
 
-def push(fw, **reading):
-    fw.ctl("site", readings={"E2": reading})
+def push(port, state, wh, amps):
+    """set_ajax_evse for E2 (the wallbox's HTTP input: what a pushed box sends) -> the answer: its set-point."""
+    return cnf(port, "set_ajax_evse&dev_id=E2&state=%d&total_energy=%d&current=%d,%d,%d" % (state, wh, amps, amps,
+                                                                                          amps))
 
 
 def test_a_car_replaced_at_a_pushed_wallbox_between_two_pushes_is_a_new_car(env):
     fw, port = env
-    cur = [16000, 16000, 16000]
-    push(fw, status=3, import_wh=1000, current_ma=cur)
+    push(port, 3, 1000, 16000)
     assert wait_for(lambda: auth_state(port, "E2") == "waiting", 5)
     assert wait_for(lambda: fw.ctl("sessions")["open"] == 1, 3)  # the session starts at 1000 Wh
     assert rfid(port, CARD_A, "E2")["result"] == "authorized"
     assert wait_for(lambda: device(fw, "E2")["alloc_ma"] > 0, 5)
-    push(fw, status=3, import_wh=1400, current_ma=cur)
+    # a wallbox pushes every few seconds; it is told the manager's set-point once the manager has decided for it
+    assert wait_for(lambda: push(port, 3, 1400, 16000)["charging_current"] > 0, 5)
     time.sleep(0.5)
     seq = fw.ctl("sessions")["hi_seq"]
     # unplugged and the next car plugged in, pushed back to back: no observer sees the state 1
-    push(fw, status=1, import_wh=1500, current_ma=[0, 0, 0])
-    push(fw, status=2, import_wh=1500, current_ma=[0, 0, 0])
+    push(port, 1, 1500, 0)
+    assert push(port, 2, 1500, 0)["charging_current"] == 0  # the new car is not told the last one's set-point
     assert wait_for(lambda: auth_state(port, "E2") == "waiting", 3)
     assert wait_for(lambda: device(fw, "E2")["reason"] == "auth", 4)
     assert device(fw, "E2")["alloc_ma"] == 0
@@ -153,11 +155,12 @@ def test_a_car_replaced_at_a_pushed_wallbox_between_two_pushes_is_a_new_car(env)
     assert (s["dev_id"], s["rfid"], s["meter_start_wh"], s["meter_end_wh"]) == ("E2", CARD_A, 1000, 1500)
     assert s["energy_wh"] == 500
     assert rfid(port, CARD_B, "E2")["result"] == "authorized"
-    assert wait_for(lambda: device(fw, "E2")["alloc_ma"] > 0, 5), device(fw, "E2")["reason"]
+    # authorized, it is told a current at once: not held in the last car's pause (min_pause, 300 s)
+    assert wait_for(lambda: push(port, 2, 1500, 0)["charging_current"] > 0, 5), device(fw, "E2")["reason"]
     assert device(fw, "E2")["reason"] != "pause_hold"
-    push(fw, status=3, import_wh=1700, current_ma=cur)
+    push(port, 3, 1700, 16000)
     time.sleep(0.5)
-    push(fw, status=1, import_wh=1700, current_ma=[0, 0, 0])
+    push(port, 1, 1700, 0)
     assert wait_for(lambda: fw.ctl("sessions")["open"] == 0, 3)
     s = latest(port, 1)[0]
     assert (s["rfid"], s["meter_start_wh"], s["energy_wh"]) == (CARD_B, 1500, 200)
