@@ -186,6 +186,8 @@ class ManagerCycle:
             fresh = d is not None and self._fresh(d, now)
             cp.comm_ok = fresh and d.status != ST_OFFLINE
             cp.state = _CAR_STATE.get(d.status, model.NO_CAR) if d is not None else model.NO_CAR
+            if d is not None:
+                cp.plugins = d.plugins  # a new car since the last cycle, even if the box was never seen empty
             if d is not None and d.phases is not None:
                 cp.phases = d.phases
                 cp.can_switch_phases = d.can_switch_phases
@@ -196,7 +198,7 @@ class ManagerCycle:
             a = self.authorizer
             if a is not None:
                 if d is not None:
-                    a.observe(cp.dev_id, d.status, now)  # plug-in and unplug end or start an authorization
+                    a.observe(cp.dev_id, d.status, now, d.plugins)  # plug-in and unplug start or end an authorization
                 cp.authorized = a.allowed(cp.dev_id)
                 up = a.prio_of(cp.dev_id)  # the charging user's priority, while that user charges (users.md)
                 cp.priority = self.prio[i] if up is None else up
@@ -212,12 +214,14 @@ class ManagerCycle:
         if o is None:
             return
         if d is not None and cp.comm_ok:
-            if d.status == ST_WAITING:
+            # the car left (seen empty, or another car plugged in since): the transaction's overrides end
+            if d.status == ST_WAITING or o.get("car", d.plugins) != d.plugins:
                 if o.get("plugged"):
-                    del self.overrides[cp.dev_id]  # the car left: the transaction's overrides end
+                    del self.overrides[cp.dev_id]
                     return
             else:
                 o["plugged"] = True
+                o["car"] = d.plugins
         if o["no_charging"]:
             cp.enabled = False
         if o["mamps"] is not None and o["mamps"] < cp.max_ma:

@@ -2,7 +2,7 @@
 # and communication state (written by the device's driver or push input: sense) and the Charging Manager's
 # decision (written by the manager cycle: decide); for the whole site the seven totals (written by the manager
 # cycle). Reporters (SunSpec, MQTT, the slave maps, HTTP) read it and recompute nothing.
-from loadpilot.codes import TOTALS, ST_OFFLINE
+from loadpilot.codes import TOTALS, ST_OFFLINE, ST_WAITING, plugged
 
 
 class Reading:
@@ -58,6 +58,10 @@ class DeviceState:
         self.is_evse = dev_id[0] == "E"
         self.reading = Reading()
         self.status = ST_OFFLINE if self.is_evse else 0
+        # cars plugged in since boot (set_status): an observer that finds it changed since its last look knows a
+        # new car came, even if an unplug and the next plug-in both fell between two of its looks
+        self.plugins = 0
+        self._car = False          # the last definite state: a car (B-D) or none (A); error/offline leave it
         self.soc_pct = None  # storage meters
         # communication (the driver or the push watch writes it)
         self.com_err = False
@@ -75,6 +79,17 @@ class DeviceState:
         self.pause_ms = 0          # how long the running pause has lasted
         self.reason = 0            # manager.model reason code (REASON_NAMES)
 
+    def set_status(self, status):
+        """The one way a driver or a push writes a wallbox's state (codes.ST_*): counts plug-ins. A box that was
+        seen empty and now reports a car is a new car; an error or offline spell in between is not an unplug."""
+        if plugged(status):
+            if not self._car:
+                self._car = True
+                self.plugins = (self.plugins + 1) & 0x3FFFFFFF  # a small int on 32 bits: compared, never summed
+        elif status == ST_WAITING:
+            self._car = False
+        self.status = status
+
     def failed(self, why, now_ms):
         """A poll or push timeout failed: count it, and an unreachable wallbox reports offline."""
         self.com_errors += 1
@@ -82,7 +97,7 @@ class DeviceState:
         self.last_error_ms = now_ms
         self.com_err = True
         if self.is_evse:
-            self.status = ST_OFFLINE
+            self.set_status(ST_OFFLINE)
 
     def view(self):
         v = self.reading.view()
@@ -134,7 +149,7 @@ class Site:
                            obj.get("import_wh"), obj.get("export_wh"), obj.get("phase_w"), now_ms)
             if dev is not None:
                 if "status" in obj:
-                    dev.status = int(obj["status"])
+                    dev.set_status(int(obj["status"]))
                 if "soc_pct" in obj:
                     dev.soc_pct = int(obj["soc_pct"])
         self.version += 1

@@ -13,7 +13,7 @@ from ocpp.v16 import call
 from firmware_proc import Firmware, free_port, wait_for
 from ocpp_peers import Backend
 from test_ocpp_charging_mp import _set, profile
-from test_ocpp_tx_mp import _config, _left, _rfid, _url, plug, unplug
+from test_ocpp_tx_mp import _config, _rfid, _url, plug, unplug
 
 pytestmark = pytest.mark.mp
 
@@ -195,7 +195,6 @@ def test_the_authorization_cache_learns_from_start_transaction(backend):
         assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
         unplug(fw)
         assert wait_for(lambda: len(b.stops) == 1, 5)
-        _left(fw)
         # the StartTransaction answer (Accepted) put it in the cache: LocalPreAuthorize lets it start at once
         plug(fw)
         assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)
@@ -205,7 +204,6 @@ def test_the_authorization_cache_learns_from_start_transaction(backend):
         assert wait_for(lambda: len(b.starts) == 2, 5)
         unplug(fw)
         assert wait_for(lambda: len(b.stops) == 2, 5)
-        _left(fw)
         # the backend now answers the Start with Invalid: the ID leaves the cache ...
         b.unknown_tags.add("0C0FFEE0")
         plug(fw)
@@ -216,7 +214,6 @@ def test_the_authorization_cache_learns_from_start_transaction(backend):
         assert b.stops[2]["reason"] == "DeAuthorized"
         unplug(fw)
         assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
-        _left(fw)
         # ... so offline it is refused (it would be accepted from the cache by LocalAuthorizeOffline)
         fw.ctl("config_set", key="ocpp_url", value=_url(free_port()))
         assert wait_for(lambda: fw.ctl("ocpp")["state"] != "connected", 5)

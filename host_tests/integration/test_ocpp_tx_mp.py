@@ -53,6 +53,7 @@ def session(fw, wh):
     e0 = fw.ctl("evse")["s0"][0]["energy_wh"]
     plug(fw)
     assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, timeout=10)
+    assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)  # the tracker (250 ms) has seen the car
     pulses(fw, wh)
     assert wait_for(lambda: fw.ctl("evse")["s0"][0]["energy_wh"] == e0 + wh)
     time.sleep(0.5)  # the tracker has read the meter
@@ -290,13 +291,6 @@ def test_remote_start_and_remote_stop(backend):
         assert backend.stops[1]["reason"] == "EVDisconnected"
 
 
-def _left(fw):
-    """Wait until the manager has decided with the box empty. A car plugged in before that finds the last car's
-    set-point in the manager, which holds a pause (min_pause) for it: the authorizer's sweep that should make the
-    manager decide at once loses the unplug to the local EVSE task when that observes it first."""
-    assert wait_for(lambda: fw.ctl("status")["devices"][0]["reason"] == "no_car", 5)
-
-
 def _rfid(port, tag):
     """enter_rfid for E1 over the HTTP API (factory login) -> (HTTP status, answer)."""
     import base64
@@ -337,7 +331,6 @@ def test_ids_unknown_locally_are_authorized_by_the_backend_or_the_offline_rules(
         assert wait_for(lambda: fw.ctl("evse")["contactor"] == 1, 10)
         unplug(fw)
         assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
-        _left(fw)
         assert wait_for(lambda: len(backend.stops) == 1, 5)
 
         # offline: the cached ID is accepted at once (LocalAuthorizeOffline), an unknown one is refused ...
@@ -351,7 +344,6 @@ def test_ids_unknown_locally_are_authorized_by_the_backend_or_the_offline_rules(
         assert wait_for(lambda: _tx(fw)["unfinished"] == 1, 3)  # recorded offline
         unplug(fw)
         assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
-        _left(fw)
         plug(fw)
         assert wait_for(lambda: fw.ctl("sessions")["open"] == 1)  # the box has seen the car
         st, ans = _rfid(http_port, "11223344")
@@ -366,7 +358,6 @@ def test_ids_unknown_locally_are_authorized_by_the_backend_or_the_offline_rules(
         assert wait_for(lambda: _tx(fw)["unfinished"] == 2, 3)
         unplug(fw)
         assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
-        _left(fw)
         fw.ctl("config_set", key="ocpp_allow_offline_unknown", value=False)
 
         # back online: both offline transactions are delivered; ClearCache empties the cache for real, and the
@@ -388,7 +379,6 @@ def test_ids_unknown_locally_are_authorized_by_the_backend_or_the_offline_rules(
         assert st == 400  # no longer cached: refused offline
         unplug(fw)
         assert wait_for(lambda: fw.ctl("sessions")["open"] == 0)
-        _left(fw)
 
 
 def test_send_local_list_and_offline_authorization(backend, tmp_path):

@@ -562,3 +562,34 @@ def test_a_car_waiting_for_authorization_gets_nothing_and_the_budget_goes_to_the
     a.authorized = True  # authorized: it starts at once (no pause hold: it never charged)
     res = rig.step()
     assert res[0].current_ma >= 6000 and REASON_NAMES[res[0].reason] != "auth"
+
+
+def test_a_car_replaced_between_two_cycles_is_a_new_car():
+    # the manager never saw the box empty: only the plug-in count says another car came (site.DeviceState)
+    a = Chargepoint("E1", max_ma=16000)
+    a.state = CHARGING
+    rig = Rig([a], max_total_ma=16000)
+    assert rig.step()[0].current_ma == 16000
+    a.state = PLUGGED
+    a.plugins += 1  # unplugged and the next car plugged in within one cycle
+    a.authorized = False  # the next car waits for its own RFID
+    res = rig.step()
+    assert (res[0].current_ma, REASON_NAMES[res[0].reason]) == (0, "auth")
+    assert rig.state.slots[0].pause_since is None  # not the last car's pause
+    a.authorized = True
+    res = rig.step()
+    assert res[0].current_ma == 16000 and REASON_NAMES[res[0].reason] != "pause_hold"
+
+
+def test_the_same_car_unauthorized_mid_charge_is_held_as_before():
+    # without a new plug-in count the car is the same: a charge stopped for it is a pause (min_pause) as ever
+    a = Chargepoint("E1", max_ma=16000)
+    a.state = CHARGING
+    rig = Rig([a], max_total_ma=16000)
+    rig.step()
+    a.state = PLUGGED
+    a.authorized = False
+    rig.step()
+    a.authorized = True
+    res = rig.step()
+    assert (res[0].current_ma, REASON_NAMES[res[0].reason]) == (0, "pause_hold")

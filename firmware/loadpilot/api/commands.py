@@ -412,6 +412,12 @@ class Commands:
             cur = st.safe_ma if st is not None else 0
         else:
             cur = sp[1] if sp[0] else 0
+        a = self.authorizer
+        if a is not None and st is not None:  # a car that came since the last look is seen before it is answered
+            import time
+            a.observe(dev_id, st.status, time.ticks_ms(), st.plugins)
+            if not a.allowed(dev_id):
+                cur = 0  # as the local box's task does: never the last car's set-point for a car not authorized
         # a pause or a missing car is not a refusal: charging_enabled is false only for a disabled box
         enabled = self.charging_enabled(dev_id) and not (st is not None and st.reason == R_DISABLED)
         return {"device_enabled": dev["device_enabled"], "charging_enabled": enabled,

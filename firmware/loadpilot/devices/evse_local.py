@@ -46,7 +46,7 @@ class LocalEvse:
         at what it offers, as the manager's static rule does)."""
         ev = self.evse
         sm = ev.sm
-        state.status = self.status()
+        state.set_status(self.status())
         n = sm.phases()
         state.phases = n
         state.can_switch_phases = ev.phase_switching
@@ -147,7 +147,7 @@ class LocalTask:
         sp = self.setpoints.get(site.local_id)
         a = self.authorizer
         if a is not None:  # its own car's plug and unplug, seen at once: a new car never gets the last one's set-point
-            a.observe(site.local_id, st.status, now_ms)
+            a.observe(site.local_id, st.status, now_ms, st.plugins)
             if not a.allowed(site.local_id):
                 sp = _OFF
         self.driver.apply(sp, st.safe_ma, now_ms)

@@ -49,7 +49,7 @@ class Omcci(Wallbox):
                              power_w=decode.i32(m, A_POWER - A_CUR1), import_wh=decode.u32(m, A_ENERGY - A_CUR1),
                              now_ms=now_ms)
         self.cp_state = cp
-        state.status = cp if 1 <= cp <= 5 else 5
+        state.set_status(cp if 1 <= cp <= 5 else 5)
 
     async def apply(self, sp, now_ms):
         if sp is None:

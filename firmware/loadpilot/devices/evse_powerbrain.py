@@ -96,7 +96,7 @@ class PowerBrain(Wallbox):
             on = charging_ma if status in (3, 4) else 0
             cur = [on if i < self.phases else 0 for i in range(3)]
             state.reading.update(current_ma=wire_currents(self.wiring, cur), now_ms=now_ms)
-        state.status = status
+        state.set_status(status)
 
     async def apply(self, sp, now_ms):
         if sp is None:

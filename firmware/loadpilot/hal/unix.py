@@ -279,6 +279,16 @@ class Hal:
             del self.vb.events[:]
         return ev
 
+    async def _ctl_pulse_adc(self, req):
+        """{"name": "cp", "mv": 12000, "ms": 300}: the line at mv for ms, then back to what it was (a test
+        unplugs a car and plugs the next one in between two looks of an observer, with the loop's own timing)."""
+        name = req["name"]
+        was = self.vb.adc_mv.get(name, 0)
+        self.vb.set_adc(name, int(req["mv"]))
+        await asyncio.sleep_ms(int(req["ms"]))
+        self.vb.set_adc(name, int(req.get("back", was)))
+        return was
+
     def ctl_address(self):
         """LOADPILOT_CTL=host:port enables the control socket the tests and `make sim` use."""
         addr = _env("LOADPILOT_CTL")
@@ -292,6 +302,7 @@ class Hal:
         handlers.setdefault("board", lambda req: self.vb.snapshot())
         handlers.setdefault("set_adc", lambda req: self.vb.set_adc(req["name"], int(req["mv"])))
         handlers.setdefault("events", self._ctl_events)
+        handlers.setdefault("pulse_adc", self._ctl_pulse_adc)
         handlers.setdefault("set_input", lambda req: self.vb.set_input(req["name"], 1 if req["value"] else 0))
         return _ctl_server(addr, handlers)
 

@@ -54,11 +54,14 @@ def _track_sessions(cps, state, now_ms):
                 s.silent_since = now_ms
             continue
         s.silent_since = None
-        if cp.state == NO_CAR:
+        new_car = cp.plugins != s.plugins
+        s.plugins = cp.plugins
+        if cp.state == NO_CAR or new_car:
             if s.plugged_since is not None:
-                # Unplugged: the session's pauses, timers and phase wishes end with it.
+                # Unplugged (or unplugged and a new car plugged in since the last cycle): the session's pauses,
+                # timers and phase wishes end with it, and the new car starts as if this slot had seen it empty.
                 s.reset()
-        else:
+        if cp.state != NO_CAR:
             if s.plugged_since is None:
                 s.plugged_since = now_ms
                 s.wait_since = now_ms

@@ -56,6 +56,7 @@ class Chargepoint:
         self.enabled = True
         self.authorized = True          # False: a car here may not charge yet (sessions/auth.py)
         self.state = NO_CAR
+        self.plugins = 0                # the box's plug-in count: a new value is a new car (site.DeviceState)
         self.min_ma = min_ma
         self.max_ma = max_ma
         self.phases = phases            # phases the car uses now (1 or 3)

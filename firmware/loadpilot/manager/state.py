@@ -19,6 +19,7 @@ class Slot:
     def __init__(self, dev_id):
         self.dev_id = dev_id
         self.result = Result(dev_id)
+        self.plugins = 0              # the chargepoint's plug-in count last cycle (kept across reset)
         self.reset()
 
     def reset(self):

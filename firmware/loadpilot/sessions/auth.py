@@ -32,6 +32,7 @@ class _Slot:
         self.shown = None  # the name on the tile while a user charges here (their "display" on), else None
         self.hide = False  # the charging user's "show" is off: the tile is not shown to other users
         self.card = None  # the card the wallbox's reader reports now (a new one is a new presentation)
+        self.plugins = None  # the box's plug-in count when its car was seen plugged in (site.DeviceState)
 
 
 class Authorizer:
@@ -83,24 +84,28 @@ class Authorizer:
         s = self.slots.get(dev_id)
         return s is not None and s.state == AUTH_AUTHORIZED
 
-    def observe(self, dev_id, status, now):
-        """The wallbox's state (codes.ST_*). Unplugged (1) ends its authorization; an error or an offline box
-        keeps it (a comm glitch is not an unplug). -> True when allowed(dev_id) went from yes to no."""
+    def observe(self, dev_id, status, now, plugins=None):
+        """The wallbox's state (codes.ST_*) and its plug-in count (site.DeviceState.plugins; None: not known).
+        Unplugged (1) ends its authorization; so does a changed plug-in count (another car was plugged in since
+        the last look, the unplug fell between two looks); an error or an offline box keeps it (a comm glitch is
+        not an unplug). -> True when allowed(dev_id) went from yes to no."""
         s = self.slots.get(dev_id)
+        was = False
+        if s is not None and s.plugged and plugins != s.plugins and plugins is not None and \
+                s.plugins is not None and plugged(status):
+            self.log.info("auth", "%s: another car was plugged in since the last look" % dev_id)
+            was = self._left(dev_id, s)  # that car left: the one plugged in now starts from nothing
+            s = None
         if status == ST_WAITING:
             if s is None:
                 return False
-            was = s.state == AUTH_AUTHORIZED and self.requires(dev_id)
             if s.plugged:
-                if s.state != AUTH_AUTHORIZED:
-                    self.log.info("auth", "%s: car unplugged before authorization" % dev_id)
-                del self.slots[dev_id]
-                return was
+                return self._left(dev_id, s)
             if s.state == AUTH_AUTHORIZED and time.ticks_diff(now, s.since_ms) >= self.timeout_ms:
                 self.log.info("auth", "%s: no car within %d s: pre-authorization ended"
                               % (dev_id, self.timeout_ms // 1000))
                 del self.slots[dev_id]
-                return was
+                return self.requires(dev_id)
             return False
         if not plugged(status):
             return False
@@ -108,6 +113,7 @@ class Authorizer:
             s = self.slots[dev_id] = _Slot()
         if not s.plugged:
             s.plugged = True
+            s.plugins = plugins
             if s.state == AUTH_AUTHORIZED:  # pre-authorized: this car is the one
                 self.log.info("auth", "%s: car plugged in, pre-authorized (%s)" % (dev_id, s.method))
             elif self.requires(dev_id):
@@ -123,7 +129,14 @@ class Authorizer:
                 s.state = AUTH_TIMEOUT
                 self.log.warn("auth", "%s: no authorization within the vehicle connection timeout (%d s)"
                               % (dev_id, self.timeout_ms // 1000))
-        return False
+        return was
+
+    def _left(self, dev_id, s):
+        """The car at dev_id left: its authorization (or its wait for one) ends. -> True if it was allowed."""
+        if s.state != AUTH_AUTHORIZED:
+            self.log.info("auth", "%s: car unplugged before authorization" % dev_id)
+        del self.slots[dev_id]
+        return s.state == AUTH_AUTHORIZED and self.requires(dev_id)
 
     def sweep(self, site, now):
         """Between manager cycles (every 100 ms): the boxes that require authorization, observed at once. -> True
@@ -132,7 +145,7 @@ class Authorizer:
         moved = False
         for dev_id in self.required:
             d = site.device(dev_id)
-            if d is not None and self.observe(dev_id, d.status, now):
+            if d is not None and self.observe(dev_id, d.status, now, d.plugins):
                 moved = True
         return moved
 
@@ -159,6 +172,9 @@ class Authorizer:
         s = self.slots.get(dev_id)
         if s is None or not s.plugged or s.state != AUTH_AUTHORIZED:
             return None
+        d = self.site.device(dev_id)
+        if d is not None and s.plugins is not None and d.plugins != s.plugins:
+            return None  # another car came since the last look: the session asking is not this one's
         return s.id_tag, s.method
 
     def prio_of(self, dev_id):
@@ -245,7 +261,7 @@ class Authorizer:
         norm = ids.normal(text)
         st = self.site.device(dev_id)
         if st is not None:
-            self.observe(dev_id, st.status, now)
+            self.observe(dev_id, st.status, now, st.plugins)
         s = self.slots.get(dev_id)
         if s is not None and s.state == AUTH_AUTHORIZED and s.plugged:
             return s.id_tag, "already authorized"
@@ -276,7 +292,7 @@ class Authorizer:
         now = time.ticks_ms() if now is None else now
         st = self.site.device(dev_id)
         if st is not None:
-            self.observe(dev_id, st.status, now)
+            self.observe(dev_id, st.status, now, st.plugins)
         s = self.slots.get(dev_id)
         if s is None:
             s = self.slots[dev_id] = _Slot()

@@ -62,6 +62,7 @@ class Session:
         self.ckpt_wh = 0
         self.charge_ms = 0  # time in state C/D (OMCCI 718), this boot only
         self.dirty = False  # something worth a checkpoint now (idTag learned, clock set)
+        self.plugins = 0  # the box's plug-in count at the start: another count is another car (tracker.py)
 
     def energy_wh(self):
         d = self.meter_end_wh - self.meter_start_wh

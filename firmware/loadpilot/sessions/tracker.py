@@ -1,7 +1,8 @@
 # The session tracker: watches every wallbox in the Site (the local charge point and managed or pushed ones alike)
 # and turns plug-in .. unplug into sessions in the journal (docs/sessions.md). A session starts when
-# codes.plugged(state) holds and ends when the box reports "waiting" (no car); error and offline hold it open,
-# since nobody knows whether the car left. While it is open the tracker follows the meter and the manager's
+# codes.plugged(state) holds and ends when the box reports "waiting" (no car) or its plug-in count moved (another
+# car since the last poll: site.DeviceState.set_status); error and offline hold it open, since nobody knows
+# whether the car left. While it is open the tracker follows the meter and the manager's
 # allocated current, asks the authorizer for the idTag, fixes the start up once the clock is set, and checkpoints
 # it to flash when the meter has advanced _CKPT_WH, or _CKPT_S have passed with energy delivered, or _IDLE_CKPT_S
 # have passed at all. A poll with nothing to write allocates nothing.
@@ -103,6 +104,12 @@ class SessionTracker:
             if st == ST_WAITING:
                 self._end(s, STOP_EV_DISCONNECTED)
                 continue
+            if d.plugins != s.plugins and plugged(st):
+                # another car was plugged in since the last poll (its unplug fell between two polls): the
+                # session ends at the meter read now, as at an unplug, and the new car's starts from it
+                self._end(s, STOP_EV_DISCONNECTED)
+                self._start(d)
+                continue
             if st == ST_CHARGING or st == ST_VENTILATION:
                 s.charge_ms += self._dt_ms  # OMCCI 718: the time it charged
             if plugged(st):
@@ -161,6 +168,7 @@ class SessionTracker:
         s.start_up_s = self.up_s
         s.meter_start_wh = s.meter_end_wh = d.reading.import_wh if d.reading.updated_ms is not None else -1
         s.peak_ma = s.last_ma = d.alloc_ma
+        s.plugins = d.plugins
         if self.auth_of is not None:
             self._auth(s)
         self.open[d.dev_id] = s
