@@ -6,23 +6,20 @@
 # - used_phases: the phases the car uses (0 keep, one bit: 1 phase, 7: 3 phases), in place of the wallbox's
 #   phases setting for the transaction, at the beginning or during it. The load manager knows 1 or 3 phases
 #   only: set_user refuses other masks (sessions/users.py PHASES).
-# - Learning: learn_rfid arms LEARN_MS for one user at a time; the next ID presented at one of that user's
+# - Learning: learn_rfid arms Learning.window_ms for one user at a time; the next ID presented at one of that user's
 #   wallboxes that is nobody's becomes the user's RFID (ac_auth) and authorizes there.
 import time
-
-from micropython import const
-
-LEARN_MS = const(60000)  # reference/users.md: "starting a transaction within 1 minute"
 
 
 class Learning:
     """One armed "Learn": the user (their ID in normal form: RAM only, never logged), their wallboxes, until
     when, and how it ended (armed | learned | expired | failed)."""
+    window_ms = 60000  # reference/users.md: "starting a transaction within 1 minute" (a class value: tests shorten it)
 
     def __init__(self, uid, boxes, now):
         self.uid = uid
         self.boxes = boxes
-        self.until = time.ticks_add(now, LEARN_MS)
+        self.until = time.ticks_add(now, self.window_ms)
         self.state = "armed"
         self.rfid = None
         self.why = None
