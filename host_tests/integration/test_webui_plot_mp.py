@@ -15,11 +15,11 @@ from webui_driver import FACTORY, PAGE_TEST, by_id, click, set_value, shot, unti
 pytestmark = PAGE_TEST
 
 PATCH = ("import loadpilot.manager_cycle as m; m.CYCLE_MS = 200\n"
-         "import loadpilot.power_history as p; p.STEP_MS = 1000")
+         "import loadpilot.power_history as p; p.STEP_MS = 500")
 DEVICES = [{"dev_id": "E2", "driver": "http_input", "address": "", "name": "Garage"},
            {"dev_id": "M1", "driver": "http_input", "address": "", "name": "Grid", "role": 3},
            {"dev_id": "M2", "driver": "http_input", "address": "", "name": "PV", "role": 2}]
-HISTORY_S = 20
+HISTORY_S = 10
 
 
 @pytest.fixture(scope="module")
