@@ -18,8 +18,9 @@ pytestmark = pytest.mark.mp
 HA = "homeassistant/sensor/cfos_mqtt_"
 
 
-def retained(port, prefix, settle=1.5):
-    """What a subscriber that connects now gets: the retained messages under prefix (topic -> payload)."""
+def retained(port, prefix, settle=0.6):
+    """What a subscriber that connects now gets: the retained messages under prefix (topic -> payload); the
+    broker sends them right after the subscription, so settle only has to cover loopback delivery."""
     obs = Observer(port, topics=(prefix + "#",))
     try:
         pump(obs, settle)
