@@ -149,18 +149,26 @@ class Users:
 
     # ---- lookup (IDs in normal form)
 
-    def find(self, norm):
-        """(user number, RFID number or None for the user ID itself, may authorize) of the ID norm, or None."""
+    def _at(self, norm):
+        """The offset of the ID norm's entry in the index, or -1."""
         try:
             rec = ids.record(norm)
         except (ValueError, IndexError):
-            return None
+            return -1
         x = self.index
         for i in range(0, len(x), _ENTRY):
             if x[i:i + 11] == rec:
-                r = x[i + 12]
-                return x[i + 11], (None if r == _USER_ID else r), bool(x[i + 13] & _AC_AUTH)
-        return None
+                return i
+        return -1
+
+    def find(self, norm):
+        """(user number, RFID number or None for the user ID itself, may authorize) of the ID norm, or None."""
+        i = self._at(norm)
+        if i < 0:
+            return None
+        x = self.index
+        r = x[i + 12]
+        return x[i + 11], (None if r == _USER_ID else r), bool(x[i + 13] & _AC_AUTH)
 
     def dev_ids(self, n):
         return self.meta[n][0]
@@ -182,15 +190,9 @@ class Users:
 
     def has_functions(self, norm):
         """(user number, RFID number) of an RFID of a user with ac_ovch or used_phases, else None."""
-        try:
-            rec = ids.record(norm)
-        except (ValueError, IndexError):
-            return None
+        i = self._at(norm)
         x = self.index
-        for i in range(0, len(x), _ENTRY):
-            if x[i:i + 11] == rec:
-                return (x[i + 11], x[i + 12]) if x[i + 13] & _FN else None
-        return None
+        return (x[i + 11], x[i + 12]) if i >= 0 and x[i + 13] & _FN else None
 
     def boxes(self):
         """The wallboxes with at least one user: they charge only for their users."""
